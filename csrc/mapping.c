@@ -1,0 +1,63 @@
+/*
+ * mapping.c - open and map a whole regular file.  The mapping, not Python,
+ * owns the bytes: Python receives the base address and size and wraps them in
+ * buffers that keep the mapping alive.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "pyscan.h"
+
+int pyscan_map_open(const char *path, int writable, pyscan_map *out)
+{
+    out->base = NULL;
+    out->size = 0;
+    out->writable = writable;
+
+    /* O_NONBLOCK: opening a FIFO must not wait for a writer; we reject it below. */
+    int fd = open(path, (writable ? O_RDWR : O_RDONLY) | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0)
+        return errno;
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        int err = errno;
+        close(fd);
+        return err;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        close(fd);
+        return S_ISDIR(st.st_mode) ? EISDIR : EINVAL;
+    }
+    if ((uint64_t)st.st_size > SIZE_MAX) {
+        close(fd);
+        return EFBIG;
+    }
+    if (st.st_size > 0) {
+        void *base = mmap(NULL, (size_t)st.st_size, writable ? PROT_READ | PROT_WRITE : PROT_READ, MAP_SHARED,
+                          fd, 0);
+        if (base == MAP_FAILED) {
+            int err = errno;
+            close(fd);
+            return err;
+        }
+        /* Scans read front to back once: let the kernel read ahead aggressively. */
+        (void)madvise(base, (size_t)st.st_size, MADV_SEQUENTIAL);
+        out->base = base;
+        out->size = (uint64_t)st.st_size;
+    }
+    close(fd); /* the mapping keeps the file referenced */
+    return 0;
+}
+
+void pyscan_map_close(pyscan_map *map)
+{
+    if (map->base != NULL)
+        munmap(map->base, (size_t)map->size);
+    map->base = NULL;
+    map->size = 0;
+}

@@ -1,0 +1,118 @@
+/*
+ * pyscan.h - the C half of pyscan: file mapping, precision-counting kernels
+ * and the kernel dispatcher.
+ *
+ * Everything between the cffi markers below is also handed to cffi's cdef()
+ * by csrc/cffi_build.py, so it must stay plain C declarations (no macros,
+ * no includes).  In API mode the compiler then checks the binding against
+ * these very declarations.
+ *
+ * Word layouts the kernels reason about (bit 31 / 15 on the left):
+ *
+ *   F32   s eeeeeeee mmmmmmm mmmmmmmmmmmmmmmm    low 16 bits = the part BF16 drops
+ *   BF16  s eeeeeeee mmmmmmm
+ *   F16   s eeeee mmmmmmmmmm
+ */
+#ifndef PYSCAN_H
+#define PYSCAN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* cffi:begin */
+
+/*
+ * Counts accumulated by the kernels.  Every kernel ADDS to the struct it is
+ * given, so a tensor can be split into chunks (and threads) and summed.
+ * Which fields a kernel fills depends on the element type:
+ *
+ *   all types   words, nan, inf, zero (either sign), subnormal
+ *   F32         low16_zero            low 16 bits zero: exactly representable in BF16
+ *               fp16_exact            non-NaN and exactly representable in FP16
+ *               low16_zero_minus_one  non-NaN w with fl(w - 1.0f) BF16-exact
+ *   F16         bf16_exact            non-NaN and exactly representable in BF16
+ *   BF16        fp16_exact            non-NaN and exactly representable in FP16
+ */
+typedef struct pyscan_counts {
+    uint64_t words;
+    uint64_t low16_zero;
+    uint64_t fp16_exact;
+    uint64_t bf16_exact;
+    uint64_t nan;
+    uint64_t inf;
+    uint64_t zero;
+    uint64_t subnormal;
+    uint64_t low16_zero_minus_one;
+} pyscan_counts;
+
+/* Element types the kernels understand. */
+enum pyscan_dtype { PYSCAN_F32 = 0, PYSCAN_F16 = 1, PYSCAN_BF16 = 2 };
+
+/* Kernel paths.  A path exists in a build only on its architecture. */
+enum pyscan_isa {
+    PYSCAN_ISA_SCALAR = 0,
+    PYSCAN_ISA_SSE2 = 1,
+    PYSCAN_ISA_AVX2 = 2,
+    PYSCAN_ISA_AVX512 = 3,
+    PYSCAN_ISA_NEON = 4,
+    PYSCAN_ISA_COUNT = 5
+};
+
+/* Name of an ISA ("scalar", "sse2", ...), or NULL for an out-of-range id. */
+const char *pyscan_isa_name(int isa);
+
+/* 1 if this build contains the path and this CPU can run it, else 0. */
+int pyscan_isa_available(int isa);
+
+/* The path used when no ISA is named: the best available one, chosen once. */
+int pyscan_isa_default(void);
+
+/*
+ * Count the n elements at data (unaligned is fine) with the kernel of the
+ * given ISA, adding into *acc.  swap != 0 byte-swaps every element first
+ * (file byte order differs from the host's).  Returns 0, or -1 when the ISA
+ * is not available or dtype is unknown (acc untouched).
+ */
+int pyscan_count(int isa, int dtype, const void *data, size_t n, int swap,
+                 pyscan_counts *acc);
+
+/*
+ * A read-only (or, with writable != 0, shared writable) mapping of a whole
+ * regular file.  An empty file maps to base == NULL, size == 0.
+ */
+typedef struct pyscan_map {
+    void *base;
+    uint64_t size;
+    int writable;
+} pyscan_map;
+
+/*
+ * Map path.  Returns 0, or an errno value (EISDIR / EINVAL for something
+ * that is not a regular file).  Never blocks on FIFOs or devices.
+ */
+int pyscan_map_open(const char *path, int writable, pyscan_map *out);
+
+/* Unmap; safe on a zeroed or already closed map. */
+void pyscan_map_close(pyscan_map *map);
+
+/*
+ * Walk count GGUF strings (u64 length + bytes) starting at offset inside
+ * [base, base + size).  On success stores the offset just past the last one
+ * in *end and returns 0; returns 1 if a string runs past the end, 2 if one is
+ * longer than max_len.  swap != 0 reads big-endian lengths.
+ */
+int pyscan_skip_strings(const void *base, uint64_t size, uint64_t offset,
+                        uint64_t count, int swap, uint64_t max_len,
+                        uint64_t *end);
+
+/* cffi:end */
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* PYSCAN_H */

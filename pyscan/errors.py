@@ -1,0 +1,22 @@
+"""The one exception type pyscan raises for anything wrong with its input."""
+
+from __future__ import annotations
+
+import os
+
+
+class PyscanError(Exception):
+    """A file pyscan cannot read, or a request it cannot carry out.
+
+    ``path`` names the file (or is None when no file is involved) and
+    ``reason`` says what is wrong in a few words; ``str(error)`` joins them into
+    the one line the command-line tool prints.  ``kind`` is one of
+    ``"format"`` (the bytes are not a valid file), ``"io"`` (the operating
+    system refused), or ``"usage"`` (a bad option or request).
+    """
+
+    def __init__(self, path: str | os.PathLike[str] | None, reason: str, kind: str = "format") -> None:
+        self.path = None if path is None else os.fspath(path)
+        self.reason = reason
+        self.kind = kind
+        super().__init__(f"{self.path}: {reason}" if self.path is not None else reason)

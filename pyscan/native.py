@@ -1,0 +1,121 @@
+"""The compiled half of pyscan: kernel paths, counting, and file mappings.
+
+``PYSCAN_ISA`` (scalar, sse2, avx2, avx512, neon) forces one kernel path for
+the whole process; otherwise the best path this CPU supports is used.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+from dataclasses import dataclass
+from typing import Any
+
+from pyscan import _native  # type: ignore[attr-defined]
+from pyscan.errors import PyscanError
+
+ffi: Any = _native.ffi
+lib: Any = _native.lib
+
+F32, F16, BF16 = lib.PYSCAN_F32, lib.PYSCAN_F16, lib.PYSCAN_BF16
+
+ISA_NAMES: tuple[str, ...] = tuple(ffi.string(lib.pyscan_isa_name(i)).decode() for i in range(lib.PYSCAN_ISA_COUNT))
+
+COUNT_FIELDS: tuple[str, ...] = (
+    "words",
+    "low16_zero",
+    "fp16_exact",
+    "bf16_exact",
+    "nan",
+    "inf",
+    "zero",
+    "subnormal",
+    "low16_zero_minus_one",
+)
+
+
+def available_isas() -> list[str]:
+    """Names of the kernel paths this build has and this CPU can run."""
+    return [name for i, name in enumerate(ISA_NAMES) if lib.pyscan_isa_available(i)]
+
+
+def _isa_from_environment() -> int:
+    forced = os.environ.get("PYSCAN_ISA", "").strip().lower()
+    if not forced:
+        return int(lib.pyscan_isa_default())
+    if forced not in ISA_NAMES:
+        raise PyscanError(None, f"PYSCAN_ISA={forced!r} is not a kernel path (choose from {', '.join(ISA_NAMES)})",
+                          "usage")
+    isa = ISA_NAMES.index(forced)
+    if not lib.pyscan_isa_available(isa):
+        raise PyscanError(None, f"PYSCAN_ISA={forced!r} is not available on this CPU "
+                          f"(available: {', '.join(available_isas())})", "usage")
+    return isa
+
+
+_current_isa: int | None = None
+
+
+def current_isa() -> str:
+    """The kernel path in use: PYSCAN_ISA if set, else the best available one."""
+    return ISA_NAMES[_isa_index()]
+
+
+def _isa_index() -> int:
+    global _current_isa
+    if _current_isa is None:
+        _current_isa = _isa_from_environment()
+    return _current_isa
+
+
+def new_counts() -> Any:
+    """A zeroed ``pyscan_counts`` struct for the kernels to add into."""
+    return ffi.new("pyscan_counts *")
+
+
+def count_into(acc: Any, dtype: int, address: int, n_elements: int, swap: bool, isa: str | None = None) -> None:
+    """Add the counts of n_elements at address into acc (runs without the GIL)."""
+    index = _isa_index() if isa is None else ISA_NAMES.index(isa)
+    if lib.pyscan_count(index, dtype, ffi.cast("void *", address), n_elements, int(swap), acc) != 0:
+        raise PyscanError(None, f"kernel path {ISA_NAMES[index]!r} is not available on this CPU", "usage")
+
+
+def counts_as_dict(acc: Any) -> dict[str, int]:
+    return {name: int(getattr(acc, name)) for name in COUNT_FIELDS}
+
+
+@dataclass
+class Mapping:
+    """A whole file mapped into memory; unmapped when the last view of it is gone.
+
+    ``buffer`` is a writable-or-not memoryview over the mapping.  Views made
+    from it (numpy arrays included) keep the mapping alive, so closing the
+    file never leaves a dangling view.
+    """
+
+    path: str
+    address: int
+    size: int
+    buffer: memoryview
+
+
+def map_file(path: str | os.PathLike[str], writable: bool = False) -> Mapping:
+    """Map a regular file, read-only unless writable is set."""
+    fspath = os.fspath(path)
+    raw = ffi.new("pyscan_map *")
+    err = lib.pyscan_map_open(os.fsencode(fspath), int(writable), raw)
+    if err != 0:
+        reason = {errno.EISDIR: "is a folder, not a file", errno.EINVAL: "is not a regular file"}.get(
+            err, os.strerror(err).lower()
+        )
+        raise PyscanError(fspath, reason, "io")
+    size = int(raw.size)
+    if size == 0:
+        return Mapping(fspath, 0, 0, memoryview(b""))
+    # The gc-tracked base pointer owns the mapping; buffers (and numpy arrays
+    # made from them) keep it alive, and it is unmapped when the last one goes.
+    base = ffi.gc(ffi.cast("char *", raw.base), lambda _: lib.pyscan_map_close(raw))
+    view = memoryview(ffi.buffer(base, size))
+    if not writable:
+        view = view.toreadonly()
+    return Mapping(fspath, int(ffi.cast("uintptr_t", base)), size, view)

@@ -1,0 +1,85 @@
+"""Metadata values: scalars decoded at parse time, arrays located but decoded only on request."""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+from enum import IntEnum
+from typing import Any, Union
+
+import numpy as np
+
+
+class ValueType(IntEnum):
+    """GGUF metadata value types, numbered as in the spec."""
+
+    UINT8 = 0
+    INT8 = 1
+    UINT16 = 2
+    INT16 = 3
+    UINT32 = 4
+    INT32 = 5
+    FLOAT32 = 6
+    BOOL = 7
+    STRING = 8
+    ARRAY = 9
+    UINT64 = 10
+    INT64 = 11
+    FLOAT64 = 12
+
+
+# struct / numpy codes of the fixed-size value types.
+SCALAR_CODES: dict[ValueType, str] = {
+    ValueType.UINT8: "B", ValueType.INT8: "b", ValueType.UINT16: "H", ValueType.INT16: "h",
+    ValueType.UINT32: "I", ValueType.INT32: "i", ValueType.FLOAT32: "f", ValueType.BOOL: "B",
+    ValueType.UINT64: "Q", ValueType.INT64: "q", ValueType.FLOAT64: "d",
+}  # fmt: skip
+SCALAR_SIZES: dict[ValueType, int] = {t: struct.calcsize(c) for t, c in SCALAR_CODES.items()}
+
+
+@dataclass(frozen=True)
+class MetadataArray:
+    """An array value, located in the file but not decoded.
+
+    ``to_numpy()`` gives numeric arrays as a zero-copy view; ``to_list()``
+    decodes any array (strings as UTF-8, invalid bytes replaced).
+    """
+
+    element_type: ValueType
+    count: int
+    offset: int  # absolute, of the first element
+    nbytes: int
+    _buf: memoryview
+    _byte_order: str
+
+    def __len__(self) -> int:
+        return self.count
+
+    def to_numpy(self) -> np.ndarray[Any, Any]:
+        if self.element_type == ValueType.STRING:
+            raise TypeError("a string array has no numpy form; use to_list()")
+        dtype = np.dtype(SCALAR_CODES[self.element_type]).newbyteorder(self._byte_order)
+        array = np.frombuffer(self._buf, dtype=dtype, count=self.count, offset=self.offset)
+        return array.astype(bool) if self.element_type == ValueType.BOOL else array
+
+    def to_list(self) -> list[Any]:
+        if self.element_type != ValueType.STRING:
+            return list(self.to_numpy().tolist())
+        length = struct.Struct(self._byte_order + "Q")
+        items: list[Any] = []
+        pos = self.offset
+        for _ in range(self.count):  # bounds were checked when the file was parsed
+            (n,) = length.unpack_from(self._buf, pos)
+            items.append(bytes(self._buf[pos + 8 : pos + 8 + n]).decode("utf-8", "replace"))
+            pos += 8 + n
+        return items
+
+
+MetadataValue = Union[int, float, bool, str, MetadataArray]
+
+
+@dataclass(frozen=True)
+class MetadataEntry:
+    key: str
+    type: ValueType
+    value: MetadataValue

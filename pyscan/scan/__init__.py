@@ -1,0 +1,6 @@
+"""Scanning: run the kernels over a parsed file and build the report."""
+
+from pyscan.scan.report import FileReport, TensorReport
+from pyscan.scan.scanner import scan, scan_file
+
+__all__ = ["FileReport", "TensorReport", "scan", "scan_file"]

@@ -1,0 +1,104 @@
+"""The scan report: plain typed objects with ``to_dict()`` for JSON.
+
+The dict form is a public interface (see the README's JSON schema): add keys,
+never rename or remove them.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+# The counts reported for each scanned element type, in this order.
+COUNTS_BY_TYPE: dict[str, tuple[str, ...]] = {
+    "F32": ("low16_zero", "bf16_exact", "fp16_exact", "low16_zero_minus_one", "nan", "inf", "zero",
+            "subnormal"),
+    "F16": ("bf16_exact", "nan", "inf", "zero", "subnormal"),
+    "BF16": ("bf16_exact", "fp16_exact", "nan", "inf", "zero", "subnormal"),
+}
+SCANNED_TYPES = frozenset(COUNTS_BY_TYPE)
+
+
+@dataclass
+class TensorReport:
+    """One tensor: its header facts and, for F32/F16/BF16 tensors scanned, the counts."""
+
+    name: str
+    type: str
+    shape: tuple[int, ...]
+    n_elements: int
+    offset: int
+    nbytes: int | None
+    counts: dict[str, int] | None = None
+
+    @property
+    def scanned(self) -> bool:
+        return self.counts is not None
+
+    def count(self, key: str) -> int:
+        return 0 if self.counts is None else self.counts.get(key, 0)
+
+    def fraction(self, key: str) -> float | None:
+        """count / n_elements, or None when not scanned or when the count does not apply."""
+        if self.counts is None or key not in self.counts:
+            return None
+        return self.counts[key] / self.n_elements if self.n_elements else 1.0
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {
+            "name": self.name,
+            "type": self.type,
+            "shape": list(self.shape),
+            "n_elements": self.n_elements,
+            "offset": self.offset,
+            "nbytes": self.nbytes,
+            "scanned": self.scanned,
+        }
+        if self.counts is not None:
+            d.update(self.counts)
+        return d
+
+
+@dataclass
+class FileReport:
+    """A whole file: header facts, type distribution, every tensor."""
+
+    path: str
+    size: int
+    version: int
+    endianness: str
+    alignment: int
+    n_kv: int
+    architecture: str | None
+    model_name: str | None
+    kernel: str
+    tensors: list[TensorReport] = field(default_factory=list)
+
+    @property
+    def n_tensors(self) -> int:
+        return len(self.tensors)
+
+    @property
+    def tensor_types(self) -> dict[str, int]:
+        """Type name -> number of tensors, most common first."""
+        return dict(Counter(t.type for t in self.tensors).most_common())
+
+    def scanned(self, type_name: str | None = None) -> list[TensorReport]:
+        return [t for t in self.tensors if t.scanned and (type_name is None or t.type == type_name)]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "path": self.path,
+            "size": self.size,
+            "version": self.version,
+            "endianness": self.endianness,
+            "alignment": self.alignment,
+            "n_tensors": self.n_tensors,
+            "n_kv": self.n_kv,
+            "architecture": self.architecture,
+            "name": self.model_name,
+            "kernel": self.kernel,
+            "tensor_types": self.tensor_types,
+            "tensors": [t.to_dict() for t in self.tensors],
+        }

@@ -1,0 +1,116 @@
+"""Scan a GGUF file: hand each F32/F16/BF16 tensor's bytes to the kernels and collect counts.
+
+Large tensors are cut into chunks so that threads can share them; the
+kernels run without the GIL, and counts are sums, so chunks add up exactly.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from pyscan import native
+from pyscan.parser.reader import GGUFFile, TensorInfo, open_gguf
+from pyscan.scan.report import COUNTS_BY_TYPE, SCANNED_TYPES, FileReport, TensorReport
+
+KERNEL_DTYPES = {"F32": native.F32, "F16": native.F16, "BF16": native.BF16}
+ELEMENT_BYTES = {"F32": 4, "F16": 2, "BF16": 2}
+CHUNK_BYTES = 16 << 20  # big enough to amortize a call, small enough to balance threads
+PARALLEL_MIN_BYTES = 64 << 20  # below this, threads cost more than they save
+
+
+def select(names: Iterable[str], include: Sequence[str] = (), exclude: Sequence[str] = ()) -> set[str]:
+    """Names matching any include glob (all, if none given) and no exclude glob."""
+    return {
+        n for n in names
+        if (not include or any(fnmatch.fnmatchcase(n, g) for g in include))
+        and not any(fnmatch.fnmatchcase(n, g) for g in exclude)
+    }  # fmt: skip
+
+
+def default_threads() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def scan(
+    path: str | os.PathLike[str],
+    include: Sequence[str] = (),
+    exclude: Sequence[str] = (),
+    threads: int | None = None,
+) -> FileReport:
+    """Parse and scan one GGUF file.  Raises PyscanError for an invalid file."""
+    with open_gguf(path) as gguf:
+        return scan_file(gguf, include, exclude, threads)
+
+
+def scan_file(
+    gguf: GGUFFile,
+    include: Sequence[str] = (),
+    exclude: Sequence[str] = (),
+    threads: int | None = None,
+) -> FileReport:
+    chosen = select((t.name for t in gguf.tensors), include, exclude)
+    targets = [t for t in gguf.tensors if t.type_name in SCANNED_TYPES and t.name in chosen]
+    counts = count_tensors(gguf, targets, threads or default_threads())
+    report = FileReport(
+        path=gguf.path,
+        size=gguf.size,
+        version=gguf.version,
+        endianness=gguf.byte_order,
+        alignment=gguf.alignment,
+        n_kv=gguf.n_kv,
+        architecture=_text(gguf.value("general.architecture")),
+        model_name=_text(gguf.value("general.name")),
+        kernel=native.current_isa(),
+    )
+    for info in gguf.tensors:
+        report.tensors.append(TensorReport(info.name, info.type_name, info.shape, info.n_elements, info.offset,
+                                           info.nbytes, counts.get(info.name)))
+    return report
+
+
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def count_tensors(gguf: GGUFFile, tensors: Sequence[TensorInfo], threads: int) -> dict[str, dict[str, int]]:
+    """Run the kernels over the tensors; name -> the counts that apply to its type."""
+    base = gguf.mapping.address
+    jobs: list[tuple[int, int, int, int]] = []  # (tensor index, dtype, address, elements)
+    for index, info in enumerate(tensors):
+        width = ELEMENT_BYTES[info.type_name]
+        step = max(1, CHUNK_BYTES // width)
+        for first in range(0, info.n_elements, step):
+            n = min(step, info.n_elements - first)
+            jobs.append((index, KERNEL_DTYPES[info.type_name], base + info.offset + first * width, n))
+
+    accumulators = [native.new_counts() for _ in tensors]
+    swap = gguf.swap
+    total_bytes = sum(info.nbytes or 0 for info in tensors)
+    if threads <= 1 or total_bytes < PARALLEL_MIN_BYTES or len(jobs) < 2:
+        for index, dtype, address, n in jobs:
+            native.count_into(accumulators[index], dtype, address, n, swap)
+    else:
+        def run(job: tuple[int, int, int, int]) -> tuple[int, Any]:
+            index, dtype, address, n = job
+            acc = native.new_counts()
+            native.count_into(acc, dtype, address, n, swap)
+            return index, acc
+
+        with ThreadPoolExecutor(max_workers=threads) as pool:
+            for index, acc in pool.map(run, jobs):
+                for name in native.COUNT_FIELDS:
+                    setattr(accumulators[index], name, getattr(accumulators[index], name) + getattr(acc, name))
+
+    result: dict[str, dict[str, int]] = {}
+    for info, acc in zip(tensors, accumulators):
+        raw = native.counts_as_dict(acc)
+        if info.type_name == "F32":
+            raw["bf16_exact"] = raw["low16_zero"]
+        elif info.type_name == "BF16":
+            raw["bf16_exact"] = info.n_elements
+        result[info.name] = {key: raw[key] for key in COUNTS_BY_TYPE[info.type_name]}
+    return result
