@@ -39,21 +39,31 @@ def available_isas() -> list[str]:
     return [name for i, name in enumerate(ISA_NAMES) if lib.pyscan_isa_available(i)]
 
 
-def _isa_from_environment() -> int:
-    forced = os.environ.get("PYSCAN_ISA", "").strip().lower()
-    if not forced:
-        return int(lib.pyscan_isa_default())
-    if forced not in ISA_NAMES:
-        raise PyscanError(None, f"PYSCAN_ISA={forced!r} is not a kernel path (choose from {', '.join(ISA_NAMES)})",
+def _isa_index_of(name: str, origin: str) -> int:
+    """The index of a kernel path by name; a PyscanError if unknown or unavailable here."""
+    name = name.strip().lower()
+    if name not in ISA_NAMES:
+        raise PyscanError(None, f"{origin}{name!r} is not a kernel path (choose from {', '.join(ISA_NAMES)})",
                           "usage")
-    isa = ISA_NAMES.index(forced)
+    isa = ISA_NAMES.index(name)
     if not lib.pyscan_isa_available(isa):
-        raise PyscanError(None, f"PYSCAN_ISA={forced!r} is not available on this CPU "
+        raise PyscanError(None, f"{origin}{name!r} is not available on this CPU "
                           f"(available: {', '.join(available_isas())})", "usage")
     return isa
 
 
 _current_isa: int | None = None
+
+
+def select_isa(name: str | None) -> str:
+    """Use the named kernel path from now on (None: PYSCAN_ISA, else the best one); returns its name."""
+    global _current_isa
+    forced = os.environ.get("PYSCAN_ISA", "").strip() if name is None else name
+    if forced:
+        _current_isa = _isa_index_of(forced, "PYSCAN_ISA=" if name is None else "kernel path ")
+    else:
+        _current_isa = int(lib.pyscan_isa_default())
+    return ISA_NAMES[_current_isa]
 
 
 def current_isa() -> str:
@@ -62,9 +72,9 @@ def current_isa() -> str:
 
 
 def _isa_index() -> int:
-    global _current_isa
     if _current_isa is None:
-        _current_isa = _isa_from_environment()
+        select_isa(None)
+    assert _current_isa is not None
     return _current_isa
 
 
@@ -75,9 +85,9 @@ def new_counts() -> Any:
 
 def count_into(acc: Any, dtype: int, address: int, n_elements: int, swap: bool, isa: str | None = None) -> None:
     """Add the counts of n_elements at address into acc (runs without the GIL)."""
-    index = _isa_index() if isa is None else ISA_NAMES.index(isa)
+    index = _isa_index() if isa is None else _isa_index_of(isa, "kernel path ")
     if lib.pyscan_count(index, dtype, ffi.cast("void *", address), n_elements, int(swap), acc) != 0:
-        raise PyscanError(None, f"kernel path {ISA_NAMES[index]!r} is not available on this CPU", "usage")
+        raise PyscanError(None, f"kernel path {ISA_NAMES[index]!r} cannot count dtype {dtype}", "usage")
 
 
 def counts_as_dict(acc: Any) -> dict[str, int]:

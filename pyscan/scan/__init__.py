@@ -2,5 +2,6 @@
 
 from pyscan.scan.report import FileReport, TensorReport
 from pyscan.scan.scanner import scan, scan_file
+from pyscan.scan.verdict import verdict
 
-__all__ = ["FileReport", "TensorReport", "scan", "scan_file"]
+__all__ = ["FileReport", "TensorReport", "scan", "scan_file", "verdict"]

@@ -1,0 +1,5 @@
+import sys
+
+from pyscan.cli.main import main
+
+sys.exit(main())

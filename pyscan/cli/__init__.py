@@ -1,0 +1,1 @@
+"""The command-line tool: argument parsing, output, exit statuses."""

@@ -1,0 +1,84 @@
+"""The human-readable report: file facts, type distribution, grouped table, verdict."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from pyscan.scan.groups import group_tensors
+from pyscan.scan.report import FileReport, TensorReport
+from pyscan.scan.verdict import verdict
+
+# (column title, count key) for the precision columns of the tables.
+PRECISION_COLUMNS = (("BF16-exact", "bf16_exact"), ("FP16-exact", "fp16_exact"),
+                     ("w-1 BF16-exact", "low16_zero_minus_one"))  # fmt: skip
+
+
+def human_size(n: int) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:,} {unit}" if unit == "B" else f"{n:,.1f} {unit}"
+        n /= 1024  # type: ignore[assignment]
+    raise AssertionError("unreachable")
+
+
+def percent(fraction: float | None) -> str:
+    if fraction is None:
+        return "-"
+    text = f"{100 * fraction:.2f}%"
+    # Never round a partial share up to a clean 100% or down to 0%.
+    if text == "100.00%" and fraction < 1:
+        return ">99.99%"
+    if text == "0.00%" and fraction > 0:
+        return "<0.01%"
+    return text
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[str]], left: int = 1) -> list[str]:
+    """Columns padded to fit; the first `left` columns left-aligned, the rest right-aligned."""
+    widths = [max(len(str(r[i])) for r in [headers, *rows]) for i in range(len(headers))]
+
+    def line(cells: Sequence[str]) -> str:
+        return "  ".join(c.ljust(w) if i < left else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))
+
+    return [line(headers), line(["-" * w for w in widths])] + [line(r) for r in rows]
+
+
+def render(report: FileReport, per_tensor: bool = False, elapsed: float | None = None) -> str:
+    out: list[str] = [report.path]
+    out.append(f"  GGUF v{report.version}, {report.endianness}-endian, alignment {report.alignment}, "
+               f"{human_size(report.size)}, {report.n_tensors:,} tensors, {report.n_kv:,} metadata keys")
+    if report.architecture or report.model_name:
+        out.append(f"  model: {report.model_name or '?'} (architecture {report.architecture or '?'})")
+    timing = f" in {elapsed * 1000:.1f} ms" if elapsed is not None else ""
+    out.append(f"  scanned {len(report.scanned()):,} float tensors with the {report.kernel} kernel{timing}")
+
+    out += ["", "Tensor types"]
+    by_type: dict[str, list[TensorReport]] = {}
+    for t in report.tensors:
+        by_type.setdefault(t.type, []).append(t)
+    rows = [[name, f"{len(ts):,}", human_size(sum(t.nbytes or 0 for t in ts))]
+            for name, ts in sorted(by_type.items(), key=lambda kv: -len(kv[1]))]
+    out += ["  " + line for line in table(["type", "tensors", "bytes"], rows)]
+
+    out += ["", "Tensors by name pattern"]
+    rows = []
+    for g in group_tensors(report.tensors):
+        low, high = g.elements
+        rows.append([g.pattern, f"{len(g.tensors):,}", g.type, f"{low:,}" if low == high else f"{low:,}-{high:,}",
+                     *(percent(g.fraction(key)) for _, key in PRECISION_COLUMNS)])
+    headers = ["pattern", "count", "type", "elements/tensor", *(title for title, _ in PRECISION_COLUMNS)]
+    out += ["  " + line for line in table(headers, rows)]
+
+    if per_tensor:
+        out += ["", "Every tensor"]
+        rows = [[t.name, t.type, "x".join(map(str, t.shape)) or "scalar", f"{t.offset:,}",
+                 *(percent(t.fraction(key)) for _, key in PRECISION_COLUMNS),
+                 f"{t.count('nan'):,}" if t.scanned else "-", f"{t.count('inf'):,}" if t.scanned else "-",
+                 f"{t.count('zero'):,}" if t.scanned else "-", f"{t.count('subnormal'):,}" if t.scanned else "-"]
+                for t in report.tensors]
+        headers = ["name", "type", "shape", "offset", *(title for title, _ in PRECISION_COLUMNS),
+                   "nan", "inf", "zero", "subnormal"]
+        out += ["  " + line for line in table(headers, rows)]
+
+    out += ["", "Verdict: " + verdict(report)]
+    return "\n".join(out)

