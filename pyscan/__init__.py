@@ -19,5 +19,15 @@ try:
 except PackageNotFoundError:  # running from a source tree without an install
     __version__ = "0.0.0"
 
-__all__ = ["FileReport", "GGUFFile", "PyscanError", "TensorInfo", "TensorReport", "__version__",
-           "available_isas", "current_isa", "open", "scan"]
+__all__ = [
+    "FileReport",
+    "GGUFFile",
+    "PyscanError",
+    "TensorInfo",
+    "TensorReport",
+    "__version__",
+    "available_isas",
+    "current_isa",
+    "open",
+    "scan",
+]

@@ -21,10 +21,11 @@ def _more_bits(layer: int, n_layers: int) -> bool:
     return layer < n_layers // 8 or layer >= 7 * n_layers // 8 or (layer - n_layers // 8) % 3 == 2
 
 
-def tinyllama_layout(hidden: int = 256, ffn: int = 512, kv: int = 64, vocab: int = VOCAB,
-                     n_layers: int = N_LAYERS) -> list[tuple[str, str, tuple[int, ...]]]:
+def tinyllama_layout(
+    hidden: int = 256, ffn: int = 512, kv: int = 64, vocab: int = VOCAB, n_layers: int = N_LAYERS
+) -> list[tuple[str, str, tuple[int, ...]]]:
     """(name, type, shape with ne0 first) for every tensor, in TinyLlama's GGUF order."""
-    layout = [("token_embd.weight", "Q4_K", (hidden, vocab))]
+    layout: list[tuple[str, str, tuple[int, ...]]] = [("token_embd.weight", "Q4_K", (hidden, vocab))]
     for i in range(n_layers):
         wide = "Q6_K" if _more_bits(i, n_layers) else "Q4_K"
         layout += [
@@ -49,8 +50,9 @@ def bf16_exact_norms(rng: np.random.Generator, n: int) -> np.ndarray:
     return rng.normal(1.0, 0.05, n).astype(np.float32).astype(ml_dtypes.bfloat16).astype(np.float32)
 
 
-def write_tinyllama_like(path: str | os.PathLike[str], big_endian: bool = False, seed: int = 0,
-                         **layout_args: int) -> None:
+def write_tinyllama_like(
+    path: str | os.PathLike[str], big_endian: bool = False, seed: int = 0, **layout_args: int
+) -> None:
     """Write the demo model to path (see the module docstring)."""
     import gguf
 

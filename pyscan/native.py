@@ -43,12 +43,12 @@ def _isa_index_of(name: str, origin: str) -> int:
     """The index of a kernel path by name; a PyscanError if unknown or unavailable here."""
     name = name.strip().lower()
     if name not in ISA_NAMES:
-        raise PyscanError(None, f"{origin}{name!r} is not a kernel path (choose from {', '.join(ISA_NAMES)})",
-                          "usage")
+        raise PyscanError(None, f"{origin}{name!r} is not a kernel path (choose from {', '.join(ISA_NAMES)})", "usage")
     isa = ISA_NAMES.index(name)
     if not lib.pyscan_isa_available(isa):
-        raise PyscanError(None, f"{origin}{name!r} is not available on this CPU "
-                          f"(available: {', '.join(available_isas())})", "usage")
+        raise PyscanError(
+            None, f"{origin}{name!r} is not available on this CPU (available: {', '.join(available_isas())})", "usage"
+        )
     return isa
 
 

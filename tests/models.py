@@ -8,14 +8,17 @@ from typing import Any
 import gguf
 import ml_dtypes
 import numpy as np
-
-from tests.oracles import F32_SPECIALS, f32_test_words
+from oracles import F32_SPECIALS, f32_test_words
 
 ODD_LENGTHS = (1, 2, 3, 7, 15, 16, 17, 31, 33, 63, 65, 127, 129, 255, 1023, 4095, 4096, 4097)
 
 
-def write(path: str | os.PathLike[str], tensors: list[tuple[str, np.ndarray[Any, Any], Any]],
-          big_endian: bool = False, metadata: dict[str, Any] | None = None) -> None:
+def write(
+    path: str | os.PathLike[str],
+    tensors: list[tuple[str, np.ndarray[Any, Any], Any]],
+    big_endian: bool = False,
+    metadata: dict[str, Any] | None = None,
+) -> None:
     """Write (name, array, raw ggml type or None) tensors and string/int metadata."""
     endian = gguf.GGUFEndian.BIG if big_endian else gguf.GGUFEndian.LITTLE
     writer = gguf.GGUFWriter(os.fspath(path), "llama", endianess=endian)

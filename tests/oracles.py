@@ -98,6 +98,7 @@ def f32_test_words(n: int, seed: int = 0) -> np.ndarray[Any, Any]:
     with np.errstate(invalid="ignore", over="ignore"):
         plus_one = (bf16.view(np.float32) * np.float32(1e-3) + np.float32(1)).view(np.uint32)
     specials = F32_SPECIALS[rng.integers(0, F32_SPECIALS.size, size=n)]
-    words = np.select([kind == 0, kind == 1, kind == 2, kind == 3, kind == 4], [raw, bf16, sparse, plus_one, specials],
-                      raw)
+    words = np.select(
+        [kind == 0, kind == 1, kind == 2, kind == 3, kind == 4], [raw, bf16, sparse, plus_one, specials], raw
+    )
     return words.astype(np.uint32)

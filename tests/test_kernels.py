@@ -3,20 +3,22 @@
 from __future__ import annotations
 
 import platform
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+from oracles import COUNTS, F32_SPECIALS, f32_test_words
 
 from pyscan import native
-from tests.oracles import COUNTS, F32_SPECIALS, f32_test_words
 
 ISAS = native.available_isas()
 DTYPES = {"F32": (native.F32, np.uint32), "F16": (native.F16, np.uint16), "BF16": (native.BF16, np.uint16)}
 
 
-def kernel_counts(isa: str, type_name: str, words: np.ndarray[Any, Any], offset: int = 0,
-                  big_endian: bool = False) -> dict[str, int]:
+def kernel_counts(
+    isa: str, type_name: str, words: np.ndarray[Any, Any], offset: int = 0, big_endian: bool = False
+) -> dict[str, int]:
     """Run one kernel over words stored `offset` bytes into a buffer, in the given byte order."""
     dtype, _ = DTYPES[type_name]
     stored = words.byteswap() if big_endian else words
@@ -33,10 +35,12 @@ def all_halves() -> np.ndarray[Any, Any]:
 
 
 def test_every_isa_the_cpu_has_is_built_and_available() -> None:
-    flags = open("/proc/cpuinfo").read() if platform.system() == "Linux" else ""
+    flags = Path("/proc/cpuinfo").read_text() if platform.system() == "Linux" else ""
     expected = {"scalar"}
     if platform.machine() in ("x86_64", "AMD64"):
-        expected |= {"sse2"} | ({"avx2"} if " avx2" in flags else set()) | ({"avx512"} if " avx512f" in flags else set())
+        expected |= (
+            {"sse2"} | ({"avx2"} if " avx2" in flags else set()) | ({"avx512"} if " avx512f" in flags else set())
+        )
     if platform.machine() in ("aarch64", "arm64"):
         expected.add("neon")
     assert expected <= set(ISAS)

@@ -8,13 +8,13 @@ from typing import Any
 
 import gguf
 import pytest
+from models import reader_words, write_mixed
+from oracles import COUNTS
 
 import pyscan
 from pyscan import native
 from pyscan.demo import write_tinyllama_like
 from pyscan.scan import scanner
-from tests.models import reader_words, write_mixed
-from tests.oracles import COUNTS
 
 ISAS = native.available_isas()
 
@@ -79,7 +79,7 @@ def test_mixed_file_matches_numpy(isa: str, byte_order: str, mixed_files: dict[s
 
 def test_big_endian_twin_gets_the_same_answers(mixed_files: dict[str, Path]) -> None:
     little, big = (pyscan.scan(mixed_files[o]).to_dict() for o in ("little", "big"))
-    for lt, bt in zip(little["tensors"], big["tensors"]):
+    for lt, bt in zip(little["tensors"], big["tensors"], strict=True):
         lt.pop("offset"), bt.pop("offset")
         assert lt == bt
     assert little["tensor_types"] == big["tensor_types"]

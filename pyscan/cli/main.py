@@ -39,21 +39,34 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("file", nargs="?", help="the GGUF file to scan")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of the report")
     parser.add_argument("--per-tensor", action="store_true", help="also list every tensor")
-    parser.add_argument("--include", action="append", default=[], metavar="GLOB",
-                        help="scan only tensors whose name matches GLOB (repeatable)")
-    parser.add_argument("--exclude", action="append", default=[], metavar="GLOB",
-                        help="skip tensors whose name matches GLOB (repeatable)")
-    parser.add_argument("--threads", type=int, default=None, metavar="N",
-                        help="threads for large scans (default: all cores)")
-    parser.add_argument("--demo", action="store_true",
-                        help="build a small TinyLlama-shaped Q4_K_M model with gguf-py and scan it")
+    parser.add_argument(
+        "--include",
+        action="append",
+        default=[],
+        metavar="GLOB",
+        help="scan only tensors whose name matches GLOB (repeatable)",
+    )
+    parser.add_argument(
+        "--exclude",
+        action="append",
+        default=[],
+        metavar="GLOB",
+        help="skip tensors whose name matches GLOB (repeatable)",
+    )
+    parser.add_argument(
+        "--threads", type=int, default=None, metavar="N", help="threads for large scans (default: all cores)"
+    )
+    parser.add_argument(
+        "--demo", action="store_true", help="build a small TinyLlama-shaped Q4_K_M model with gguf-py and scan it"
+    )
     parser.add_argument("--version", action="store_true", help="print the version and kernel paths")
     return parser
 
 
 def version_line() -> str:
-    return (f"pyscan {pyscan.__version__} (kernel {native.current_isa()}; "
-            f"available: {', '.join(native.available_isas())})")
+    return (
+        f"pyscan {pyscan.__version__} (kernel {native.current_isa()}; available: {', '.join(native.available_isas())})"
+    )
 
 
 def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:

@@ -38,15 +38,19 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[str]], left: int = 1) 
     widths = [max(len(str(r[i])) for r in [headers, *rows]) for i in range(len(headers))]
 
     def line(cells: Sequence[str]) -> str:
-        return "  ".join(c.ljust(w) if i < left else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))
+        return "  ".join(
+            c.ljust(w) if i < left else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths, strict=True))
+        )
 
     return [line(headers), line(["-" * w for w in widths])] + [line(r) for r in rows]
 
 
 def render(report: FileReport, per_tensor: bool = False, elapsed: float | None = None) -> str:
     out: list[str] = [report.path]
-    out.append(f"  GGUF v{report.version}, {report.endianness}-endian, alignment {report.alignment}, "
-               f"{human_size(report.size)}, {report.n_tensors:,} tensors, {report.n_kv:,} metadata keys")
+    out.append(
+        f"  GGUF v{report.version}, {report.endianness}-endian, alignment {report.alignment}, "
+        f"{human_size(report.size)}, {report.n_tensors:,} tensors, {report.n_kv:,} metadata keys"
+    )
     if report.architecture or report.model_name:
         out.append(f"  model: {report.model_name or '?'} (architecture {report.architecture or '?'})")
     timing = f" in {elapsed * 1000:.1f} ms" if elapsed is not None else ""
@@ -56,28 +60,55 @@ def render(report: FileReport, per_tensor: bool = False, elapsed: float | None =
     by_type: dict[str, list[TensorReport]] = {}
     for t in report.tensors:
         by_type.setdefault(t.type, []).append(t)
-    rows = [[name, f"{len(ts):,}", human_size(sum(t.nbytes or 0 for t in ts))]
-            for name, ts in sorted(by_type.items(), key=lambda kv: -len(kv[1]))]
+    rows = [
+        [name, f"{len(ts):,}", human_size(sum(t.nbytes or 0 for t in ts))]
+        for name, ts in sorted(by_type.items(), key=lambda kv: -len(kv[1]))
+    ]
     out += ["  " + line for line in table(["type", "tensors", "bytes"], rows)]
 
     out += ["", "Tensors by name pattern"]
     rows = []
     for g in group_tensors(report.tensors):
         low, high = g.elements
-        rows.append([g.pattern, f"{len(g.tensors):,}", g.type, f"{low:,}" if low == high else f"{low:,}-{high:,}",
-                     *(percent(g.fraction(key)) for _, key in PRECISION_COLUMNS)])
+        rows.append(
+            [
+                g.pattern,
+                f"{len(g.tensors):,}",
+                g.type,
+                f"{low:,}" if low == high else f"{low:,}-{high:,}",
+                *(percent(g.fraction(key)) for _, key in PRECISION_COLUMNS),
+            ]
+        )
     headers = ["pattern", "count", "type", "elements/tensor", *(title for title, _ in PRECISION_COLUMNS)]
     out += ["  " + line for line in table(headers, rows)]
 
     if per_tensor:
         out += ["", "Every tensor"]
-        rows = [[t.name, t.type, "x".join(map(str, t.shape)) or "scalar", f"{t.offset:,}",
-                 *(percent(t.fraction(key)) for _, key in PRECISION_COLUMNS),
-                 f"{t.count('nan'):,}" if t.scanned else "-", f"{t.count('inf'):,}" if t.scanned else "-",
-                 f"{t.count('zero'):,}" if t.scanned else "-", f"{t.count('subnormal'):,}" if t.scanned else "-"]
-                for t in report.tensors]
-        headers = ["name", "type", "shape", "offset", *(title for title, _ in PRECISION_COLUMNS),
-                   "nan", "inf", "zero", "subnormal"]
+        rows = [
+            [
+                t.name,
+                t.type,
+                "x".join(map(str, t.shape)) or "scalar",
+                f"{t.offset:,}",
+                *(percent(t.fraction(key)) for _, key in PRECISION_COLUMNS),
+                f"{t.count('nan'):,}" if t.scanned else "-",
+                f"{t.count('inf'):,}" if t.scanned else "-",
+                f"{t.count('zero'):,}" if t.scanned else "-",
+                f"{t.count('subnormal'):,}" if t.scanned else "-",
+            ]
+            for t in report.tensors
+        ]
+        headers = [
+            "name",
+            "type",
+            "shape",
+            "offset",
+            *(title for title, _ in PRECISION_COLUMNS),
+            "nan",
+            "inf",
+            "zero",
+            "subnormal",
+        ]
         out += ["  " + line for line in table(headers, rows)]
 
     out += ["", "Verdict: " + verdict(report)]

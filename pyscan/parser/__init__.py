@@ -4,5 +4,14 @@ from pyscan.parser.ggml_types import GGML_TYPES, GGMLType, type_label
 from pyscan.parser.metadata import MetadataArray, MetadataEntry, ValueType
 from pyscan.parser.reader import GGUFFile, TensorInfo, open_gguf
 
-__all__ = ["GGML_TYPES", "GGMLType", "GGUFFile", "MetadataArray", "MetadataEntry", "TensorInfo", "ValueType",
-           "open_gguf", "type_label"]
+__all__ = [
+    "GGML_TYPES",
+    "GGMLType",
+    "GGUFFile",
+    "MetadataArray",
+    "MetadataEntry",
+    "TensorInfo",
+    "ValueType",
+    "open_gguf",
+    "type_label",
+]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import struct
+from typing import Literal
 
 from pyscan.errors import PyscanError
 
@@ -16,15 +17,15 @@ class Cursor:
     PyscanError naming what was being read and where.
     """
 
-    def __init__(self, buf: memoryview, path: str, byte_order: str = "<") -> None:
+    def __init__(self, buf: memoryview, path: str, byte_order: Literal["<", ">"] = "<") -> None:
         self.buf = buf
         self.path = path
         self.pos = 0
         self.size = len(buf)
         self.set_byte_order(byte_order)
 
-    def set_byte_order(self, byte_order: str) -> None:
-        self.byte_order = byte_order
+    def set_byte_order(self, byte_order: Literal["<", ">"]) -> None:
+        self.byte_order: Literal["<", ">"] = byte_order
         self._u32 = struct.Struct(byte_order + "I")
         self._u64 = struct.Struct(byte_order + "Q")
 

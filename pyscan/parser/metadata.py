@@ -5,7 +5,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 from enum import IntEnum
-from typing import Any, Union
+from typing import Any, Literal
 
 import numpy as np
 
@@ -50,7 +50,7 @@ class MetadataArray:
     offset: int  # absolute, of the first element
     nbytes: int
     _buf: memoryview
-    _byte_order: str
+    _byte_order: Literal["<", ">"]
 
     def __len__(self) -> int:
         return self.count
@@ -75,7 +75,7 @@ class MetadataArray:
         return items
 
 
-MetadataValue = Union[int, float, bool, str, MetadataArray]
+MetadataValue = int | float | bool | str | MetadataArray
 
 
 @dataclass(frozen=True)

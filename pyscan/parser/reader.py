@@ -121,8 +121,9 @@ class GGUFFile:
         elif info.type_name == "BF16":
             dtype = np.dtype(order + "u2")
         else:
-            raise PyscanError(self.path, f"tensor {info.name!r} of type {info.type_name} has no plain "
-                              "element layout", "usage")
+            raise PyscanError(
+                self.path, f"tensor {info.name!r} of type {info.type_name} has no plain element layout", "usage"
+            )
         array = np.frombuffer(self.mapping.buffer, dtype=dtype, count=info.n_elements, offset=info.offset)
         return array.reshape(tuple(reversed(info.shape)) or ())
 
@@ -155,16 +156,16 @@ def parse(mapping: Mapping) -> GGUFFile:
     n_tensors = cur.u64("the tensor count")
     n_kv = cur.u64("the metadata key count")
     if n_kv * MIN_KV_BYTES + n_tensors * MIN_TENSOR_INFO_BYTES > mapping.size - HEADER_BYTES:
-        raise cur.fail(f"header claims {n_tensors} tensors and {n_kv} metadata keys, more than "
-                       f"a {mapping.size}-byte file can hold")
+        raise cur.fail(
+            f"header claims {n_tensors} tensors and {n_kv} metadata keys, more than a {mapping.size}-byte file can hold"
+        )
 
     metadata = _read_metadata(cur, n_kv)
     alignment = _alignment(cur, metadata)
     tensors_raw = [_read_tensor_info(cur, i) for i in range(n_tensors)]
     data_offset = -(-cur.pos // alignment) * alignment
     tensors = _place_tensors(cur, tensors_raw, data_offset, alignment)
-    return GGUFFile(mapping.path, mapping.size, version, byte_order, alignment, data_offset,
-                    metadata, tensors, mapping)
+    return GGUFFile(mapping.path, mapping.size, version, byte_order, alignment, data_offset, metadata, tensors, mapping)
 
 
 def _read_version(cur: Cursor) -> tuple[int, str]:
@@ -231,8 +232,9 @@ def _read_array(cur: Cursor, key: str) -> MetadataArray:
         if count * 8 > cur.size - start:
             raise cur.fail(f"array {key!r} claims {count} strings, more than the file can hold")
         end = ffi.new("uint64_t *")
-        status = lib.pyscan_skip_strings(ffi.from_buffer(cur.buf), cur.size, start, count,
-                                         int(cur.byte_order == ">"), 1 << 30, end)
+        status = lib.pyscan_skip_strings(
+            ffi.from_buffer(cur.buf), cur.size, start, count, int(cur.byte_order == ">"), 1 << 30, end
+        )
         if status == 1:
             raise cur.fail(f"truncated: the file ends inside string array {key!r}")
         if status == 2:
@@ -305,26 +307,32 @@ def _place_tensors(cur: Cursor, raw: list[_RawTensor], data_offset: int, alignme
         seen.add(t.name)
         ggml_type = GGML_TYPES.get(t.type_id)
         if t.relative_offset % alignment:
-            raise cur.fail(f"{label}: data offset {t.relative_offset} is not a multiple of the "
-                           f"alignment {alignment}")
+            raise cur.fail(f"{label}: data offset {t.relative_offset} is not a multiple of the alignment {alignment}")
         nbytes: int | None = None
         if ggml_type is not None:
             if t.shape and t.shape[0] % ggml_type.block_elements:
-                raise cur.fail(f"{label}: row length {t.shape[0]} is not a multiple of "
-                               f"{ggml_type.name}'s block size {ggml_type.block_elements}")
+                raise cur.fail(
+                    f"{label}: row length {t.shape[0]} is not a multiple of "
+                    f"{ggml_type.name}'s block size {ggml_type.block_elements}"
+                )
             nbytes = ggml_type.nbytes(t.n_elements)
         if t.relative_offset < expected:
-            raise cur.fail(f"{label}: data offset {t.relative_offset} overlaps the tensor before it "
-                           f"(expected {expected})")
+            raise cur.fail(
+                f"{label}: data offset {t.relative_offset} overlaps the tensor before it (expected {expected})"
+            )
         if t.relative_offset != expected and not after_unknown:
-            raise cur.fail(f"{label}: data offset {t.relative_offset} should be {expected} "
-                           "(tensor data must be contiguous and in header order)")
+            raise cur.fail(
+                f"{label}: data offset {t.relative_offset} should be {expected} "
+                "(tensor data must be contiguous and in header order)"
+            )
         start = data_offset + t.relative_offset
         if start > cur.size or (nbytes is not None and nbytes > cur.size - start):
-            raise cur.fail(f"{label}: data [{start}, {start + (nbytes or 0)}) lies past the end of "
-                           f"the {cur.size}-byte file")
+            raise cur.fail(
+                f"{label}: data [{start}, {start + (nbytes or 0)}) lies past the end of the {cur.size}-byte file"
+            )
         expected = t.relative_offset + (-(-nbytes // alignment) * alignment if nbytes is not None else 0)
         after_unknown = nbytes is None
-        tensors.append(TensorInfo(t.name, t.type_id, type_label(t.type_id), t.shape, t.n_elements, start,
-                                  nbytes, ggml_type))
+        tensors.append(
+            TensorInfo(t.name, t.type_id, type_label(t.type_id), t.shape, t.n_elements, start, nbytes, ggml_type)
+        )
     return tensors

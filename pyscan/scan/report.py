@@ -12,8 +12,7 @@ from typing import Any
 
 # The counts reported for each scanned element type, in this order.
 COUNTS_BY_TYPE: dict[str, tuple[str, ...]] = {
-    "F32": ("low16_zero", "bf16_exact", "fp16_exact", "low16_zero_minus_one", "nan", "inf", "zero",
-            "subnormal"),
+    "F32": ("low16_zero", "bf16_exact", "fp16_exact", "low16_zero_minus_one", "nan", "inf", "zero", "subnormal"),
     "F16": ("bf16_exact", "nan", "inf", "zero", "subnormal"),
     "BF16": ("bf16_exact", "fp16_exact", "nan", "inf", "zero", "subnormal"),
 }

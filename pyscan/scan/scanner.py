@@ -67,8 +67,11 @@ def scan_file(
         kernel=native.current_isa(),
     )
     for info in gguf.tensors:
-        report.tensors.append(TensorReport(info.name, info.type_name, info.shape, info.n_elements, info.offset,
-                                           info.nbytes, counts.get(info.name)))
+        report.tensors.append(
+            TensorReport(
+                info.name, info.type_name, info.shape, info.n_elements, info.offset, info.nbytes, counts.get(info.name)
+            )
+        )
     return report
 
 
@@ -94,6 +97,7 @@ def count_tensors(gguf: GGUFFile, tensors: Sequence[TensorInfo], threads: int) -
         for index, dtype, address, n in jobs:
             native.count_into(accumulators[index], dtype, address, n, swap)
     else:
+
         def run(job: tuple[int, int, int, int]) -> tuple[int, Any]:
             index, dtype, address, n = job
             acc = native.new_counts()
@@ -106,7 +110,7 @@ def count_tensors(gguf: GGUFFile, tensors: Sequence[TensorInfo], threads: int) -
                     setattr(accumulators[index], name, getattr(accumulators[index], name) + getattr(acc, name))
 
     result: dict[str, dict[str, int]] = {}
-    for info, acc in zip(tensors, accumulators):
+    for info, acc in zip(tensors, accumulators, strict=True):
         raw = native.counts_as_dict(acc)
         if info.type_name == "F32":
             raw["bf16_exact"] = raw["low16_zero"]

@@ -20,15 +20,21 @@ def verdict(report: FileReport) -> str:
         nans = sum(t.count("nan") for t in f32)
         note = f" (its {_plural(nans, 'NaN')} would only be made quiet)" if nans else ""
         all_of = "the" if n == 1 else f"all {n:,}"
-        return (f"{all_of.capitalize()} F32 {'tensor is' if n == 1 else 'tensors are'} already BF16-exact: "
-                f"--truncate bf16 would change nothing{note}.")
+        return (
+            f"{all_of.capitalize()} F32 {'tensor is' if n == 1 else 'tensors are'} already BF16-exact: "
+            f"--truncate bf16 would change nothing{note}."
+        )
     changed = sum(t.n_elements - t.count("low16_zero") for t in inexact)
     share = f"{changed:,} of {words:,} F32 values ({100 * changed / words:.2f}%)"
     plus_one = [t for t in inexact if t.count("low16_zero_minus_one") == t.n_elements - t.count("nan")]
     if len(plus_one) == len(inexact):
-        return (f"{len(inexact)} of {_plural(n, 'F32 tensor')} are not BF16-exact, but w - 1 is BF16-exact for "
-                f"every value in them: BF16 weights stored as (w + 1) in F32, as llama.cpp's converter stores "
-                f"Gemma norms. --truncate bf16 would change {share}.")
-    extra = (f" ({len(plus_one)} of them look like BF16 weights stored as w + 1)" if plus_one else "")
-    return (f"{len(inexact)} of {_plural(n, 'F32 tensor')} carry more than BF16 precision{extra}: "
-            f"--truncate bf16 would change {share}.")
+        return (
+            f"{len(inexact)} of {_plural(n, 'F32 tensor')} are not BF16-exact, but w - 1 is BF16-exact for "
+            f"every value in them: BF16 weights stored as (w + 1) in F32, as llama.cpp's converter stores "
+            f"Gemma norms. --truncate bf16 would change {share}."
+        )
+    extra = f" ({len(plus_one)} of them look like BF16 weights stored as w + 1)" if plus_one else ""
+    return (
+        f"{len(inexact)} of {_plural(n, 'F32 tensor')} carry more than BF16 precision{extra}: "
+        f"--truncate bf16 would change {share}."
+    )

@@ -1,0 +1,134 @@
+"""The command-line tool end to end, as a user runs it: a separate process, real files."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import gguf
+import pytest
+from models import write_mixed
+
+from pyscan.demo import write_tinyllama_like
+
+
+def pyscan_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    # Run outside the source tree so `-m pyscan` finds the installed package, as a user's shell would.
+    return subprocess.run(
+        [sys.executable, "-m", "pyscan", *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, **(env or {})},
+        timeout=120,
+        cwd=tempfile.gettempdir(),
+    )
+
+
+@pytest.fixture(scope="module")
+def tinyllama(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("cli") / "tinyllama.gguf"
+    write_tinyllama_like(path)
+    return path
+
+
+def test_demo_shows_the_seed_finding() -> None:
+    result = pyscan_cli("--demo")
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    for line in ("Q4_K      135", "F32        45", "Q6_K       21"):
+        assert line in out
+    assert "blk.*.attn_norm.weight       22   F32              256     100.00%" in out
+    assert "All 45 F32 tensors are already BF16-exact: --truncate bf16 would change nothing." in out
+
+
+def test_human_report_groups_by_name_pattern(tinyllama: Path) -> None:
+    result = pyscan_cli(str(tinyllama))
+    assert result.returncode == 0 and result.stderr == ""
+    assert "GGUF v3, little-endian, alignment 32" in result.stdout
+    assert "blk.*.ffn_norm.weight" in result.stdout and "blk.3.ffn_norm.weight" not in result.stdout
+    per_tensor = pyscan_cli(str(tinyllama), "--per-tensor")
+    assert all(f"blk.{i}.ffn_norm.weight" in per_tensor.stdout for i in range(22))
+
+
+def test_json_report_schema_matches_gguf_reader(tinyllama: Path) -> None:
+    result = pyscan_cli(str(tinyllama), "--json")
+    assert result.returncode == 0
+    report = json.loads(result.stdout)
+    reader = gguf.GGUFReader(tinyllama)
+    assert report["path"] == str(tinyllama)
+    assert (report["version"], report["endianness"], report["alignment"]) == (3, "little", 32)
+    assert report["n_tensors"] == len(reader.tensors) == 201
+    assert report["n_kv"] == len([key for key in reader.fields if not key.startswith("GGUF.")])
+    assert report["tensor_types"] == {"Q4_K": 135, "F32": 45, "Q6_K": 21}
+    for mine, theirs in zip(report["tensors"], reader.tensors, strict=True):
+        assert mine["name"] == theirs.name
+        assert mine["type"] == theirs.tensor_type.name
+        assert mine["shape"] == [int(d) for d in theirs.shape]
+        assert mine["n_elements"] == theirs.n_elements
+        assert mine["offset"] == theirs.data_offset
+        assert mine["nbytes"] == theirs.n_bytes
+        if mine["type"] == "F32":
+            assert mine["scanned"] and mine["low16_zero"] == mine["n_elements"]
+            assert {"fp16_exact", "nan", "inf", "zero", "subnormal", "low16_zero_minus_one"} <= set(mine)
+        else:
+            assert not mine["scanned"] and "low16_zero" not in mine
+
+
+def test_include_exclude_on_the_command_line(tmp_path: Path) -> None:
+    path = tmp_path / "mixed.gguf"
+    write_mixed(path)
+    result = pyscan_cli(str(path), "--json", "--include", "blk.*", "--include", "half.*", "--exclude", "blk.1.*")
+    scanned = {t["name"] for t in json.loads(result.stdout)["tensors"] if t["scanned"]}
+    assert "half.weight" in scanned and "blk.2.random.weight" in scanned
+    assert "blk.1.random.weight" not in scanned and "specials.weight" not in scanned
+
+
+def test_version_names_kernels() -> None:
+    result = pyscan_cli("--version")
+    assert result.returncode == 0
+    assert result.stdout.startswith("pyscan ") and "kernel " in result.stdout and "scalar" in result.stdout
+    forced = pyscan_cli("--version", env={"PYSCAN_ISA": "scalar"})
+    assert "(kernel scalar;" in forced.stdout
+
+
+@pytest.mark.parametrize(
+    "isa", ["bogus", "neon" if sys.platform != "darwin" and os.uname().machine == "x86_64" else "avx2"]
+)
+def test_bad_pyscan_isa_is_one_line_and_exit_2(isa: str, tinyllama: Path) -> None:
+    result = pyscan_cli(str(tinyllama), env={"PYSCAN_ISA": isa})
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert len(result.stderr.splitlines()) == 1 and "PYSCAN_ISA" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "content",
+    [b"", b"GGUF", b"GGML" + bytes(40), b"GGUF\x01\x00\x00\x00" + bytes(16)],
+    ids=["empty", "magic-only", "bad-magic", "version-1"],
+)
+def test_bad_file_is_one_line_naming_it(content: bytes, tmp_path: Path) -> None:
+    path = tmp_path / "bad.gguf"
+    path.write_bytes(content)
+    for extra in ([], ["--json"]):
+        result = pyscan_cli(str(path), *extra)
+        assert result.returncode == 2
+        assert result.stdout == ""
+        lines = result.stderr.splitlines()
+        assert len(lines) == 1 and lines[0].startswith(f"pyscan: {path}: ")
+        assert "Traceback" not in result.stderr
+
+
+def test_missing_file_and_folder(tmp_path: Path) -> None:
+    for path, words in ((tmp_path / "nope.gguf", "no such file"), (tmp_path, "folder")):
+        result = pyscan_cli(str(path))
+        assert result.returncode == 2 and words in result.stderr and str(path) in result.stderr
+
+
+def test_usage_errors_exit_2() -> None:
+    assert pyscan_cli().returncode == 2
+    assert pyscan_cli("--threads", "0", "x.gguf").returncode == 2
