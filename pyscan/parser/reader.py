@@ -179,7 +179,7 @@ def _read_version(cur: Cursor) -> tuple[int, str]:
         return swapped, "big"
     if raw == 1 or swapped == 1:
         raise cur.fail("GGUF version 1 is not supported (32-bit counts; ggml dropped it): re-convert the model")
-    raise cur.fail(f"unsupported GGUF version {raw} (supported: 2 and 3)")
+    raise cur.fail(f"unsupported GGUF version {raw} (byte-swapped: {swapped}; supported: 2 and 3)")
 
 
 def _read_metadata(cur: Cursor, n_kv: int) -> dict[str, MetadataEntry]:
@@ -310,9 +310,10 @@ def _place_tensors(cur: Cursor, raw: list[_RawTensor], data_offset: int, alignme
             raise cur.fail(f"{label}: data offset {t.relative_offset} is not a multiple of the alignment {alignment}")
         nbytes: int | None = None
         if ggml_type is not None:
-            if t.shape and t.shape[0] % ggml_type.block_elements:
+            row_length = t.shape[0] if t.shape else 1  # ggml: absent dimensions are 1
+            if row_length % ggml_type.block_elements:
                 raise cur.fail(
-                    f"{label}: row length {t.shape[0]} is not a multiple of "
+                    f"{label}: row length {row_length} is not a multiple of "
                     f"{ggml_type.name}'s block size {ggml_type.block_elements}"
                 )
             nbytes = ggml_type.nbytes(t.n_elements)
