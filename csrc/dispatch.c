@@ -11,9 +11,14 @@
 struct isa_entry {
     const char *name;
     pyscan_count_fn count[3]; /* indexed by enum pyscan_dtype; NULL when not built */
+    pyscan_mantissa_fn mantissa;
+    pyscan_fp16_fn fp16;
+    pyscan_fake_quant_fn fake_quant;
 };
 
-#define ENTRY(isa) { #isa, { pyscan_count_f32_##isa, pyscan_count_f16_##isa, pyscan_count_bf16_##isa } }
+#define ENTRY(isa)                                                                                         \
+    { #isa, { pyscan_count_f32_##isa, pyscan_count_f16_##isa, pyscan_count_bf16_##isa }, pyscan_mantissa_##isa, \
+      pyscan_fp16_##isa, pyscan_fake_quant_##isa }
 
 static const struct isa_entry isa_table[PYSCAN_ISA_COUNT] = {
     [PYSCAN_ISA_SCALAR] = ENTRY(scalar),
@@ -22,14 +27,14 @@ static const struct isa_entry isa_table[PYSCAN_ISA_COUNT] = {
     [PYSCAN_ISA_AVX2] = ENTRY(avx2),
     [PYSCAN_ISA_AVX512] = ENTRY(avx512),
 #else
-    [PYSCAN_ISA_SSE2] = { "sse2", { NULL, NULL, NULL } },
-    [PYSCAN_ISA_AVX2] = { "avx2", { NULL, NULL, NULL } },
-    [PYSCAN_ISA_AVX512] = { "avx512", { NULL, NULL, NULL } },
+    [PYSCAN_ISA_SSE2] = { "sse2", { NULL, NULL, NULL }, NULL, NULL, NULL },
+    [PYSCAN_ISA_AVX2] = { "avx2", { NULL, NULL, NULL }, NULL, NULL, NULL },
+    [PYSCAN_ISA_AVX512] = { "avx512", { NULL, NULL, NULL }, NULL, NULL, NULL },
 #endif
 #if defined(PYSCAN_HAVE_NEON)
     [PYSCAN_ISA_NEON] = ENTRY(neon),
 #else
-    [PYSCAN_ISA_NEON] = { "neon", { NULL, NULL, NULL } },
+    [PYSCAN_ISA_NEON] = { "neon", { NULL, NULL, NULL }, NULL, NULL, NULL },
 #endif
 };
 
@@ -91,5 +96,57 @@ int pyscan_count(int isa, int dtype, const void *data, size_t n, int swap, pysca
     if (!pyscan_isa_available(isa) || dtype < PYSCAN_F32 || dtype > PYSCAN_BF16)
         return -1;
     isa_table[isa].count[dtype](data, n, swap, acc);
+    return 0;
+}
+
+/* Fold a call's F32 tracker into the caller's double-precision stats. */
+static void fold(const pyscan_tracker *t, pyscan_change_stats *acc)
+{
+    acc->changed += t->changed;
+    if ((double)t->max_abs > acc->max_abs_error)
+        acc->max_abs_error = (double)t->max_abs;
+    if ((double)t->max_rel > acc->max_rel_error)
+        acc->max_rel_error = (double)t->max_rel;
+}
+
+/* SIMD paths count in 32-bit lanes: hand them at most this many words at a time. */
+#define REWRITE_BLOCK_WORDS ((size_t)1 << 24)
+
+int pyscan_transform(int isa, int op, int param, const void *src, void *dst, size_t n, int swap,
+                     pyscan_change_stats *acc)
+{
+    if (!pyscan_isa_available(isa))
+        return -1;
+    const struct isa_entry *e = &isa_table[isa];
+    int mantissa_op = op == PYSCAN_OP_TRUNCATE_MANTISSA || op == PYSCAN_OP_ROUND_MANTISSA;
+    if (mantissa_op ? (param < 0 || param > 23) : (op != PYSCAN_OP_TRUNCATE_FP16 && op != PYSCAN_OP_ROUND_FP16))
+        return -1;
+    pyscan_tracker t = { 0, 0.0f, 0.0f };
+    const unsigned char *in = src;
+    unsigned char *out = dst;
+    for (size_t done = 0; done < n; done += REWRITE_BLOCK_WORDS) {
+        size_t len = n - done < REWRITE_BLOCK_WORDS ? n - done : REWRITE_BLOCK_WORDS;
+        unsigned char *block_out = out == NULL ? NULL : out + 4 * done;
+        /* Rounding to 0 mantissa bits breaks ties on the implicit bit, which only
+         * the scalar rule handles; it is an exotic mode, so it takes that path. */
+        pyscan_mantissa_fn mantissa = op == PYSCAN_OP_ROUND_MANTISSA && param == 0 ? pyscan_mantissa_scalar
+                                                                                  : e->mantissa;
+        if (mantissa_op)
+            mantissa(in + 4 * done, block_out, len, swap, (unsigned)param, op == PYSCAN_OP_ROUND_MANTISSA, &t);
+        else
+            e->fp16(in + 4 * done, block_out, len, swap, op == PYSCAN_OP_TRUNCATE_FP16, &t);
+    }
+    fold(&t, acc);
+    return 0;
+}
+
+int pyscan_fake_quant(int isa, const void *src, void *dst, size_t n_rows, size_t row_len, size_t group,
+                      int qmax, int swap, pyscan_change_stats *acc)
+{
+    if (!pyscan_isa_available(isa) || group == 0 || qmax < 1 || qmax > (1 << 15))
+        return -1;
+    pyscan_tracker t = { 0, 0.0f, 0.0f };
+    isa_table[isa].fake_quant(src, dst, n_rows, row_len, group, (float)qmax, swap, &t);
+    fold(&t, acc);
     return 0;
 }

@@ -81,6 +81,47 @@ int pyscan_count(int isa, int dtype, const void *data, size_t n, int swap,
                  pyscan_counts *acc);
 
 /*
+ * What a rewrite changed, accumulated like pyscan_counts.  Errors are
+ * computed in F32 (|new - old| is exact for every op here) over non-NaN
+ * inputs that changed; a finite value rounded to infinity gives +inf.
+ */
+typedef struct pyscan_change_stats {
+    uint64_t changed;     /* words whose bits changed */
+    double max_abs_error; /* max |new - old| */
+    double max_rel_error; /* max |new - old| / |old| */
+} pyscan_change_stats;
+
+/* Rewrites of F32 words.  Every op maps a NaN to a NaN (quiet bit set). */
+enum pyscan_op {
+    PYSCAN_OP_TRUNCATE_MANTISSA = 0, /* keep param (0..23) explicit mantissa bits, toward zero */
+    PYSCAN_OP_ROUND_MANTISSA = 1,    /* same, to nearest, ties to even; overflow to infinity */
+    PYSCAN_OP_TRUNCATE_FP16 = 2,     /* to IEEE FP16 toward zero and back (overflow to +-65504) */
+    PYSCAN_OP_ROUND_FP16 = 3         /* to IEEE FP16 nearest-even and back (overflow to infinity) */
+};
+
+/*
+ * Apply op to the n F32 words at src, adding what changed into *acc, and
+ * store the result at dst: dst == NULL is a dry run; dst == src rewrites in
+ * place, storing only vectors that changed (clean pages stay clean); any
+ * other dst (not overlapping src) receives every word.  Returns 0, or -1 for
+ * an unavailable ISA or a bad op / param.
+ */
+int pyscan_transform(int isa, int op, int param, const void *src, void *dst, size_t n, int swap,
+                     pyscan_change_stats *acc);
+
+/*
+ * Symmetric absmax fake quantization of n_rows rows of row_len F32 words, in
+ * groups of group words along each row (the last group of a row may be
+ * shorter).  Per group: s = bf16(max|x| / qmax), q = clamp(rint(x / s),
+ * -qmax, qmax), x' = q * s, all in F32 (s rounded to BF16 keeps q * s exact,
+ * so the op is idempotent).  NaN and infinities are left as they are and
+ * ignored for the maximum; an all-zero group is unchanged.  src and dst as
+ * for pyscan_transform.  Returns 0 or -1.
+ */
+int pyscan_fake_quant(int isa, const void *src, void *dst, size_t n_rows, size_t row_len, size_t group,
+                      int qmax, int swap, pyscan_change_stats *acc);
+
+/*
  * A read-only (or, with writable != 0, shared writable) mapping of a whole
  * regular file.  An empty file maps to base == NULL, size == 0.
  */

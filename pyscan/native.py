@@ -90,6 +90,30 @@ def count_into(acc: Any, dtype: int, address: int, n_elements: int, swap: bool, 
         raise PyscanError(None, f"kernel path {ISA_NAMES[index]!r} cannot count dtype {dtype}", "usage")
 
 
+def new_change_stats() -> Any:
+    """A zeroed ``pyscan_change_stats`` struct for the rewrite kernels to add into."""
+    return ffi.new("pyscan_change_stats *")
+
+
+def transform_into(acc: Any, op: int, param: int, src: int, dst: int | None, n_words: int, swap: bool) -> None:
+    """Rewrite n F32 words from address src to dst (None: dry run; == src: in place), without the GIL."""
+    out = ffi.NULL if dst is None else ffi.cast("void *", dst)
+    if lib.pyscan_transform(_isa_index(), op, param, ffi.cast("void *", src), out, n_words, int(swap), acc) != 0:
+        raise PyscanError(None, f"the rewrite kernel refused op {op} with parameter {param}", "usage")
+
+
+def fake_quant_into(
+    acc: Any, src: int, dst: int | None, n_rows: int, row_len: int, group: int, qmax: int, swap: bool
+) -> None:
+    """Fake-quantize rows of F32 words from src to dst (see pyscan.h), without the GIL."""
+    out = ffi.NULL if dst is None else ffi.cast("void *", dst)
+    status = lib.pyscan_fake_quant(
+        _isa_index(), ffi.cast("void *", src), out, n_rows, row_len, group, qmax, int(swap), acc
+    )
+    if status != 0:
+        raise PyscanError(None, f"the fake-quant kernel refused group {group}, qmax {qmax}", "usage")
+
+
 def counts_as_dict(acc: Any) -> dict[str, int]:
     return {name: int(getattr(acc, name)) for name in COUNT_FIELDS}
 
@@ -107,6 +131,7 @@ class Mapping:
     address: int
     size: int
     buffer: memoryview
+    writable: bool = False
 
 
 def map_file(path: str | os.PathLike[str], writable: bool = False) -> Mapping:
@@ -121,11 +146,11 @@ def map_file(path: str | os.PathLike[str], writable: bool = False) -> Mapping:
         raise PyscanError(fspath, reason, "io")
     size = int(raw.size)
     if size == 0:
-        return Mapping(fspath, 0, 0, memoryview(b""))
+        return Mapping(fspath, 0, 0, memoryview(b""), writable)
     # The gc-tracked base pointer owns the mapping; buffers (and numpy arrays
     # made from them) keep it alive, and it is unmapped when the last one goes.
     base = ffi.gc(ffi.cast("char *", raw.base), lambda _: lib.pyscan_map_close(raw))
     view = memoryview(ffi.buffer(base, size))
     if not writable:
         view = view.toreadonly()
-    return Mapping(fspath, int(ffi.cast("uintptr_t", base)), size, view)
+    return Mapping(fspath, int(ffi.cast("uintptr_t", base)), size, view, writable)

@@ -102,3 +102,63 @@ def f32_test_words(n: int, seed: int = 0) -> np.ndarray[Any, Any]:
         [kind == 0, kind == 1, kind == 2, kind == 3, kind == 4], [raw, bf16, sparse, plus_one, specials], raw
     )
     return words.astype(np.uint32)
+
+
+# ---- rewrites: what each fake-quantization mode must produce ----------------------------------
+
+
+def _ulp_grid(x: np.ndarray[Any, Any], keep: int) -> np.ndarray[Any, Any]:
+    """The spacing of F32 values with `keep` mantissa bits at each value's magnitude (float64)."""
+    _, exponent = np.frexp(x.astype(np.float64))
+    return np.ldexp(1.0, np.maximum(exponent - 1, -126) - keep)
+
+
+def keep_mantissa(words: np.ndarray[Any, Any], keep: int, rounding: bool) -> np.ndarray[Any, Any]:
+    """F32 words with `keep` mantissa bits, computed in float64 arithmetic; NaN in, NaN out."""
+    x = words.view(np.float32)
+    finite = np.isfinite(x)
+    grid = _ulp_grid(np.where(finite, x, 1), keep)
+    scaled = np.where(finite, x, 0).astype(np.float64) / grid
+    with np.errstate(over="ignore"):
+        result = (np.round(scaled) if rounding else np.trunc(scaled)) * grid
+        result = np.where(np.abs(result) >= 2.0**128, np.copysign(np.inf, result), result).astype(np.float32)
+    return np.where(finite, result, x).view(np.uint32)
+
+
+def fp16_round_trip(words: np.ndarray[Any, Any], toward_zero: bool) -> np.ndarray[Any, Any]:
+    """Through IEEE FP16 and back: numpy's nearest-even conversion, stepped toward zero where it rounded up."""
+    x = words.view(np.float32)
+    with np.errstate(over="ignore", invalid="ignore"):
+        h = x.astype(np.float16)
+        if toward_zero:
+            overshoot = np.abs(h.astype(np.float32)) > np.abs(x)
+            h = np.where(overshoot, np.nextafter(h, np.float16(0)), h)
+    return h.astype(np.float32).view(np.uint32)
+
+
+def fake_quant(values: np.ndarray[Any, Any], row_len: int, group: int, qmax: int) -> np.ndarray[Any, Any]:
+    """Symmetric absmax fake quantization with a BF16 scale, per group along each row, in float32."""
+    out = values.astype(np.float32).copy()
+    rows = out.reshape(-1, row_len)
+    for row in rows:
+        for start in range(0, row_len, group):
+            g = row[start : start + group]
+            finite = np.isfinite(g)
+            absmax = np.float32(np.max(np.abs(g[finite]))) if finite.any() else np.float32(0)
+            scale = (absmax / np.float32(qmax)).astype(BF16).astype(np.float32)
+            if not (scale > 0 and np.isfinite(scale)):
+                continue
+            q = np.clip(np.rint(g[finite] / scale), -qmax, qmax).astype(np.float32)
+            g[finite] = q * scale
+    return rows.reshape(values.shape)
+
+
+def change_stats(before: np.ndarray[Any, Any], after: np.ndarray[Any, Any]) -> tuple[int, float, float]:
+    """(words changed, max |new - old|, max |new - old| / |old|) in float32, NaN inputs carrying no error."""
+    changed = before.view(np.uint32) != after.view(np.uint32)
+    old, new = before.view(np.float32), after.view(np.float32)
+    tracked = changed & ~np.isnan(old)
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        err = np.abs(new[tracked] - old[tracked])
+        rel = err / np.abs(old[tracked])
+    return int(changed.sum()), float(err.max(initial=0)), float(rel.max(initial=0))

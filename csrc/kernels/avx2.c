@@ -109,4 +109,59 @@ void pyscan_count_f32_avx2(const void *data, size_t n, int swap, pyscan_counts *
         count_f32(data, n, 0, acc);
 }
 
+/* Keep `keep` mantissa bits of 8 words; see sse2.c for the scheme. */
+static inline __attribute__((always_inline)) void mantissa_impl(const unsigned char *src, unsigned char *dst,
+                                                                size_t n, unsigned keep, pyscan_tracker *t, int swap,
+                                                                int write, int round)
+{
+    const uint32_t dropped = 23u - keep;
+    const __m256i low = _mm256_set1_epi32((int)((UINT32_C(1) << dropped) - 1u));
+    const __m256i half_minus_one = _mm256_srli_epi32(low, 1);
+    const __m128i shift = _mm_cvtsi32_si128((int)dropped);
+    const __m256i abs_mask = _mm256_set1_epi32(0x7FFFFFFF), inf = _mm256_set1_epi32((int)PYSCAN_F32_INF);
+    const __m256i quiet = _mm256_set1_epi32(0x00400000), one = _mm256_set1_epi32(1);
+    __m256i unchanged = _mm256_setzero_si256();
+    __m256 max_abs = _mm256_setzero_ps(), max_rel = _mm256_setzero_ps();
+    size_t i = 0;
+    for (; n - i >= 8; i += 8) {
+        const unsigned char *q = src + 4 * i;
+        __m256i stored = _mm256_loadu_si256((const __m256i *)q);
+        __m256i u = swap ? bswap32(stored) : stored;
+        __m256i is_nan = _mm256_cmpgt_epi32(_mm256_and_si256(u, abs_mask), inf);
+        __m256i r = round ? _mm256_add_epi32(_mm256_add_epi32(u, half_minus_one),
+                                             _mm256_and_si256(_mm256_srl_epi32(u, shift), one))
+                          : u;
+        r = _mm256_andnot_si256(low, r);
+        r = _mm256_blendv_epi8(r, _mm256_or_si256(_mm256_andnot_si256(low, u), quiet), is_nan);
+
+        __m256i same = _mm256_cmpeq_epi32(r, u);
+        unchanged = _mm256_sub_epi32(unchanged, same);
+        __m256 skip = _mm256_castsi256_ps(_mm256_or_si256(same, is_nan));
+        __m256 old_abs = _mm256_and_ps(_mm256_castsi256_ps(u), _mm256_castsi256_ps(abs_mask));
+        __m256 err = _mm256_and_ps(_mm256_sub_ps(_mm256_castsi256_ps(r), _mm256_castsi256_ps(u)),
+                                   _mm256_castsi256_ps(abs_mask));
+        max_abs = _mm256_max_ps(max_abs, _mm256_andnot_ps(skip, err));
+        max_rel = _mm256_max_ps(max_rel, _mm256_andnot_ps(skip, _mm256_div_ps(err, old_abs)));
+        if (write && (dst != src || _mm256_movemask_epi8(same) != -1))
+            _mm256_storeu_si256((__m256i *)(dst + 4 * i), swap ? bswap32(r) : r);
+    }
+    float abs_lanes[8], rel_lanes[8];
+    _mm256_storeu_ps(abs_lanes, max_abs);
+    _mm256_storeu_ps(rel_lanes, max_rel);
+    for (int k = 0; k < 8; k++) {
+        t->max_abs = abs_lanes[k] > t->max_abs ? abs_lanes[k] : t->max_abs;
+        t->max_rel = rel_lanes[k] > t->max_rel ? rel_lanes[k] : t->max_rel;
+    }
+    t->changed += i - hsum(unchanged);
+    pyscan_mantissa_tail(src + 4 * i, dst == NULL ? NULL : dst + 4 * i, n - i, swap, keep, round, t);
+}
+
+void pyscan_mantissa_avx2(const void *src, void *dst, size_t n, int swap, unsigned keep, int round,
+                          pyscan_tracker *t)
+{
+    const unsigned char *in = src;
+    unsigned char *out = dst;
+    PYSCAN_SPECIALIZE_REWRITE(mantissa_impl, in, out, n, keep, t, swap, round && keep < 23)
+}
+
 PYSCAN_DEFINE_HALF_KERNELS(avx2)

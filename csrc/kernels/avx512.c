@@ -100,4 +100,62 @@ void pyscan_count_f32_avx512(const void *data, size_t n, int swap, pyscan_counts
         count_f32(data, n, 0, acc);
 }
 
+/*
+ * Keep `keep` mantissa bits of 16 words; see sse2.c for the scheme.  Masks
+ * make the NaN select a blend and let the store write only changed lanes.
+ */
+static inline __attribute__((always_inline)) void mantissa_impl(const unsigned char *src, unsigned char *dst,
+                                                                size_t n, unsigned keep, pyscan_tracker *t, int swap,
+                                                                int write, int round)
+{
+    const uint32_t dropped = 23u - keep;
+    const __m512i low = _mm512_set1_epi32((int)((UINT32_C(1) << dropped) - 1u));
+    const __m512i half_minus_one = _mm512_srli_epi32(low, 1);
+    const __m128i shift = _mm_cvtsi32_si128((int)dropped);
+    const __m512i abs_mask = _mm512_set1_epi32(0x7FFFFFFF), inf = _mm512_set1_epi32((int)PYSCAN_F32_INF);
+    const __m512i quiet = _mm512_set1_epi32(0x00400000), one = _mm512_set1_epi32(1);
+    uint64_t changed = 0;
+    __m512 max_abs = _mm512_setzero_ps(), max_rel = _mm512_setzero_ps();
+    size_t i = 0;
+    for (; n - i >= 16; i += 16) {
+        const unsigned char *q = src + 4 * i;
+        __m512i u = _mm512_loadu_si512((const void *)q);
+        if (swap)
+            u = bswap32(u);
+        __mmask16 is_nan = _mm512_cmpgt_epu32_mask(_mm512_and_si512(u, abs_mask), inf);
+        __m512i r = round ? _mm512_add_epi32(_mm512_add_epi32(u, half_minus_one),
+                                             _mm512_and_si512(_mm512_srl_epi32(u, shift), one))
+                          : u;
+        r = _mm512_andnot_si512(low, r);
+        r = _mm512_mask_blend_epi32(is_nan, r, _mm512_or_si512(_mm512_andnot_si512(low, u), quiet));
+
+        __mmask16 differ = _mm512_cmpneq_epu32_mask(r, u);
+        changed += (uint64_t)__builtin_popcount(differ);
+        __mmask16 tracked = differ & (__mmask16)~is_nan;
+        __m512 old_abs = _mm512_castsi512_ps(_mm512_and_si512(u, abs_mask));
+        __m512 err = _mm512_castsi512_ps(
+            _mm512_and_si512(_mm512_castps_si512(_mm512_sub_ps(_mm512_castsi512_ps(r), _mm512_castsi512_ps(u))),
+                             abs_mask));
+        max_abs = _mm512_mask_max_ps(max_abs, tracked, max_abs, err);
+        max_rel = _mm512_mask_max_ps(max_rel, tracked, max_rel, _mm512_maskz_div_ps(tracked, err, old_abs));
+        if (write && dst != src)
+            _mm512_storeu_si512((void *)(dst + 4 * i), swap ? bswap32(r) : r);
+        else if (write && differ)
+            _mm512_mask_storeu_epi32((void *)(dst + 4 * i), differ, swap ? bswap32(r) : r);
+    }
+    float abs_max = _mm512_reduce_max_ps(max_abs), rel_max = _mm512_reduce_max_ps(max_rel);
+    t->max_abs = abs_max > t->max_abs ? abs_max : t->max_abs;
+    t->max_rel = rel_max > t->max_rel ? rel_max : t->max_rel;
+    t->changed += changed;
+    pyscan_mantissa_tail(src + 4 * i, dst == NULL ? NULL : dst + 4 * i, n - i, swap, keep, round, t);
+}
+
+void pyscan_mantissa_avx512(const void *src, void *dst, size_t n, int swap, unsigned keep, int round,
+                          pyscan_tracker *t)
+{
+    const unsigned char *in = src;
+    unsigned char *out = dst;
+    PYSCAN_SPECIALIZE_REWRITE(mantissa_impl, in, out, n, keep, t, swap, round && keep < 23)
+}
+
 PYSCAN_DEFINE_HALF_KERNELS(avx512)

@@ -21,10 +21,32 @@
 /* Each ISA file defines exactly one of these, named pyscan_count_<dtype>_<isa>. */
 typedef void (*pyscan_count_fn)(const void *data, size_t n, int swap, pyscan_counts *acc);
 
-#define PYSCAN_DECLARE_ISA(isa)                                                       \
-    void pyscan_count_f32_##isa(const void *data, size_t n, int swap, pyscan_counts *acc); \
-    void pyscan_count_f16_##isa(const void *data, size_t n, int swap, pyscan_counts *acc); \
-    void pyscan_count_bf16_##isa(const void *data, size_t n, int swap, pyscan_counts *acc);
+/* Largest |new - old| and |new - old| / |old| seen so far, in F32 (see pyscan.h). */
+typedef struct pyscan_tracker {
+    uint64_t changed;
+    float max_abs;
+    float max_rel;
+} pyscan_tracker;
+
+/*
+ * Rewrites read src and, unless dst is NULL (a dry run), store to dst; with
+ * dst == src only changed words are stored, otherwise every word is.
+ */
+typedef void (*pyscan_mantissa_fn)(const void *src, void *dst, size_t n, int swap, unsigned keep, int round,
+                                   pyscan_tracker *t);
+typedef void (*pyscan_fp16_fn)(const void *src, void *dst, size_t n, int swap, int toward_zero, pyscan_tracker *t);
+typedef void (*pyscan_fake_quant_fn)(const void *src, void *dst, size_t n_rows, size_t row_len, size_t group,
+                                     float qmax, int swap, pyscan_tracker *t);
+
+#define PYSCAN_DECLARE_ISA(isa)                                                                              \
+    void pyscan_count_f32_##isa(const void *data, size_t n, int swap, pyscan_counts *acc);                    \
+    void pyscan_count_f16_##isa(const void *data, size_t n, int swap, pyscan_counts *acc);                    \
+    void pyscan_count_bf16_##isa(const void *data, size_t n, int swap, pyscan_counts *acc);                   \
+    void pyscan_mantissa_##isa(const void *src, void *dst, size_t n, int swap, unsigned keep, int round,      \
+                               pyscan_tracker *t);                                                            \
+    void pyscan_fp16_##isa(const void *src, void *dst, size_t n, int swap, int toward_zero, pyscan_tracker *t); \
+    void pyscan_fake_quant_##isa(const void *src, void *dst, size_t n_rows, size_t row_len, size_t group,     \
+                                 float qmax, int swap, pyscan_tracker *t);
 
 PYSCAN_DECLARE_ISA(scalar)
 PYSCAN_DECLARE_ISA(sse2)
@@ -200,6 +222,205 @@ static inline __attribute__((always_inline)) void pyscan_count_bf16_loop(const u
 
 #define PYSCAN_DEFINE_HALF_KERNELS(isa) \
     PYSCAN_HALF_KERNEL(f16, isa)        \
-    PYSCAN_HALF_KERNEL(bf16, isa)
+    PYSCAN_HALF_KERNEL(bf16, isa)       \
+    PYSCAN_DEFINE_REWRITE_LOOPS(isa)
+
+/* ---- Rewrites of F32 words ------------------------------------------------ */
+
+static inline void pyscan_store_u32(unsigned char *p, uint32_t v, int swap)
+{
+    if (swap)
+        v = __builtin_bswap32(v);
+    memcpy(p, &v, sizeof v);
+}
+
+static inline float pyscan_f32(uint32_t bits)
+{
+    float f;
+    memcpy(&f, &bits, sizeof f);
+    return f;
+}
+
+static inline uint32_t pyscan_bits(float f)
+{
+    uint32_t bits;
+    memcpy(&bits, &f, sizeof bits);
+    return bits;
+}
+
+/* Store a rewritten word: always into a separate output, only if changed in place. */
+static inline void pyscan_put(const unsigned char *src, unsigned char *dst, size_t offset, uint32_t old_bits,
+                              uint32_t new_bits, int swap)
+{
+    if (dst != NULL && (dst != src || new_bits != old_bits))
+        pyscan_store_u32(dst + offset, new_bits, swap);
+}
+
+/* Record one rewritten word.  Zero and infinity never change; NaNs carry no error. */
+static inline void pyscan_track(uint32_t old_bits, uint32_t new_bits, pyscan_tracker *t)
+{
+    if (old_bits == new_bits)
+        return;
+    t->changed += 1;
+    if ((old_bits & PYSCAN_F32_ABS) > PYSCAN_F32_INF)
+        return;
+    float old_value = pyscan_f32(old_bits);
+    float err = __builtin_fabsf(pyscan_f32(new_bits) - old_value);
+    float rel = err / __builtin_fabsf(old_value);
+    if (err > t->max_abs)
+        t->max_abs = err;
+    if (rel > t->max_rel)
+        t->max_rel = rel;
+}
+
+/*
+ * Keep `keep` (0..23) explicit mantissa bits, clearing the 23 - keep below.
+ * Rounding adds half an ulp of the kept part minus one, plus the kept part's
+ * lowest bit (ties to even); a carry runs into the exponent, so the largest
+ * finite values round to infinity exactly as IEEE does.  The result is the
+ * nearest multiple of the value's grid (2^(exponent - keep)), ties to the
+ * even multiple.  A NaN keeps its sign
+ * and the top of its payload and gets the quiet bit, so it stays a NaN even
+ * when the payload sat only in the cleared bits (0x7F800001 must not become
+ * infinity).  keep = 7 is BF16.
+ */
+static inline uint32_t pyscan_keep_mantissa(uint32_t u, unsigned keep, int round)
+{
+    uint32_t dropped = 23u - keep;
+    uint32_t low = (UINT32_C(1) << dropped) - 1u;
+    if ((u & PYSCAN_F32_ABS) > PYSCAN_F32_INF)
+        return (u & ~low) | 0x00400000u;
+    if (round && dropped > 0) {
+        /* The kept part's lowest bit decides ties.  With no mantissa bits kept
+         * that is the implicit bit: 1 for normals, 0 for subnormals. */
+        uint32_t kept_lsb = keep > 0 ? (u >> dropped) & 1u : (u & PYSCAN_F32_ABS) >= PYSCAN_F32_MIN_NORMAL;
+        u += (low >> 1) + kept_lsb;
+    }
+    return u & ~low;
+}
+
+/*
+ * F32 -> IEEE FP16 -> F32 in one step on the bits.  In FP16's normal range the
+ * low 13 mantissa bits go; below 2^-14 the grid is 2^-24, i.e. the low
+ * 126 - e bits go (the implicit bit is then bit 23, and for e = 103 its
+ * parity equals the exponent's lowest bit, so the same rounding works).
+ * Values under 2^-24 become 0 or 2^-24.  Overflow: infinity when rounding,
+ * +-65504 (the largest FP16) toward zero, as IEEE specifies.  A NaN keeps
+ * the top 10 bits of its payload, quiet.
+ */
+static inline uint32_t pyscan_fp16_round_trip(uint32_t u, int toward_zero)
+{
+    uint32_t sign = u & 0x80000000u, a = u & PYSCAN_F32_ABS;
+    if (a > PYSCAN_F32_INF)
+        return (u | 0x00400000u) & ~UINT32_C(0x1FFF);
+    if (a == PYSCAN_F32_INF)
+        return u;
+    uint32_t e = a >> 23, r = 0;
+    if (e >= 103) {
+        uint32_t dropped = e >= 113 ? 13u : 126u - e;
+        uint32_t low = (UINT32_C(1) << dropped) - 1u;
+        r = toward_zero ? a : a + (low >> 1) + ((a >> dropped) & 1u);
+        r &= ~low;
+        if (r >= PYSCAN_F32_FP16_HI)
+            r = toward_zero ? 0x477FE000u : PYSCAN_F32_INF;
+    } else if (e == 102 && !toward_zero) {
+        r = (a & 0x007FFFFFu) ? PYSCAN_F32_FP16_LO : 0; /* exactly 2^-25 ties to even: 0 */
+    }
+    return sign | r;
+}
+
+/* The portable rewrite loops, compiled by every ISA file with its own flags. */
+static inline __attribute__((always_inline)) void pyscan_fp16_loop(const unsigned char *src, unsigned char *dst,
+                                                                  size_t n, int swap, int toward_zero,
+                                                                  pyscan_tracker *t)
+{
+    for (size_t i = 0; i < n; i++) {
+        uint32_t u = pyscan_load_u32(src + 4 * i, swap);
+        uint32_t r = pyscan_fp16_round_trip(u, toward_zero);
+        pyscan_track(u, r, t);
+        pyscan_put(src, dst, 4 * i, u, r, swap);
+    }
+}
+
+static inline uint32_t pyscan_fake_quant_one(uint32_t u, float scale, float qmax)
+{
+    if ((u & PYSCAN_F32_ABS) >= PYSCAN_F32_INF)
+        return u;
+    float q = __builtin_rintf(pyscan_f32(u) / scale);
+    q = q > qmax ? qmax : (q < -qmax ? -qmax : q);
+    return pyscan_bits(q * scale);
+}
+
+static inline __attribute__((always_inline)) void pyscan_fake_quant_loop(const unsigned char *src,
+                                                                        unsigned char *dst, size_t n_rows,
+                                                                        size_t row_len, size_t group, float qmax,
+                                                                        int swap, pyscan_tracker *t)
+{
+    for (size_t row = 0; row < n_rows; row++) {
+        for (size_t start = 0; start < row_len; start += group) {
+            size_t base = 4 * (row * row_len + start);
+            const unsigned char *g = src + base;
+            size_t len = row_len - start < group ? row_len - start : group;
+            uint32_t absmax = 0; /* as bits: finite non-negative floats order like integers */
+            for (size_t i = 0; i < len; i++) {
+                uint32_t a = pyscan_load_u32(g + 4 * i, swap) & PYSCAN_F32_ABS;
+                if (a < PYSCAN_F32_INF && a > absmax)
+                    absmax = a;
+            }
+            float scale = pyscan_f32(pyscan_keep_mantissa(pyscan_bits(pyscan_f32(absmax) / qmax), 7, 1));
+            /* An all-zero group (or one whose scale overflows) is left as it is. */
+            int quantize = scale > 0.0f && pyscan_bits(scale) < PYSCAN_F32_INF;
+            for (size_t i = 0; i < len; i++) {
+                uint32_t u = pyscan_load_u32(g + 4 * i, swap);
+                uint32_t r = quantize ? pyscan_fake_quant_one(u, scale, qmax) : u;
+                pyscan_track(u, r, t);
+                pyscan_put(src, dst, base + 4 * i, u, r, swap);
+            }
+        }
+    }
+}
+
+#define PYSCAN_DEFINE_REWRITE_LOOPS(isa)                                                                      \
+    void pyscan_fp16_##isa(const void *src, void *dst, size_t n, int swap, int toward_zero, pyscan_tracker *t) \
+    {                                                                                                         \
+        if (swap)                                                                                             \
+            pyscan_fp16_loop((const unsigned char *)src, (unsigned char *)dst, n, 1, toward_zero, t);         \
+        else                                                                                                  \
+            pyscan_fp16_loop((const unsigned char *)src, (unsigned char *)dst, n, 0, toward_zero, t);         \
+    }                                                                                                         \
+    void pyscan_fake_quant_##isa(const void *src, void *dst, size_t n_rows, size_t row_len, size_t group,     \
+                                 float qmax, int swap, pyscan_tracker *t)                                     \
+    {                                                                                                         \
+        pyscan_fake_quant_loop((const unsigned char *)src, (unsigned char *)dst, n_rows, row_len, group, qmax, \
+                               swap, t);                                                                      \
+    }
+
+/* The scalar mantissa rewrite, also the tail of every SIMD one. */
+static inline void pyscan_mantissa_tail(const unsigned char *src, unsigned char *dst, size_t n, int swap,
+                                        unsigned keep, int round, pyscan_tracker *t)
+{
+    for (size_t i = 0; i < n; i++) {
+        uint32_t u = pyscan_load_u32(src + 4 * i, swap);
+        uint32_t r = pyscan_keep_mantissa(u, keep, round);
+        pyscan_track(u, r, t);
+        pyscan_put(src, dst, 4 * i, u, r, swap);
+    }
+}
+
+/*
+ * SIMD rewrites are specialized on (swap, write, round) so the inner loop has
+ * no flag tests; this expands the eight constant-argument calls.
+ */
+#define PYSCAN_SPECIALIZE_REWRITE(impl, src, dst, n, keep, t, swap, round)                 \
+    switch (((swap) ? 4 : 0) | ((dst) != NULL ? 2 : 0) | ((round) ? 1 : 0)) {            \
+    case 0: impl(src, dst, n, keep, t, 0, 0, 0); break;                                     \
+    case 1: impl(src, dst, n, keep, t, 0, 0, 1); break;                                     \
+    case 2: impl(src, dst, n, keep, t, 0, 1, 0); break;                                     \
+    case 3: impl(src, dst, n, keep, t, 0, 1, 1); break;                                     \
+    case 4: impl(src, dst, n, keep, t, 1, 0, 0); break;                                     \
+    case 5: impl(src, dst, n, keep, t, 1, 0, 1); break;                                     \
+    case 6: impl(src, dst, n, keep, t, 1, 1, 0); break;                                     \
+    default: impl(src, dst, n, keep, t, 1, 1, 1); break;                                    \
+    }
 
 #endif /* PYSCAN_KERNEL_H */

@@ -86,4 +86,55 @@ void pyscan_count_f32_neon(const void *data, size_t n, int swap, pyscan_counts *
         count_f32(data, n, 0, acc);
 }
 
+/* Keep `keep` mantissa bits of 4 words; see sse2.c for the scheme. */
+static inline __attribute__((always_inline)) void mantissa_impl(const unsigned char *src, unsigned char *dst,
+                                                                size_t n, unsigned keep, pyscan_tracker *t, int swap,
+                                                                int write, int round)
+{
+    const uint32_t dropped = 23u - keep;
+    const uint32x4_t low = vdupq_n_u32((UINT32_C(1) << dropped) - 1u);
+    const uint32x4_t half_minus_one = vshrq_n_u32(low, 1);
+    const int32x4_t right_shift = vdupq_n_s32(-(int32_t)dropped);
+    const uint32x4_t abs_mask = vdupq_n_u32(0x7FFFFFFF), inf = vdupq_n_u32(PYSCAN_F32_INF);
+    const uint32x4_t quiet = vdupq_n_u32(0x00400000), one = vdupq_n_u32(1);
+    uint32x4_t unchanged = vdupq_n_u32(0);
+    float32x4_t max_abs = vdupq_n_f32(0.0f), max_rel = vdupq_n_f32(0.0f);
+    size_t i = 0;
+    for (; n - i >= 4; i += 4) {
+        const unsigned char *q = src + 4 * i;
+        uint32x4_t u = vreinterpretq_u32_u8(vld1q_u8(q));
+        if (swap)
+            u = vreinterpretq_u32_u8(vrev32q_u8(vreinterpretq_u8_u32(u)));
+        uint32x4_t is_nan = vcgtq_u32(vandq_u32(u, abs_mask), inf);
+        uint32x4_t r = round ? vaddq_u32(vaddq_u32(u, half_minus_one), vandq_u32(vshlq_u32(u, right_shift), one)) : u;
+        r = vbicq_u32(r, low);
+        r = vbslq_u32(is_nan, vorrq_u32(vbicq_u32(u, low), quiet), r);
+
+        uint32x4_t same = vceqq_u32(r, u);
+        unchanged = vsubq_u32(unchanged, same);
+        uint32x4_t skip = vorrq_u32(same, is_nan);
+        float32x4_t err = vabdq_f32(vreinterpretq_f32_u32(r), vreinterpretq_f32_u32(u));
+        float32x4_t rel = vdivq_f32(err, vabsq_f32(vreinterpretq_f32_u32(u)));
+        max_abs = vmaxq_f32(max_abs, vreinterpretq_f32_u32(vbicq_u32(vreinterpretq_u32_f32(err), skip)));
+        max_rel = vmaxq_f32(max_rel, vreinterpretq_f32_u32(vbicq_u32(vreinterpretq_u32_f32(rel), skip)));
+        if (write && (dst != src || vminvq_u32(same) == 0)) {
+            uint32x4_t out = swap ? vreinterpretq_u32_u8(vrev32q_u8(vreinterpretq_u8_u32(r))) : r;
+            vst1q_u8(dst + 4 * i, vreinterpretq_u8_u32(out));
+        }
+    }
+    float abs_max = vmaxvq_f32(max_abs), rel_max = vmaxvq_f32(max_rel);
+    t->max_abs = abs_max > t->max_abs ? abs_max : t->max_abs;
+    t->max_rel = rel_max > t->max_rel ? rel_max : t->max_rel;
+    t->changed += i - vaddlvq_u32(unchanged);
+    pyscan_mantissa_tail(src + 4 * i, dst == NULL ? NULL : dst + 4 * i, n - i, swap, keep, round, t);
+}
+
+void pyscan_mantissa_neon(const void *src, void *dst, size_t n, int swap, unsigned keep, int round,
+                          pyscan_tracker *t)
+{
+    const unsigned char *in = src;
+    unsigned char *out = dst;
+    PYSCAN_SPECIALIZE_REWRITE(mantissa_impl, in, out, n, keep, t, swap, round && keep < 23)
+}
+
 PYSCAN_DEFINE_HALF_KERNELS(neon)

@@ -108,4 +108,62 @@ void pyscan_count_f32_sse2(const void *data, size_t n, int swap, pyscan_counts *
         count_f32(data, n, 0, acc);
 }
 
+/*
+ * Keep `keep` mantissa bits of 4 words (the rule is pyscan_keep_mantissa in
+ * kernel.h).  A vector is stored only if a lane changed, so pages of
+ * tensors that are already exact stay clean.
+ */
+static inline __attribute__((always_inline)) void mantissa_impl(const unsigned char *src, unsigned char *dst,
+                                                                size_t n, unsigned keep, pyscan_tracker *t, int swap,
+                                                                int write, int round)
+{
+    const uint32_t dropped = 23u - keep;
+    const __m128i low = _mm_set1_epi32((int)((UINT32_C(1) << dropped) - 1u));
+    const __m128i half_minus_one = _mm_srli_epi32(low, 1);
+    const __m128i shift = _mm_cvtsi32_si128((int)dropped);
+    const __m128i abs_mask = _mm_set1_epi32(0x7FFFFFFF), inf = _mm_set1_epi32((int)PYSCAN_F32_INF);
+    const __m128i quiet = _mm_set1_epi32(0x00400000), one = _mm_set1_epi32(1), ones = _mm_set1_epi32(-1);
+    __m128i unchanged = _mm_setzero_si128();
+    __m128 max_abs = _mm_setzero_ps(), max_rel = _mm_setzero_ps();
+    size_t i = 0;
+    for (; n - i >= 4; i += 4) {
+        const unsigned char *q = src + 4 * i;
+        __m128i stored = _mm_loadu_si128((const __m128i *)q);
+        __m128i u = swap ? bswap32(stored) : stored;
+        __m128i is_nan = _mm_cmpgt_epi32(_mm_and_si128(u, abs_mask), inf);
+        __m128i r = round ? _mm_add_epi32(_mm_add_epi32(u, half_minus_one), _mm_and_si128(_mm_srl_epi32(u, shift), one))
+                          : u;
+        r = _mm_andnot_si128(low, r);
+        __m128i nan_r = _mm_or_si128(_mm_andnot_si128(low, u), quiet);
+        r = _mm_or_si128(_mm_and_si128(is_nan, nan_r), _mm_andnot_si128(is_nan, r));
+
+        __m128i same = _mm_cmpeq_epi32(r, u);
+        unchanged = _mm_sub_epi32(unchanged, same);
+        __m128 tracked = _mm_castsi128_ps(_mm_andnot_si128(_mm_or_si128(same, is_nan), ones));
+        __m128 old_abs = _mm_and_ps(_mm_castsi128_ps(u), _mm_castsi128_ps(abs_mask));
+        __m128 err = _mm_and_ps(_mm_sub_ps(_mm_castsi128_ps(r), _mm_castsi128_ps(u)), _mm_castsi128_ps(abs_mask));
+        max_abs = _mm_max_ps(max_abs, _mm_and_ps(err, tracked));
+        max_rel = _mm_max_ps(max_rel, _mm_and_ps(_mm_div_ps(err, old_abs), tracked));
+        if (write && (dst != src || _mm_movemask_epi8(same) != 0xFFFF))
+            _mm_storeu_si128((__m128i *)(dst + 4 * i), swap ? bswap32(r) : r);
+    }
+    float abs_lanes[4], rel_lanes[4];
+    _mm_storeu_ps(abs_lanes, max_abs);
+    _mm_storeu_ps(rel_lanes, max_rel);
+    for (int k = 0; k < 4; k++) {
+        t->max_abs = abs_lanes[k] > t->max_abs ? abs_lanes[k] : t->max_abs;
+        t->max_rel = rel_lanes[k] > t->max_rel ? rel_lanes[k] : t->max_rel;
+    }
+    t->changed += i - hsum(unchanged);
+    pyscan_mantissa_tail(src + 4 * i, dst == NULL ? NULL : dst + 4 * i, n - i, swap, keep, round, t);
+}
+
+void pyscan_mantissa_sse2(const void *src, void *dst, size_t n, int swap, unsigned keep, int round,
+                          pyscan_tracker *t)
+{
+    const unsigned char *in = src;
+    unsigned char *out = dst;
+    PYSCAN_SPECIALIZE_REWRITE(mantissa_impl, in, out, n, keep, t, swap, round && keep < 23)
+}
+
 PYSCAN_DEFINE_HALF_KERNELS(sse2)

@@ -1,7 +1,8 @@
-"""``pyscan FILE``: report the precision a GGUF model's weights carry.
+"""``pyscan FILE``: report the precision a GGUF model's weights carry, or fake-quantize them.
 
-Exit statuses: 0 success; 2 the file is invalid, unreadable, or the options
-are wrong.  Errors are one line on stderr, naming the file; never a traceback.
+Exit statuses: 0 success; 1 ``pyscan diff`` found differences; 2 the file is
+invalid, unreadable, or the options are wrong; 130 interrupted.  Errors are
+one line on stderr, naming the file; never a traceback.
 """
 
 from __future__ import annotations
@@ -9,14 +10,17 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
 import tempfile
 import time
 from collections.abc import Sequence
+from types import FrameType
 
 import pyscan
 from pyscan import native
 from pyscan.errors import PyscanError
+from pyscan.rewrite.modes import RewriteMode, parse_mode
 from pyscan.scan import scan
 
 EXIT_OK = 0
@@ -24,7 +28,18 @@ EXIT_ERROR = 2
 EXIT_INTERRUPTED = 130
 
 EPILOG = """\
-exit status: 0 success; 2 invalid or unreadable file, or bad options.
+fake quantization (F32 tensors; --include/--exclude choose which):
+  --truncate bf16|fp16|mN   toward zero: BF16, IEEE FP16, or N = 0..23 mantissa bits
+  --round bf16|fp16|mN      the same, to nearest, ties to even (overflow to infinity)
+  --fake-quant int8|int4    symmetric absmax per row, or per --group-size G values
+  with -o OUT (a checked copy; IN is never modified), --in-place, or --dry-run.
+  A NaN always stays a NaN.  Every mode is idempotent: running it again changes
+  nothing, so an interrupted --in-place run is finished by simply re-running it.
+
+compare two models: pyscan diff A B [--json]   (exit 0 identical, 1 different)
+
+exit status: 0 success; 1 diff found differences; 2 invalid or unreadable file,
+or bad options; 130 interrupted.
 environment: PYSCAN_ISA=scalar|sse2|avx2|avx512|neon forces a kernel path.
 JSON schema: see README.md ("JSON report")."""
 
@@ -56,6 +71,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--threads", type=int, default=None, metavar="N", help="threads for large scans (default: all cores)"
     )
+    rewrite = parser.add_argument_group("fake quantization")
+    rewrite.add_argument("--truncate", metavar="FORMAT", help="bf16, fp16 or mN: round toward zero")
+    rewrite.add_argument("--round", metavar="FORMAT", help="bf16, fp16 or mN: round to nearest even")
+    rewrite.add_argument("--fake-quant", metavar="INT", help="int8 or int4: symmetric absmax quantization")
+    rewrite.add_argument("--group-size", type=int, metavar="G", help="--fake-quant groups of G values along a row")
+    rewrite.add_argument("-o", "--output", metavar="OUT", help="write the rewritten model to OUT")
+    rewrite.add_argument("--in-place", action="store_true", help="rewrite FILE itself")
+    rewrite.add_argument("--dry-run", action="store_true", help="report what would change; write nothing")
+    rewrite.add_argument("--force", action="store_true", help="replace an existing OUT")
     parser.add_argument(
         "--demo", action="store_true", help="build a small TinyLlama-shaped Q4_K_M model with gguf-py and scan it"
     )
@@ -88,7 +112,41 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     if not args.file:
         parser.print_usage(sys.stderr)
         raise PyscanError(None, "a FILE to scan is required (or --demo)", "usage")
+    mode = parse_mode(args.truncate, args.round, args.fake_quant, args.group_size)
+    if mode is not None:
+        return rewrite(args.file, mode, args)
+    if args.output or args.in_place or args.dry_run or args.force:
+        raise PyscanError(
+            None, "-o, --in-place, --dry-run and --force go with --truncate, --round or --fake-quant", "usage"
+        )
     return report(args.file, args)
+
+
+def rewrite(path: str, mode: RewriteMode, args: argparse.Namespace) -> int:
+    if sum(map(bool, (args.output, args.in_place, args.dry_run))) != 1:
+        raise PyscanError(None, f"--{mode.kind} needs exactly one of -o OUT, --in-place or --dry-run", "usage")
+    if args.force and not args.output:
+        raise PyscanError(None, "--force goes with -o OUT", "usage")
+    from pyscan.writer import rewrite_file
+
+    result = rewrite_file(
+        path,
+        mode,
+        output=args.output,
+        in_place=args.in_place,
+        force=args.force,
+        include=args.include,
+        exclude=args.exclude,
+        threads=args.threads,
+    )
+    if args.json:
+        json.dump(result.to_dict(), sys.stdout)
+        sys.stdout.write("\n")
+    else:
+        from pyscan.cli.render import render_rewrite
+
+        print(render_rewrite(result))
+    return EXIT_OK
 
 
 def report(path: str, args: argparse.Namespace) -> int:
@@ -105,9 +163,20 @@ def report(path: str, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _terminate(signum: int, frame: FrameType | None) -> None:
+    # SIGTERM takes the same clean-up path as Ctrl-C: no partial output is left behind.
+    raise KeyboardInterrupt
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    if arguments[:1] == ["diff"]:
+        from pyscan.cli.diff_command import main_diff
+
+        return main_diff(arguments[1:])
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(arguments)
+    signal.signal(signal.SIGTERM, _terminate)
     try:
         return run(args, parser)
     except PyscanError as exc:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from pyscan.rewrite.engine import RewriteReport
 from pyscan.scan.groups import group_tensors
 from pyscan.scan.report import FileReport, TensorReport
 from pyscan.scan.verdict import verdict
@@ -112,4 +113,44 @@ def render(report: FileReport, per_tensor: bool = False, elapsed: float | None =
         out += ["  " + line for line in table(headers, rows)]
 
     out += ["", "Verdict: " + verdict(report)]
+    return "\n".join(out)
+
+
+def _error(value: float) -> str:
+    return f"{value:.6g}"
+
+
+def render_rewrite(result: RewriteReport) -> str:
+    """What a --truncate / --round / --fake-quant run changed, tensor by tensor and in total."""
+    changed = [t for t in result.tensors if t.changed]
+    rows = [
+        [
+            t.name,
+            f"{t.changed:,}",
+            f"{t.n_elements:,}",
+            percent(t.changed / t.n_elements if t.n_elements else 0),
+            _error(t.max_abs_error),
+            _error(t.max_rel_error),
+        ]
+        for t in changed
+    ]
+    out: list[str] = []
+    if rows:
+        out += table(["tensor", "changed", "of", "share", "max |error|", "max rel error"], rows)
+    unchanged = len(result.tensors) - len(changed)
+    if unchanged:
+        out.append(f"{unchanged:,} of {len(result.tensors):,} F32 tensors unchanged")
+    share = percent(result.changed / result.n_elements if result.n_elements else 0)
+    where = (
+        "dry run: nothing written"
+        if result.dry_run
+        else f"rewritten in place: {result.path}"
+        if result.in_place
+        else f"written: {result.output}"
+    )
+    out.append(
+        f"{result.mode}: {len(changed):,} of {len(result.tensors):,} F32 tensors changed, "
+        f"{result.changed:,} of {result.n_elements:,} values ({share}), max |error| "
+        f"{_error(result.max_abs_error)}, max relative error {_error(result.max_rel_error)}; {where}"
+    )
     return "\n".join(out)

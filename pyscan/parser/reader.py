@@ -138,9 +138,9 @@ class GGUFFile:
         self.close()
 
 
-def open_gguf(path: str | os.PathLike[str]) -> GGUFFile:
-    """Map and parse a GGUF file; raises PyscanError if it is not a valid one."""
-    mapping = map_file(path)
+def open_gguf(path: str | os.PathLike[str], writable: bool = False) -> GGUFFile:
+    """Map and parse a GGUF file (writable: a shared, writable mapping); PyscanError if it is not valid."""
+    mapping = map_file(path, writable)
     return parse(mapping)
 
 

@@ -1,0 +1,92 @@
+"""``pyscan diff A B``: compare two GGUF files tensor by tensor and value by value.
+
+Exit statuses: 0 the files hold the same tensors, values and metadata; 1 they
+differ; 2 a file is invalid or unreadable, or the options are wrong (one line
+on stderr, ``pyscan: PATH: what is wrong``, never a traceback).
+
+Byte order alone is no difference: values are compared in native order, so a
+big-endian twin of a little-endian file is identical (the report notes it).
+
+``--json`` prints one strict-JSON object (``DiffReport.to_dict()``): path_a,
+path_b, identical, summary, endianness_a/_b, version_a/_b,
+n_tensors_compared, n_tensors_differ, n_values_differ, max_abs_diff, notes,
+metadata_differences (key, status, type_a, type_b, value_a, value_b) and
+tensors, one per selected name (A's order, then names only in B): name,
+status (identical, different, only_in_a, only_in_b, type_changed,
+shape_changed, not_compared), type, shape, type_a, type_b, shape_a, shape_b,
+n_elements, compared ("values", "bytes" or null), n_values_differ,
+n_nan_mismatch, n_bytes_differ, max_abs_diff, max_rel_diff, rmse.
+Non-finite floats are the strings "inf", "-inf", "nan"; null means the
+field does not apply (e.g. value statistics of a byte-compared tensor).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+
+from pyscan.errors import PyscanError
+
+EXIT_IDENTICAL = 0
+EXIT_DIFFERENT = 1
+EXIT_ERROR = 2
+EXIT_INTERRUPTED = 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="pyscan diff",
+        description="Compare two GGUF files: tensors by name, type, shape and value; metadata by key.",
+        epilog="exit status: 0 identical; 1 different; 2 invalid or unreadable file, or bad options.",
+    )
+    parser.add_argument("a", metavar="A", help="the first GGUF file")
+    parser.add_argument("b", metavar="B", help="the second GGUF file")
+    parser.add_argument("--json", action="store_true", help="print one JSON object instead of the report")
+    parser.add_argument(
+        "--include", action="append", default=[], metavar="GLOB",
+        help="compare only tensors whose name matches GLOB (repeatable)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--exclude", action="append", default=[], metavar="GLOB",
+        help="skip tensors whose name matches GLOB (repeatable; applied after --include)",
+    )  # fmt: skip
+    return parser
+
+
+def run(args: argparse.Namespace) -> int:
+    # Imported here so that `pyscan diff --help` and usage errors stay instant.
+    from pyscan.diff.compare import diff
+
+    report = diff(args.a, args.b, include=args.include, exclude=args.exclude)
+    try:
+        if args.json:
+            json.dump(report.to_dict(), sys.stdout, allow_nan=False)
+            sys.stdout.write("\n")
+        else:
+            from pyscan.diff.render import render
+
+            print(render(report))
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # The reader went away (e.g. `pyscan diff A B | head`): the answer is still the exit status.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return EXIT_IDENTICAL if report.identical else EXIT_DIFFERENT
+
+
+def main_diff(argv: Sequence[str]) -> int:
+    args = build_parser().parse_args(list(argv))  # argparse exits 2 on bad options
+    try:
+        return run(args)
+    except PyscanError as exc:
+        print(f"pyscan: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print("pyscan: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":
+    sys.exit(main_diff(sys.argv[1:]))

@@ -1,0 +1,424 @@
+"""Compare two GGUF files tensor by tensor, value by value, and their metadata.
+
+Tensors are matched by name.  Common tensors of the same type and shape are
+compared by value when the type has a plain element layout (F32, F16, BF16,
+F64, I8-I64) and byte for byte otherwise (quantized blocks have no single byte
+order to normalize, so their bytes are the only faithful comparison).
+
+Value rule: two elements differ when their bit patterns, read in the file's
+byte order, differ; except that two NaNs are equal whatever their payloads.
+So +0 and -0 differ (their bits do), and a file and its byte-swapped twin hold
+the same values.  Statistics are computed in float64 (exact for every float
+type, approximate for integers above 2**53):
+
+* ``max_abs_diff``: max |a - b| over differing positions where neither is NaN
+  (so +inf against a finite value gives inf; a NaN mismatch is counted in
+  ``n_values_differ`` and ``n_nan_mismatch`` only);
+* ``max_rel_diff``: max |a - b| / |a| over those positions where a is finite
+  and nonzero (0 when there is none);
+* ``rmse``: root mean square of a - b over every position where both are
+  finite (None when there is none, e.g. an empty tensor).
+
+Data is read from the zero-copy views of the two mappings in bounded chunks,
+so memory stays bounded however large the files are.
+
+Metadata is compared key by key: a key only in one file, a changed value type
+or a changed value is a difference.  Scalars compare by value (floats by bits,
+NaNs equal); arrays by their element bytes in native byte order (strings by
+their bytes), so byte order alone is no metadata difference either.
+
+``DiffReport.to_dict()`` is the ``--json`` object.  It holds only strict JSON:
+non-finite floats become the strings ``"inf"``, ``"-inf"`` and ``"nan"``, and
+``null`` means "does not apply".
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import struct
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from pyscan.parser.metadata import MetadataArray, MetadataEntry, ValueType
+from pyscan.parser.reader import GGUFFile, TensorInfo, open_gguf
+from pyscan.scan.scanner import select
+
+CHUNK_ELEMENTS = 1 << 22  # a few tens of MiB of float64 temporaries per chunk
+CHUNK_BYTES = 1 << 24  # for byte-compared tensors
+
+Array = np.ndarray[Any, Any]
+
+# Element types compared by value: native-order unsigned words -> numbers float64 can hold.
+DECODERS: dict[str, Callable[[Array], Array]] = {
+    "F32": lambda w: w.view(np.float32),
+    "F16": lambda w: w.view(np.float16),
+    "BF16": lambda w: (w.astype(np.uint32) << 16).view(np.float32),  # BF16 is the top half of an F32
+    "F64": lambda w: w.view(np.float64),
+    "I8": lambda w: w.view(np.int8),
+    "I16": lambda w: w.view(np.int16),
+    "I32": lambda w: w.view(np.int32),
+    "I64": lambda w: w.view(np.int64),
+}
+
+# Tensor statuses, as the JSON spells them.
+IDENTICAL, DIFFERENT = "identical", "different"
+ONLY_IN_A, ONLY_IN_B = "only_in_a", "only_in_b"
+TYPE_CHANGED, SHAPE_CHANGED = "type_changed", "shape_changed"
+NOT_COMPARED = "not_compared"  # same unknown type id: its data extent is unknown
+
+
+def json_float(x: float | None) -> float | str | None:
+    """A float strict JSON can carry: non-finite values as "inf", "-inf", "nan"."""
+    if x is None or math.isfinite(x):
+        return x
+    return "nan" if math.isnan(x) else ("inf" if x > 0 else "-inf")
+
+
+def short_float(x: float) -> str:
+    """repr when short ("1.0", "0.5", "inf"), else six significant digits."""
+    text = repr(float(x))
+    return text if len(text) <= 10 else f"{x:.6g}"
+
+
+@dataclass
+class TensorDiff:
+    """One tensor name's comparison.  Stats are None where they do not apply."""
+
+    name: str
+    status: str
+    type_a: str | None
+    type_b: str | None
+    shape_a: tuple[int, ...] | None
+    shape_b: tuple[int, ...] | None
+    n_elements: int | None = None
+    compared: str | None = None  # "values", "bytes", or None when the data was not compared
+    n_values_differ: int | None = None
+    n_nan_mismatch: int | None = None
+    n_bytes_differ: int | None = None
+    max_abs_diff: float | None = None
+    max_rel_diff: float | None = None
+    rmse: float | None = None
+
+    @property
+    def differs(self) -> bool:
+        return self.status != IDENTICAL
+
+    @property
+    def type(self) -> str:
+        return self.type_a or self.type_b or "?"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "status": self.status,
+            "type": self.type,
+            "shape": list(self.shape_a if self.shape_a is not None else self.shape_b or ()),
+            "type_a": self.type_a,
+            "type_b": self.type_b,
+            "shape_a": None if self.shape_a is None else list(self.shape_a),
+            "shape_b": None if self.shape_b is None else list(self.shape_b),
+            "n_elements": self.n_elements,
+            "compared": self.compared,
+            "n_values_differ": self.n_values_differ,
+            "n_nan_mismatch": self.n_nan_mismatch,
+            "n_bytes_differ": self.n_bytes_differ,
+            "max_abs_diff": json_float(self.max_abs_diff),
+            "max_rel_diff": json_float(self.max_rel_diff),
+            "rmse": json_float(self.rmse),
+        }
+
+
+@dataclass
+class MetadataDifference:
+    """One metadata key that differs; values are short descriptions, None where absent."""
+
+    key: str
+    status: str  # only_in_a, only_in_b, type_changed, value_changed
+    type_a: str | None
+    type_b: str | None
+    value_a: str | None
+    value_b: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "key": self.key,
+            "status": self.status,
+            "type_a": self.type_a,
+            "type_b": self.type_b,
+            "value_a": self.value_a,
+            "value_b": self.value_b,
+        }
+
+
+@dataclass
+class DiffReport:
+    """Two files compared.  ``identical``: same tensor names, types, shapes, data and metadata.
+
+    Header facts that do not change what the files hold (byte order, GGUF
+    version) are reported in ``notes`` and do not make the files differ.
+    """
+
+    path_a: str
+    path_b: str
+    endianness_a: str
+    endianness_b: str
+    version_a: int
+    version_b: int
+    tensors: list[TensorDiff] = field(default_factory=list)
+    metadata_differences: list[MetadataDifference] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def differing(self) -> list[TensorDiff]:
+        return [t for t in self.tensors if t.differs]
+
+    def with_status(self, *statuses: str) -> list[TensorDiff]:
+        return [t for t in self.tensors if t.status in statuses]
+
+    @property
+    def identical(self) -> bool:
+        return not self.differing and not self.metadata_differences
+
+    @property
+    def n_tensors_differ(self) -> int:
+        return len(self.differing)
+
+    @property
+    def n_values_differ(self) -> int:
+        return sum(t.n_values_differ or 0 for t in self.tensors)
+
+    @property
+    def max_abs_diff(self) -> float:
+        return max((t.max_abs_diff for t in self.tensors if t.max_abs_diff is not None), default=0.0)
+
+    @property
+    def summary(self) -> str:
+        """One line: "identical", or what differs, e.g. "109 tensors differ, 14,189 values, max |d| = 1.0"."""
+        if self.identical:
+            return "identical"
+        parts: list[str] = []
+        n = self.n_tensors_differ
+        if n:
+            parts.append(f"{n:,} tensor{'s differ' if n != 1 else ' differs'}")
+            if self.n_values_differ:
+                parts += [f"{self.n_values_differ:,} values", f"max |d| = {short_float(self.max_abs_diff)}"]
+            by_bytes = sum(1 for t in self.differing if t.compared == "bytes")
+            if by_bytes:
+                parts.append(f"{by_bytes:,} by bytes")
+        else:
+            parts.append("tensors identical")
+        m = len(self.metadata_differences)
+        if m:
+            parts.append(f"{m:,} metadata key{'s differ' if m != 1 else ' differs'}")
+        return ", ".join(parts)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "path_a": self.path_a,
+            "path_b": self.path_b,
+            "identical": self.identical,
+            "summary": self.summary,
+            "endianness_a": self.endianness_a,
+            "endianness_b": self.endianness_b,
+            "version_a": self.version_a,
+            "version_b": self.version_b,
+            "n_tensors_compared": len(self.tensors),
+            "n_tensors_differ": self.n_tensors_differ,
+            "n_values_differ": self.n_values_differ,
+            "max_abs_diff": json_float(self.max_abs_diff),
+            "tensors": [t.to_dict() for t in self.tensors],
+            "metadata_differences": [m.to_dict() for m in self.metadata_differences],
+            "notes": list(self.notes),
+        }
+
+
+def diff(
+    path_a: str | os.PathLike[str],
+    path_b: str | os.PathLike[str],
+    include: Sequence[str] = (),
+    exclude: Sequence[str] = (),
+) -> DiffReport:
+    """Compare two GGUF files; globs choose the tensors.  Raises PyscanError for an invalid file."""
+    with open_gguf(path_a) as a, open_gguf(path_b) as b:
+        return diff_files(a, b, include, exclude)
+
+
+def diff_files(a: GGUFFile, b: GGUFFile, include: Sequence[str] = (), exclude: Sequence[str] = ()) -> DiffReport:
+    report = DiffReport(a.path, b.path, a.byte_order, b.byte_order, a.version, b.version)
+    if a.byte_order != b.byte_order:
+        report.notes.append(f"byte order differs ({a.byte_order} vs {b.byte_order}): values compared, not bytes")
+    if a.version != b.version:
+        report.notes.append(f"GGUF version differs ({a.version} vs {b.version})")
+
+    by_name_b = {t.name: t for t in b.tensors}
+    names_a = {t.name for t in a.tensors}
+    chosen = select(names_a | by_name_b.keys(), include, exclude)
+    for info in a.tensors:
+        if info.name in chosen:
+            other = by_name_b.get(info.name)
+            report.tensors.append(_only(info, ONLY_IN_A) if other is None else compare_tensor(a, info, b, other))
+    for info in b.tensors:
+        if info.name in chosen and info.name not in names_a:
+            report.tensors.append(_only(info, ONLY_IN_B))
+    report.metadata_differences = compare_metadata(a, b)
+    return report
+
+
+def _only(info: TensorInfo, status: str) -> TensorDiff:
+    if status == ONLY_IN_A:
+        return TensorDiff(info.name, status, info.type_name, None, info.shape, None, info.n_elements)
+    return TensorDiff(info.name, status, None, info.type_name, None, info.shape, info.n_elements)
+
+
+def compare_tensor(a: GGUFFile, ta: TensorInfo, b: GGUFFile, tb: TensorInfo) -> TensorDiff:
+    result = TensorDiff(ta.name, IDENTICAL, ta.type_name, tb.type_name, ta.shape, tb.shape)
+    if ta.type_id != tb.type_id:
+        result.status = TYPE_CHANGED
+    elif ta.shape != tb.shape:
+        result.status = SHAPE_CHANGED
+    elif ta.nbytes is None:
+        result.status = NOT_COMPARED
+    else:
+        result.n_elements = ta.n_elements
+        if ta.type_name in DECODERS:
+            _compare_values(_words(a, ta), _words(b, tb), DECODERS[ta.type_name], result)
+        else:
+            _compare_bytes(_raw(a, ta), _raw(b, tb), result)
+    return result
+
+
+def _words(gguf: GGUFFile, info: TensorInfo) -> Array:
+    """The tensor as a flat zero-copy view of unsigned words in the file's byte order."""
+    view = gguf.to_numpy(info).reshape(-1)
+    order = "<" if gguf.byte_order == "little" else ">"
+    return view.view(np.dtype(f"{order}u{view.dtype.itemsize}"))
+
+
+def _raw(gguf: GGUFFile, info: TensorInfo) -> Array:
+    assert info.nbytes is not None
+    return np.frombuffer(gguf.mapping.buffer, dtype=np.uint8, count=info.nbytes, offset=info.offset)
+
+
+def _chunks(n: int, step: int) -> Iterator[slice]:
+    for start in range(0, n, step):
+        yield slice(start, min(start + step, n))
+
+
+def _compare_values(wa: Array, wb: Array, decode: Callable[[Array], Array], result: TensorDiff) -> None:
+    native = np.dtype(f"u{wa.dtype.itemsize}")
+    n_differ = n_nan_mismatch = n_finite = 0
+    max_abs = max_rel = square_sum = 0.0
+    for part in _chunks(wa.size, CHUNK_ELEMENTS):
+        # astype to native order: a byte-swapped twin compares equal.
+        ba, bb = wa[part].astype(native, copy=False), wb[part].astype(native, copy=False)
+        if np.array_equal(ba, bb):  # the common case: only the finite count is needed
+            n_finite += int(np.count_nonzero(np.isfinite(decode(ba))))
+            continue
+        # "invalid" fires on casting signaling NaNs and on inf - inf: both expected here.
+        with np.errstate(invalid="ignore", over="ignore"):
+            fa, fb = decode(ba).astype(np.float64), decode(bb).astype(np.float64)
+            delta = np.abs(fa - fb)  # NaN only where a NaN is involved or at equal infinities
+        nan_a, nan_b = np.isnan(fa), np.isnan(fb)
+        differ = (ba != bb) & ~(nan_a & nan_b)
+        n_differ += int(np.count_nonzero(differ))
+        n_nan_mismatch += int(np.count_nonzero(nan_a != nan_b))
+        finite = np.isfinite(fa) & np.isfinite(fb)
+        n_finite += int(np.count_nonzero(finite))
+        square_sum += float(np.sum(np.square(delta[finite])))
+        numeric = differ & ~nan_a & ~nan_b
+        if numeric.any():
+            max_abs = max(max_abs, float(delta[numeric].max()))
+        relative = numeric & np.isfinite(fa) & (fa != 0)
+        if relative.any():
+            with np.errstate(over="ignore"):
+                max_rel = max(max_rel, float((delta[relative] / np.abs(fa[relative])).max()))
+    result.compared = "values"
+    result.n_values_differ, result.n_nan_mismatch = n_differ, n_nan_mismatch
+    result.max_abs_diff, result.max_rel_diff = max_abs, max_rel
+    result.rmse = math.sqrt(square_sum / n_finite) if n_finite else None
+    if n_differ:
+        result.status = DIFFERENT
+
+
+def _compare_bytes(ra: Array, rb: Array, result: TensorDiff) -> None:
+    n_differ = 0
+    for part in _chunks(ra.size, CHUNK_BYTES):
+        if not np.array_equal(ra[part], rb[part]):
+            n_differ += int(np.count_nonzero(ra[part] != rb[part]))
+    result.compared = "bytes"
+    result.n_bytes_differ = n_differ
+    if n_differ:
+        result.status = DIFFERENT
+
+
+def compare_metadata(a: GGUFFile, b: GGUFFile) -> list[MetadataDifference]:
+    """Keys in A's order, then keys only in B, each with both sides described."""
+    found: list[MetadataDifference] = []
+    for key, ea in a.metadata.items():
+        eb = b.metadata.get(key)
+        if eb is None:
+            found.append(MetadataDifference(key, ONLY_IN_A, _type_name(ea), None, describe(ea), None))
+            continue
+        if ea.type != eb.type or _element_type(ea) != _element_type(eb):
+            status = TYPE_CHANGED
+        elif _canonical(a, ea) != _canonical(b, eb):
+            status = "value_changed"
+        else:
+            continue
+        found.append(MetadataDifference(key, status, _type_name(ea), _type_name(eb), describe(ea), describe(eb)))
+    for key, eb in b.metadata.items():
+        if key not in a.metadata:
+            found.append(MetadataDifference(key, ONLY_IN_B, None, _type_name(eb), None, describe(eb)))
+    return found
+
+
+def _element_type(entry: MetadataEntry) -> ValueType | None:
+    return entry.value.element_type if isinstance(entry.value, MetadataArray) else None
+
+
+def _type_name(entry: MetadataEntry) -> str:
+    element = _element_type(entry)
+    return entry.type.name.lower() if element is None else f"array[{element.name.lower()}]"
+
+
+def describe(entry: MetadataEntry, limit: int = 60) -> str:
+    """A short text for a value: repr of a scalar (cut at `limit`), or an array's length and first items."""
+    value = entry.value
+    if isinstance(value, MetadataArray):
+        head = value.to_list()[:3] if value.element_type == ValueType.STRING else value.to_numpy()[:3].tolist()
+        text = f"{value.count:,} items: " + ", ".join(repr(x) for x in head) + (", ..." if value.count > 3 else "")
+    else:
+        text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _canonical(gguf: GGUFFile, entry: MetadataEntry) -> object:
+    """A form of a value equal between files exactly when the values are the same."""
+    value = entry.value
+    if isinstance(value, MetadataArray):
+        return _array_bytes(gguf, value)
+    if isinstance(value, float):
+        return "nan" if math.isnan(value) else struct.pack("<d", value)  # bits: -0.0 is not 0.0
+    return value
+
+
+def _array_bytes(gguf: GGUFFile, array: MetadataArray) -> bytes:
+    """An array's elements as bytes in one byte order (strings: little-endian length prefixes)."""
+    if array.element_type != ValueType.STRING:
+        values = array.to_numpy()
+        return values.astype(values.dtype.newbyteorder("<")).tobytes()
+    raw = bytes(gguf.mapping.buffer[array.offset : array.offset + array.nbytes])
+    if gguf.byte_order == "little":
+        return raw
+    # Big-endian length prefixes: rewrite them (bounds were checked when the file was parsed).
+    out = bytearray()
+    pos = 0
+    for _ in range(array.count):
+        (n,) = struct.unpack_from(">Q", raw, pos)
+        out += struct.pack("<Q", n) + raw[pos + 8 : pos + 8 + n]
+        pos += 8 + n
+    return bytes(out)

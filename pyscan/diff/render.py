@@ -1,0 +1,82 @@
+"""The human-readable diff: summary line, table of differing tensors, lists of structural changes."""
+
+from __future__ import annotations
+
+from pyscan.cli.render import percent, table
+from pyscan.diff.compare import (
+    DIFFERENT,
+    NOT_COMPARED,
+    ONLY_IN_A,
+    ONLY_IN_B,
+    SHAPE_CHANGED,
+    TYPE_CHANGED,
+    DiffReport,
+    MetadataDifference,
+    TensorDiff,
+    short_float,
+)
+
+
+def _shape(shape: tuple[int, ...] | None) -> str:
+    return "?" if shape is None else "x".join(map(str, shape)) or "scalar"
+
+
+def _stat(x: float | None) -> str:
+    return "-" if x is None else short_float(x)
+
+
+def _metadata_row(m: MetadataDifference) -> list[str]:
+    def side(value: str | None, type_name: str | None) -> str:
+        if value is None:
+            return "-"
+        return f"{value} ({type_name})" if m.status == TYPE_CHANGED else value
+
+    return [m.key, m.status.replace("_", " "), side(m.value_a, m.type_a), side(m.value_b, m.type_b)]
+
+
+def _differing_row(t: TensorDiff) -> list[str]:
+    if t.compared == "bytes":
+        return [t.name, t.type, f"{t.n_bytes_differ or 0:,} bytes", "-", "-", "-", "-"]
+    n = t.n_values_differ or 0
+    share = n / t.n_elements if t.n_elements else None
+    return [t.name, t.type, f"{n:,}", percent(share), _stat(t.max_abs_diff), _stat(t.max_rel_diff), _stat(t.rmse)]
+
+
+def render(report: DiffReport) -> str:
+    out = [report.summary]
+    out.append(f"  A: {report.path_a} (GGUF v{report.version_a}, {report.endianness_a}-endian)")
+    out.append(f"  B: {report.path_b} (GGUF v{report.version_b}, {report.endianness_b}-endian)")
+    out += [f"  note: {note}" for note in report.notes]
+
+    different = report.with_status(DIFFERENT)
+    if different:
+        out += ["", "Differing tensors"]
+        headers = ["name", "type", "differing", "share", "max |d|", "max rel", "RMSE"]
+        out += ["  " + line for line in table(headers, [_differing_row(t) for t in different], left=2)]
+
+    for title, status in (("Only in A", ONLY_IN_A), ("Only in B", ONLY_IN_B)):
+        tensors = report.with_status(status)
+        if tensors:
+            out += ["", title]
+            rows = [[t.name, t.type, _shape(t.shape_a if status == ONLY_IN_A else t.shape_b)] for t in tensors]
+            out += ["  " + line for line in table(["name", "type", "shape"], rows, left=3)]
+
+    changed = report.with_status(TYPE_CHANGED, SHAPE_CHANGED)
+    if changed:
+        out += ["", "Type or shape changed"]
+        rows = [
+            [t.name, f"{t.type_a} {_shape(t.shape_a)}", f"{t.type_b} {_shape(t.shape_b)}"]
+            for t in changed
+        ]  # fmt: skip
+        out += ["  " + line for line in table(["name", "A", "B"], rows, left=3)]
+
+    unknown = report.with_status(NOT_COMPARED)
+    if unknown:
+        out += ["", "Not compared (type unknown to pyscan, data extent unknown)"]
+        out += [f"  {t.name}  {t.type}" for t in unknown]
+
+    if report.metadata_differences:
+        out += ["", "Metadata differences"]
+        rows = [_metadata_row(m) for m in report.metadata_differences]
+        out += ["  " + line for line in table(["key", "change", "A", "B"], rows, left=4)]
+    return "\n".join(out)

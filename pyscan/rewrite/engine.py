@@ -1,0 +1,160 @@
+"""Run a rewrite mode over F32 tensors, chunk by chunk and thread by thread.
+
+Three destinations: none (a dry run), the tensor itself (in place, through a
+writable mapping), or an output file (each chunk is rewritten into a small
+per-thread buffer and written with pwrite, so the data is read once, from the
+input's mapping, and written once).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from pyscan import native
+from pyscan.errors import PyscanError
+from pyscan.parser.reader import GGUFFile, TensorInfo
+from pyscan.rewrite.modes import RewriteMode
+from pyscan.scan.scanner import default_threads, select
+
+CHUNK_BYTES = 4 << 20  # small enough for the output buffer to stay in cache
+PARALLEL_MIN_BYTES = 32 << 20
+
+
+@dataclass
+class TensorChange:
+    """What a rewrite changed in one tensor."""
+
+    name: str
+    n_elements: int
+    changed: int = 0
+    max_abs_error: float = 0.0
+    max_rel_error: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "n_elements": self.n_elements,
+            "changed": self.changed,
+            "max_abs_error": self.max_abs_error,
+            "max_rel_error": self.max_rel_error,
+        }
+
+
+@dataclass
+class RewriteReport:
+    """The whole rewrite: where from, where to, and per-tensor changes."""
+
+    path: str
+    output: str | None  # None for a dry run or in place
+    mode: str
+    in_place: bool
+    dry_run: bool
+    tensors: list[TensorChange]
+
+    @property
+    def changed(self) -> int:
+        return sum(t.changed for t in self.tensors)
+
+    @property
+    def n_elements(self) -> int:
+        return sum(t.n_elements for t in self.tensors)
+
+    @property
+    def max_abs_error(self) -> float:
+        return max((t.max_abs_error for t in self.tensors), default=0.0)
+
+    @property
+    def max_rel_error(self) -> float:
+        return max((t.max_rel_error for t in self.tensors), default=0.0)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "path": self.path, "output": self.output, "mode": self.mode, "in_place": self.in_place,
+            "dry_run": self.dry_run, "n_tensors": len(self.tensors),
+            "n_tensors_changed": sum(1 for t in self.tensors if t.changed), "n_elements": self.n_elements,
+            "changed": self.changed, "max_abs_error": self.max_abs_error, "max_rel_error": self.max_rel_error,
+            "tensors": [t.to_dict() for t in self.tensors],
+        }  # fmt: skip
+
+
+def select_targets(gguf: GGUFFile, include: Sequence[str] = (), exclude: Sequence[str] = ()) -> list[TensorInfo]:
+    """The F32 tensors a rewrite touches: those the globs choose."""
+    chosen = select((t.name for t in gguf.tensors), include, exclude)
+    return [t for t in gguf.tensors if t.type_name == "F32" and t.name in chosen]
+
+
+def _chunks(info: TensorInfo, mode: RewriteMode) -> list[tuple[int, int]]:
+    """(first word, words) pieces of a tensor; fake-quant pieces hold whole rows."""
+    row_len = info.shape[0] if info.shape else 1
+    step = max(1, CHUNK_BYTES // 4)
+    if mode.is_fake_quant:
+        step = max(1, step // row_len) * row_len
+    return [(first, min(step, info.n_elements - first)) for first in range(0, info.n_elements, step)]
+
+
+def _write_all(fd: int, data: memoryview, offset: int, path: str) -> None:
+    while data:
+        try:
+            written = os.pwrite(fd, data, offset)
+        except OSError as exc:
+            raise PyscanError(path, f"cannot write: {exc.strerror or exc}", "io") from None
+        data, offset = data[written:], offset + written
+
+
+def rewrite_tensors(
+    gguf: GGUFFile,
+    targets: Sequence[TensorInfo],
+    mode: RewriteMode,
+    *,
+    out_fd: int | None = None,
+    out_path: str = "",
+    in_place: bool = False,
+    threads: int | None = None,
+) -> list[TensorChange]:
+    """Apply mode to the targets: into out_fd at the same offsets, in place, or (neither) as a dry run."""
+    if in_place and not gguf.mapping.writable:
+        raise PyscanError(gguf.path, "in-place rewrite needs a writable mapping", "usage")
+    base, swap = gguf.mapping.address, gguf.swap
+    jobs = [(index, first, n) for index, info in enumerate(targets) for first, n in _chunks(info, mode)]
+    buffers = threading.local()
+
+    def run(job: tuple[int, int, int]) -> tuple[int, Any]:
+        index, first, n = job
+        info = targets[index]
+        acc = native.new_change_stats()
+        src = base + info.offset + 4 * first
+        row_len = info.shape[0] if info.shape else 1
+        if out_fd is None:
+            mode.run(acc, src, src if in_place else None, n, row_len, swap)
+            return index, acc
+        buffer = getattr(buffers, "data", None)
+        if buffer is None or len(buffer) < 4 * n:
+            buffer = buffers.data = bytearray(max(4 * n, CHUNK_BYTES))
+        address = int(native.ffi.cast("uintptr_t", native.ffi.from_buffer(buffer)))
+        mode.run(acc, src, address, n, row_len, swap)
+        _write_all(out_fd, memoryview(buffer)[: 4 * n], info.offset + 4 * first, out_path)
+        return index, acc
+
+    changes = [TensorChange(t.name, t.n_elements) for t in targets]
+    total = sum(4 * t.n_elements for t in targets)
+    workers = threads or default_threads()
+    if workers <= 1 or total < PARALLEL_MIN_BYTES:
+        results = map(run, jobs)
+        _merge(changes, results)
+    else:
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            _merge(changes, pool.map(run, jobs))
+    return changes
+
+
+def _merge(changes: list[TensorChange], results: Any) -> None:
+    for index, acc in results:
+        change = changes[index]
+        change.changed += int(acc.changed)
+        change.max_abs_error = max(change.max_abs_error, float(acc.max_abs_error))
+        change.max_rel_error = max(change.max_rel_error, float(acc.max_rel_error))

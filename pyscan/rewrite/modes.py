@@ -1,0 +1,83 @@
+"""What a rewrite does to each F32 value: the modes behind --truncate, --round and --fake-quant.
+
+  truncate/round bf16   keep 7 explicit mantissa bits (BF16), toward zero / to nearest even
+  truncate/round fp16   through IEEE FP16 and back (its exponent range too: overflow, gradual underflow)
+  truncate/round mN     keep N = 0..23 explicit mantissa bits, exponent range unchanged (bf16 = m7)
+  fake-quant int8/int4  symmetric absmax quantization per row or per group of G values, dequantized
+
+Every mode maps a NaN to a NaN and is idempotent: applying it twice changes nothing more.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from pyscan import native
+from pyscan.errors import PyscanError
+
+FAKE_QUANT_LEVELS = {"int8": 127, "int4": 7}  # symmetric: q in [-qmax, qmax]
+
+
+@dataclass(frozen=True)
+class RewriteMode:
+    kind: str  # "truncate", "round" or "fake-quant"
+    target: str  # "bf16", "fp16", "mN", "int8" or "int4"
+    group_size: int | None = None  # fake-quant only; None: one group per row
+
+    def __str__(self) -> str:
+        group = f" (groups of {self.group_size})" if self.group_size else (" (per row)" if self.is_fake_quant else "")
+        return f"{self.kind} {self.target}{group}"
+
+    @property
+    def is_fake_quant(self) -> bool:
+        return self.kind == "fake-quant"
+
+    def run(self, acc: Any, src: int, dst: int | None, n_words: int, row_len: int, swap: bool) -> None:
+        """Apply the mode to n_words F32 words (whole rows of row_len for fake-quant) from src to dst."""
+        if self.is_fake_quant:
+            qmax = FAKE_QUANT_LEVELS[self.target]
+            native.fake_quant_into(acc, src, dst, n_words // row_len, row_len, self.group_size or row_len, qmax, swap)
+            return
+        if self.target == "fp16":
+            op = native.lib.PYSCAN_OP_TRUNCATE_FP16 if self.kind == "truncate" else native.lib.PYSCAN_OP_ROUND_FP16
+            native.transform_into(acc, op, 0, src, dst, n_words, swap)
+            return
+        keep = 7 if self.target == "bf16" else int(self.target[1:])
+        op = native.lib.PYSCAN_OP_TRUNCATE_MANTISSA if self.kind == "truncate" else native.lib.PYSCAN_OP_ROUND_MANTISSA
+        native.transform_into(acc, op, keep, src, dst, n_words, swap)
+
+
+def parse_target(kind: str, text: str) -> RewriteMode:
+    target = text.strip().lower()
+    match = re.fullmatch(r"m(\d{1,2})", target)
+    if target in ("bf16", "fp16") or (match and int(match.group(1)) <= 23):
+        return RewriteMode(kind, target)
+    raise PyscanError(None, f"--{kind} takes bf16, fp16 or mN with N = 0..23, not {text!r}", "usage")
+
+
+def parse_mode(
+    truncate: str | None = None, round: str | None = None, fake_quant: str | None = None, group_size: int | None = None
+) -> RewriteMode | None:
+    """The one mode the options ask for, or None; PyscanError for a bad or conflicting choice."""
+    given = [
+        name
+        for name, value in (("truncate", truncate), ("round", round), ("fake-quant", fake_quant))
+        if value is not None
+    ]
+    if len(given) > 1:
+        raise PyscanError(None, f"choose one of --{' / --'.join(given)}", "usage")
+    if group_size is not None and fake_quant is None:
+        raise PyscanError(None, "--group-size goes with --fake-quant", "usage")
+    if group_size is not None and group_size < 1:
+        raise PyscanError(None, "--group-size must be at least 1", "usage")
+    if truncate is not None:
+        return parse_target("truncate", truncate)
+    if round is not None:
+        return parse_target("round", round)
+    if fake_quant is not None:
+        if fake_quant.strip().lower() not in FAKE_QUANT_LEVELS:
+            raise PyscanError(None, f"--fake-quant takes int8 or int4, not {fake_quant!r}", "usage")
+        return RewriteMode("fake-quant", fake_quant.strip().lower(), group_size)
+    return None

@@ -1,0 +1,172 @@
+"""Write a fake-quantized model safely.
+
+-o OUT: a temporary file is created in OUT's folder; the bytes that do not
+change are copied by the kernel (copy_file_range, which reflinks where the
+file system can), the chosen tensors are written through the rewrite kernels,
+the file is flushed, re-parsed and checked, and only then renamed over OUT.
+On any failure, Ctrl-C or SIGTERM included, the temporary file is removed:
+there is never a partial OUT, and IN is only ever read.
+
+--in-place: the chosen tensors are rewritten through a writable mapping, only
+the words that change are stored, and the file is flushed before returning.
+Every mode is idempotent, so an interrupted in-place run is finished by
+running it again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import tempfile
+from collections.abc import Sequence
+
+from pyscan.errors import PyscanError
+from pyscan.parser.reader import GGUFFile, TensorInfo, open_gguf
+from pyscan.rewrite.engine import RewriteReport, TensorChange, rewrite_tensors, select_targets
+from pyscan.rewrite.modes import RewriteMode
+
+COPY_STEP = 1 << 30  # copy_file_range takes at most this per call, comfortably
+
+
+def rewrite_file(
+    path: str | os.PathLike[str],
+    mode: RewriteMode,
+    *,
+    output: str | os.PathLike[str] | None = None,
+    in_place: bool = False,
+    force: bool = False,
+    include: Sequence[str] = (),
+    exclude: Sequence[str] = (),
+    threads: int | None = None,
+) -> RewriteReport:
+    """Apply mode to the chosen F32 tensors of path: into output, in place, or (neither) as a dry run."""
+    source = os.fspath(path)
+    if output is not None and in_place:
+        raise PyscanError(None, "choose either -o OUT or --in-place", "usage")
+    if output is not None:
+        check_output(source, os.fspath(output), force)
+    with open_gguf(source, writable=in_place) as gguf:
+        targets = select_targets(gguf, include, exclude)
+        if output is not None:
+            changes = _write_copy(gguf, targets, mode, os.fspath(output), threads)
+        else:
+            changes = rewrite_tensors(gguf, targets, mode, in_place=in_place, threads=threads)
+            if in_place:
+                _flush(source)
+    return RewriteReport(
+        source,
+        None if output is None else os.fspath(output),
+        str(mode),
+        in_place,
+        output is None and not in_place,
+        changes,
+    )
+
+
+def check_output(source: str, output: str, force: bool) -> None:
+    """Refuse an OUT that is IN (by any name or link), a folder, or an existing file without --force."""
+    if os.path.isdir(output):
+        raise PyscanError(output, "is a folder; -o needs a file name", "usage")
+    if os.path.lexists(output):
+        try:
+            same = os.path.samefile(source, output)
+        except OSError:
+            same = os.path.realpath(source) == os.path.realpath(output)
+        if same:
+            raise PyscanError(output, "is the input file; use --in-place to rewrite it", "usage")
+        if not force:
+            raise PyscanError(output, "already exists (use --force to replace it)", "usage")
+
+
+def _write_copy(
+    gguf: GGUFFile, targets: list[TensorInfo], mode: RewriteMode, output: str, threads: int | None
+) -> list[TensorChange]:
+    folder = os.path.dirname(os.path.abspath(output))
+    try:
+        fd, temporary = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(output)}.", suffix=".pyscan-tmp")
+    except OSError as exc:
+        raise PyscanError(output, f"cannot create a file in {folder}: {exc.strerror or exc}", "io") from None
+    try:
+        try:
+            os.fchmod(fd, 0o644 & ~_umask())
+            os.ftruncate(fd, gguf.size)
+            _copy_unchanged(gguf, targets, fd, output)
+            changes = rewrite_tensors(gguf, targets, mode, out_fd=fd, out_path=output, threads=threads)
+            os.fsync(fd)
+        except OSError as exc:
+            raise PyscanError(output, f"cannot write: {exc.strerror or exc}", "io") from None
+        finally:
+            os.close(fd)
+        _check_copy(gguf, targets, mode, temporary, output)
+        os.replace(temporary, output)
+        _fsync_folder(folder)
+        return changes
+    except BaseException:
+        _remove_quietly(temporary)
+        raise
+
+
+def _copy_unchanged(gguf: GGUFFile, targets: list[TensorInfo], out_fd: int, output: str) -> None:
+    """Copy every byte outside the target tensors, at the same offsets."""
+    spans = sorted((t.offset, t.offset + 4 * t.n_elements) for t in targets)
+    position = 0
+    with open(gguf.path, "rb") as source:
+        for start, end in [*spans, (gguf.size, gguf.size)]:
+            _copy_range(source.fileno(), out_fd, position, start - position, gguf)
+            position = max(position, end)
+
+
+def _copy_range(in_fd: int, out_fd: int, offset: int, count: int, gguf: GGUFFile) -> None:
+    done = 0
+    while done < count:
+        step = min(count - done, COPY_STEP)
+        try:
+            copied = os.copy_file_range(in_fd, out_fd, step, offset + done, offset + done)
+        except OSError as exc:
+            if exc.errno not in (errno.EXDEV, errno.ENOSYS, errno.EOPNOTSUPP, errno.EINVAL):
+                raise
+            copied = os.pwrite(out_fd, gguf.mapping.buffer[offset + done : offset + done + step], offset + done)
+        if copied == 0:
+            raise OSError(errno.EIO, "the input ended early while copying")
+        done += copied
+
+
+def _check_copy(gguf: GGUFFile, targets: list[TensorInfo], mode: RewriteMode, temporary: str, output: str) -> None:
+    """Re-parse the written file: same header and layout as IN, and the mode has nothing left to change."""
+    with open_gguf(temporary) as written:
+        same_layout = written.size == gguf.size and [(t.name, t.type_id, t.offset) for t in written.tensors] == [
+            (t.name, t.type_id, t.offset) for t in gguf.tensors
+        ]
+        if not same_layout or written.mapping.buffer[: gguf.data_offset] != gguf.mapping.buffer[: gguf.data_offset]:
+            raise PyscanError(output, "the written file does not match the input's layout; nothing was written")
+        leftover = rewrite_tensors(written, [written.tensor(t.name) for t in targets], mode)
+        if any(change.changed for change in leftover):
+            raise PyscanError(
+                output, "the written file failed its check (a rewrite left values to change); nothing was written"
+            )
+
+
+def _flush(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_folder(folder: str) -> None:
+    # Some file systems cannot fsync a folder; the rename itself is still atomic.
+    with contextlib.suppress(OSError):
+        _flush(folder)
+
+
+def _remove_quietly(path: str) -> None:
+    with contextlib.suppress(OSError):
+        os.unlink(path)
+
+
+def _umask() -> int:
+    current = os.umask(0)
+    os.umask(current)
+    return current

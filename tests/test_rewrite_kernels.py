@@ -1,0 +1,181 @@
+"""Every rewrite mode on every kernel path, against numpy / ml_dtypes oracles."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import ml_dtypes
+import numpy as np
+import pytest
+from oracles import F32_SPECIALS, change_stats, f32_test_words, fake_quant, fp16_round_trip, keep_mantissa
+
+from pyscan import native
+from pyscan.rewrite import parse_mode
+from pyscan.rewrite.modes import RewriteMode
+
+ISAS = native.available_isas()
+
+
+@pytest.fixture(params=ISAS)
+def isa(request: pytest.FixtureRequest) -> Iterator[str]:
+    yield native.select_isa(request.param)
+    native.select_isa(None)
+
+
+def rewrite(
+    mode: RewriteMode,
+    words: np.ndarray[Any, Any],
+    offset: int = 0,
+    big_endian: bool = False,
+    row_len: int | None = None,
+    where: str = "copy",
+) -> tuple[np.ndarray[Any, Any], tuple[int, float, float]]:
+    """Run mode over words stored `offset` bytes into a buffer; where = copy | in-place | dry."""
+    stored = words.byteswap() if big_endian else words
+    source = np.zeros(stored.nbytes + offset + 8, dtype=np.uint8)
+    source[offset : offset + stored.nbytes] = stored.view(np.uint8)
+    target = np.full_like(source, 0xA5)
+    src = source.ctypes.data + offset
+    dst = {"copy": target.ctypes.data + offset, "in-place": src, "dry": None}[where]
+    acc = native.new_change_stats()
+    mode.run(acc, src, dst, words.size, row_len or max(words.size, 1), big_endian)
+    result_bytes = {"copy": target, "in-place": source, "dry": source}[where][offset : offset + stored.nbytes]
+    result = result_bytes.copy().view(">u4" if big_endian else "<u4").astype(np.uint32)
+    return result, (int(acc.changed), float(acc.max_abs_error), float(acc.max_rel_error))
+
+
+def assert_same_words(got: np.ndarray[Any, Any], want: np.ndarray[Any, Any]) -> None:
+    """Bit-identical, except that a NaN only has to stay a NaN."""
+    got_nan, want_nan = np.isnan(got.view(np.float32)), np.isnan(want.view(np.float32))
+    np.testing.assert_array_equal(got_nan, want_nan)
+    mismatch = np.flatnonzero((got != want) & ~want_nan)
+    assert mismatch.size == 0, [
+        (hex(w), hex(g), hex(o))
+        for w, g, o in zip(want[mismatch[:5]], got[mismatch[:5]], want[mismatch[:5]], strict=True)
+    ]
+
+
+MANTISSA_MODES = [
+    ("truncate", "bf16"),
+    ("round", "bf16"),
+    *[(k, f"m{n}") for k in ("truncate", "round") for n in (0, 1, 4, 10, 16, 22, 23)],
+]
+
+
+def expected(mode: RewriteMode, words: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+    if mode.target == "fp16":
+        return fp16_round_trip(words, mode.kind == "truncate")
+    keep = 7 if mode.target == "bf16" else int(mode.target[1:])
+    return keep_mantissa(words, keep, mode.kind == "round")
+
+
+WORDS = np.concatenate([np.tile(F32_SPECIALS, 2), f32_test_words(50_000, seed=11)])
+
+
+@pytest.mark.parametrize(("kind", "target"), [*MANTISSA_MODES, ("truncate", "fp16"), ("round", "fp16")])
+def test_mode_matches_float64_oracle(isa: str, kind: str, target: str) -> None:
+    mode = parse_mode(**{kind: target})
+    assert mode is not None
+    want = expected(mode, WORDS)
+    for big_endian in (False, True):
+        got, stats = rewrite(mode, WORDS, offset=1, big_endian=big_endian)
+        assert_same_words(got, want)
+        assert stats == change_stats(WORDS, got)
+
+
+def test_round_bf16_is_ml_dtypes_and_truncate_is_masking(isa: str) -> None:
+    x = WORDS.view(np.float32)
+    nan = np.isnan(x)
+    rounded, _ = rewrite(RewriteMode("round", "bf16"), WORDS)
+    with np.errstate(invalid="ignore", over="ignore"):
+        reference = x.astype(ml_dtypes.bfloat16).astype(np.float32).view(np.uint32)
+    assert_same_words(rounded, np.where(nan, 0x7FC00000, reference))
+    truncated, _ = rewrite(RewriteMode("truncate", "bf16"), WORDS)
+    reference = np.where(nan, (WORDS & 0xFFFF0000) | 0x00400000, WORDS & 0xFFFF0000)
+    np.testing.assert_array_equal(truncated, reference)  # exact bits, NaNs included
+    # The NaN whose payload sits only in the low bits stays a NaN (plain masking would make it +Inf).
+    nan_low, _ = rewrite(RewriteMode("truncate", "bf16"), np.array([0x7F800001, 0xFF800001], dtype=np.uint32))
+    assert list(nan_low) == [0x7FC00000, 0xFFC00000]
+
+
+def test_round_fp16_is_numpy_float16(isa: str) -> None:
+    x = WORDS.view(np.float32)
+    with np.errstate(over="ignore"):
+        want = x.astype(np.float16).astype(np.float32).view(np.uint32)
+    got, _ = rewrite(RewriteMode("round", "fp16"), WORDS)
+    assert_same_words(got, want)
+
+
+@pytest.mark.parametrize(("kind", "target"), [("truncate", "bf16"), ("round", "m3"), ("round", "fp16")])
+def test_lengths_0_to_130_unaligned_in_place_and_dry(isa: str, kind: str, target: str) -> None:
+    mode = parse_mode(**{kind: target})
+    assert mode is not None
+    for n in range(131):
+        words = WORDS[n : 2 * n]
+        want = expected(mode, words)
+        for offset in (0, 3):
+            for where in ("copy", "in-place"):
+                got, stats = rewrite(mode, words, offset, big_endian=bool(n % 2), where=where)
+                assert_same_words(got, want)
+                assert stats == change_stats(words, got), (n, offset, where)
+            untouched, dry_stats = rewrite(mode, words, offset, where="dry")
+            np.testing.assert_array_equal(untouched, words)
+            assert dry_stats == stats  # a dry run reports exactly what a real one changes
+
+
+@pytest.mark.parametrize(("target", "qmax"), [("int8", 127), ("int4", 7)])
+@pytest.mark.parametrize(("row_len", "group"), [(64, None), (96, 32), (100, 30), (7, None), (1, None)])
+def test_fake_quant_matches_numpy(isa: str, target: str, qmax: int, row_len: int, group: int | None) -> None:
+    rng = np.random.default_rng(row_len)
+    x = rng.normal(0, 0.02, size=row_len * 9).astype(np.float32)
+    x[5] = np.nan
+    x[min(17, x.size - 1)] = np.inf
+    x[row_len : 2 * row_len] = 0  # an all-zero row stays as it is
+    words = x.view(np.uint32)
+    mode = RewriteMode("fake-quant", target, group)
+    want = fake_quant(x, row_len, group or row_len, qmax).view(np.uint32)
+    for big_endian in (False, True):
+        got, stats = rewrite(mode, words, offset=2, big_endian=big_endian, row_len=row_len)
+        assert_same_words(got, want)
+        assert stats == change_stats(words, got)
+
+
+@pytest.mark.parametrize(
+    "mode",
+    [
+        RewriteMode("truncate", "bf16"),
+        RewriteMode("round", "bf16"),
+        RewriteMode("round", "m2"),
+        RewriteMode("truncate", "fp16"),
+        RewriteMode("round", "fp16"),
+        RewriteMode("fake-quant", "int8"),
+        RewriteMode("fake-quant", "int4", 16),
+    ],
+    ids=str,
+)
+def test_every_mode_is_idempotent(isa: str, mode: RewriteMode) -> None:
+    words = (
+        f32_test_words(64 * 50, seed=5)
+        if not mode.is_fake_quant
+        else (np.random.default_rng(1).normal(0, 1, 64 * 50).astype(np.float32).view(np.uint32))
+    )
+    once, _ = rewrite(mode, words, row_len=64)
+    twice, stats = rewrite(mode, once, row_len=64)
+    np.testing.assert_array_equal(twice, once)
+    assert stats[0] == 0
+
+
+def test_bad_mode_strings_are_usage_errors() -> None:
+    from pyscan.errors import PyscanError
+
+    for kwargs in (
+        {"truncate": "m24"},
+        {"round": "fp8"},
+        {"fake_quant": "int3"},
+        {"truncate": "bf16", "round": "bf16"},
+        {"group_size": 4},
+        {"fake_quant": "int8", "group_size": 0},
+    ):
+        with pytest.raises(PyscanError):
+            parse_mode(**kwargs)  # type: ignore[arg-type]
