@@ -54,6 +54,20 @@ int pyscan_map_open(const char *path, int writable, pyscan_map *out)
     return 0;
 }
 
+void pyscan_map_release(const pyscan_map *map, uint64_t offset, uint64_t length)
+{
+    uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE);
+    if (map->base == NULL || offset >= map->size)
+        return;
+    if (length > map->size - offset)
+        length = map->size - offset;
+    uint64_t start = (offset + page - 1) / page * page, end = (offset + length) / page * page;
+    if (offset + length == map->size)
+        end = (map->size + page - 1) / page * page; /* the last, partial page belongs to nobody else */
+    if (end > start)
+        (void)madvise((char *)map->base + start, (size_t)(end - start), MADV_DONTNEED);
+}
+
 void pyscan_map_close(pyscan_map *map)
 {
     if (map->base != NULL)

@@ -137,6 +137,14 @@ typedef struct pyscan_map {
  */
 int pyscan_map_open(const char *path, int writable, pyscan_map *out);
 
+/*
+ * Drop the pages of [offset, offset + length) from this process's resident
+ * set once they have been read (whole pages inside the range only).  The
+ * file's data stays in the page cache and is read back on the next access,
+ * so this only bounds memory: scanning a 100 GB file keeps RSS small.
+ */
+void pyscan_map_release(const pyscan_map *map, uint64_t offset, uint64_t length);
+
 /* Unmap; safe on a zeroed or already closed map. */
 void pyscan_map_close(pyscan_map *map);
 

@@ -6,18 +6,13 @@ exactly representable in BF16 / FP16, and returns a report with ``to_dict()``.
 Everything wrong with an input raises ``pyscan.PyscanError``.
 """
 
-from importlib.metadata import PackageNotFoundError, version
-
 from pyscan.errors import PyscanError
 from pyscan.native import available_isas, current_isa
 from pyscan.parser import GGUFFile, TensorInfo
 from pyscan.parser import open_gguf as open
 from pyscan.scan import FileReport, TensorReport, scan
 
-try:
-    __version__ = version("pyscan")
-except PackageNotFoundError:  # running from a source tree without an install
-    __version__ = "0.0.0"
+__version__ = "0.1.0"  # the package version: pyproject.toml reads it from here
 
 __all__ = [
     "FileReport",

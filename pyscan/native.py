@@ -132,6 +132,12 @@ class Mapping:
     size: int
     buffer: memoryview
     writable: bool = False
+    handle: Any = None  # the pyscan_map struct, for release()
+
+    def release(self, offset: int, length: int) -> None:
+        """Drop [offset, offset + length) from the resident set after reading it (bounded memory)."""
+        if self.handle is not None:
+            lib.pyscan_map_release(self.handle, offset, length)
 
 
 def map_file(path: str | os.PathLike[str], writable: bool = False) -> Mapping:
@@ -153,4 +159,4 @@ def map_file(path: str | os.PathLike[str], writable: bool = False) -> Mapping:
     view = memoryview(ffi.buffer(base, size))
     if not writable:
         view = view.toreadonly()
-    return Mapping(fspath, int(ffi.cast("uintptr_t", base)), size, view, writable)
+    return Mapping(fspath, int(ffi.cast("uintptr_t", base)), size, view, writable, raw)

@@ -28,6 +28,8 @@ import os
 import sys
 from collections.abc import Sequence
 
+from pyscan.diff.compare import diff
+from pyscan.diff.render import render
 from pyscan.errors import PyscanError
 
 EXIT_IDENTICAL = 0
@@ -57,17 +59,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    # Imported here so that `pyscan diff --help` and usage errors stay instant.
-    from pyscan.diff.compare import diff
-
     report = diff(args.a, args.b, include=args.include, exclude=args.exclude)
     try:
         if args.json:
             json.dump(report.to_dict(), sys.stdout, allow_nan=False)
             sys.stdout.write("\n")
         else:
-            from pyscan.diff.render import render
-
             print(render(report))
         sys.stdout.flush()
     except BrokenPipeError:
@@ -77,6 +74,10 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main_diff(argv: Sequence[str]) -> int:
+    """Run `pyscan diff` on argv (the words after "diff"); returns the exit status.
+
+    As with any argparse tool, --help and option errors raise SystemExit (0 and 2).
+    """
     args = build_parser().parse_args(list(argv))  # argparse exits 2 on bad options
     try:
         return run(args)

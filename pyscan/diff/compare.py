@@ -47,7 +47,7 @@ from pyscan.parser.metadata import MetadataArray, MetadataEntry, ValueType
 from pyscan.parser.reader import GGUFFile, TensorInfo, open_gguf
 from pyscan.scan.scanner import select
 
-CHUNK_ELEMENTS = 1 << 22  # a few tens of MiB of float64 temporaries per chunk
+CHUNK_ELEMENTS = 1 << 20  # about 50 MiB of float64 and mask temporaries per chunk
 CHUNK_BYTES = 1 << 24  # for byte-compared tensors
 
 Array = np.ndarray[Any, Any]
@@ -79,9 +79,9 @@ def json_float(x: float | None) -> float | str | None:
 
 
 def short_float(x: float) -> str:
-    """repr when short ("1.0", "0.5", "inf"), else six significant digits."""
+    """repr when short ("1.0", "0.5", "inf"), else six significant digits kept visible ("2.00000")."""
     text = repr(float(x))
-    return text if len(text) <= 10 else f"{x:.6g}"
+    return text if len(text) <= 10 else f"{x:#.6g}"
 
 
 @dataclass
@@ -174,14 +174,16 @@ class DiffReport:
 
     @property
     def differing(self) -> list[TensorDiff]:
-        return [t for t in self.tensors if t.differs]
+        """Tensors known to differ (not those left uncompared)."""
+        return [t for t in self.tensors if t.differs and t.status != NOT_COMPARED]
 
     def with_status(self, *statuses: str) -> list[TensorDiff]:
         return [t for t in self.tensors if t.status in statuses]
 
     @property
     def identical(self) -> bool:
-        return not self.differing and not self.metadata_differences
+        # A tensor left uncompared could hide a difference: then the files are not known identical.
+        return not any(t.differs for t in self.tensors) and not self.metadata_differences
 
     @property
     def n_tensors_differ(self) -> int:
@@ -209,7 +211,10 @@ class DiffReport:
             by_bytes = sum(1 for t in self.differing if t.compared == "bytes")
             if by_bytes:
                 parts.append(f"{by_bytes:,} by bytes")
-        else:
+        unknown = len(self.with_status(NOT_COMPARED))
+        if unknown:
+            parts.append(f"{unknown:,} not compared (unknown type)")
+        if not parts:
             parts.append("tensors identical")
         m = len(self.metadata_differences)
         if m:
@@ -280,11 +285,11 @@ def compare_tensor(a: GGUFFile, ta: TensorInfo, b: GGUFFile, tb: TensorInfo) -> 
         result.status = TYPE_CHANGED
     elif ta.shape != tb.shape:
         result.status = SHAPE_CHANGED
-    elif ta.nbytes is None:
-        result.status = NOT_COMPARED
     else:
         result.n_elements = ta.n_elements
-        if ta.type_name in DECODERS:
+        if ta.nbytes is None:
+            result.status = NOT_COMPARED
+        elif ta.type_name in DECODERS:
             _compare_values(_words(a, ta), _words(b, tb), DECODERS[ta.type_name], result)
         else:
             _compare_bytes(_raw(a, ta), _raw(b, tb), result)

@@ -52,14 +52,14 @@ def render(report: DiffReport) -> str:
     if different:
         out += ["", "Differing tensors"]
         headers = ["name", "type", "differing", "share", "max |d|", "max rel", "RMSE"]
-        out += ["  " + line for line in table(headers, [_differing_row(t) for t in different], left=2)]
+        out += ["  " + line.rstrip() for line in table(headers, [_differing_row(t) for t in different], left=2)]
 
     for title, status in (("Only in A", ONLY_IN_A), ("Only in B", ONLY_IN_B)):
         tensors = report.with_status(status)
         if tensors:
             out += ["", title]
             rows = [[t.name, t.type, _shape(t.shape_a if status == ONLY_IN_A else t.shape_b)] for t in tensors]
-            out += ["  " + line for line in table(["name", "type", "shape"], rows, left=3)]
+            out += ["  " + line.rstrip() for line in table(["name", "type", "shape"], rows, left=3)]
 
     changed = report.with_status(TYPE_CHANGED, SHAPE_CHANGED)
     if changed:
@@ -68,7 +68,7 @@ def render(report: DiffReport) -> str:
             [t.name, f"{t.type_a} {_shape(t.shape_a)}", f"{t.type_b} {_shape(t.shape_b)}"]
             for t in changed
         ]  # fmt: skip
-        out += ["  " + line for line in table(["name", "A", "B"], rows, left=3)]
+        out += ["  " + line.rstrip() for line in table(["name", "A", "B"], rows, left=3)]
 
     unknown = report.with_status(NOT_COMPARED)
     if unknown:
@@ -78,5 +78,5 @@ def render(report: DiffReport) -> str:
     if report.metadata_differences:
         out += ["", "Metadata differences"]
         rows = [_metadata_row(m) for m in report.metadata_differences]
-        out += ["  " + line for line in table(["key", "change", "A", "B"], rows, left=4)]
+        out += ["  " + line.rstrip() for line in table(["key", "change", "A", "B"], rows, left=4)]
     return "\n".join(out)

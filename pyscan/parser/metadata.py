@@ -5,9 +5,10 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 from enum import IntEnum
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import numpy as np
+if TYPE_CHECKING:  # numpy is imported only when an array is asked for: it costs ~100 ms at start-up
+    import numpy as np
 
 
 class ValueType(IntEnum):
@@ -58,6 +59,8 @@ class MetadataArray:
     def to_numpy(self) -> np.ndarray[Any, Any]:
         if self.element_type == ValueType.STRING:
             raise TypeError("a string array has no numpy form; use to_list()")
+        import numpy as np
+
         dtype = np.dtype(SCALAR_CODES[self.element_type]).newbyteorder(self._byte_order)
         array = np.frombuffer(self._buf, dtype=dtype, count=self.count, offset=self.offset)
         return array.astype(bool) if self.element_type == ValueType.BOOL else array

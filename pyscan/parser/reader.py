@@ -12,9 +12,10 @@ import os
 import struct
 import sys
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
+if TYPE_CHECKING:  # numpy is imported only for to_numpy(): it costs ~100 ms at start-up
+    import numpy as np
 
 from pyscan.errors import PyscanError
 from pyscan.native import Mapping, ffi, lib, map_file
@@ -110,6 +111,8 @@ class GGUFFile:
         BF16 comes back as ml_dtypes.bfloat16 (a little-endian file only; a
         big-endian BF16 tensor comes back as its raw big-endian uint16 words).
         """
+        import numpy as np
+
         info = self.tensor(tensor) if isinstance(tensor, str) else tensor
         order = "<" if self.byte_order == "little" else ">"
         if info.type_name in PLAIN_DTYPES:
@@ -245,8 +248,7 @@ def _read_array(cur: Cursor, key: str) -> MetadataArray:
         cur.need(nbytes, f"array {key!r} ({count} elements)")
         cur.pos += nbytes
         if element_type == ValueType.BOOL and count:
-            flags = np.frombuffer(cur.buf, dtype=np.uint8, count=count, offset=start)
-            if int(flags.max()) > 1:
+            if bytes(cur.buf[start : start + count]).translate(None, b"\x00\x01"):
                 raise cur.fail(f"bool array {key!r} holds a byte other than 0 or 1")
     return MetadataArray(element_type, count, start, cur.pos - start, cur.buf, cur.byte_order)
 

@@ -131,12 +131,14 @@ def rewrite_tensors(
         row_len = info.shape[0] if info.shape else 1
         if out_fd is None:
             mode.run(acc, src, src if in_place else None, n, row_len, swap)
+            gguf.mapping.release(info.offset + 4 * first, 4 * n)  # done with it: bound the resident set
             return index, acc
         buffer = getattr(buffers, "data", None)
         if buffer is None or len(buffer) < 4 * n:
             buffer = buffers.data = bytearray(max(4 * n, CHUNK_BYTES))
         address = int(native.ffi.cast("uintptr_t", native.ffi.from_buffer(buffer)))
         mode.run(acc, src, address, n, row_len, swap)
+        gguf.mapping.release(info.offset + 4 * first, 4 * n)
         _write_all(out_fd, memoryview(buffer)[: 4 * n], info.offset + 4 * first, out_path)
         return index, acc
 

@@ -81,33 +81,29 @@ def _text(value: object) -> str | None:
 
 def count_tensors(gguf: GGUFFile, tensors: Sequence[TensorInfo], threads: int) -> dict[str, dict[str, int]]:
     """Run the kernels over the tensors; name -> the counts that apply to its type."""
-    base = gguf.mapping.address
-    jobs: list[tuple[int, int, int, int]] = []  # (tensor index, dtype, address, elements)
+    mapping, swap = gguf.mapping, gguf.swap
+    jobs: list[tuple[int, int, int, int, int]] = []  # (tensor index, dtype, offset, elements, bytes)
     for index, info in enumerate(tensors):
         width = ELEMENT_BYTES[info.type_name]
         step = max(1, CHUNK_BYTES // width)
         for first in range(0, info.n_elements, step):
             n = min(step, info.n_elements - first)
-            jobs.append((index, KERNEL_DTYPES[info.type_name], base + info.offset + first * width, n))
+            jobs.append((index, KERNEL_DTYPES[info.type_name], info.offset + first * width, n, n * width))
+
+    def run(job: tuple[int, int, int, int, int]) -> tuple[int, Any]:
+        index, dtype, offset, n, nbytes = job
+        acc = native.new_counts()
+        native.count_into(acc, dtype, mapping.address + offset, n, swap)
+        mapping.release(offset, nbytes)  # scanned once: keep the resident set small
+        return index, acc
 
     accumulators = [native.new_counts() for _ in tensors]
-    swap = gguf.swap
     total_bytes = sum(info.nbytes or 0 for info in tensors)
     if threads <= 1 or total_bytes < PARALLEL_MIN_BYTES or len(jobs) < 2:
-        for index, dtype, address, n in jobs:
-            native.count_into(accumulators[index], dtype, address, n, swap)
+        _add_counts(accumulators, map(run, jobs))
     else:
-
-        def run(job: tuple[int, int, int, int]) -> tuple[int, Any]:
-            index, dtype, address, n = job
-            acc = native.new_counts()
-            native.count_into(acc, dtype, address, n, swap)
-            return index, acc
-
         with ThreadPoolExecutor(max_workers=threads) as pool:
-            for index, acc in pool.map(run, jobs):
-                for name in native.COUNT_FIELDS:
-                    setattr(accumulators[index], name, getattr(accumulators[index], name) + getattr(acc, name))
+            _add_counts(accumulators, pool.map(run, jobs))
 
     result: dict[str, dict[str, int]] = {}
     for info, acc in zip(tensors, accumulators, strict=True):
@@ -118,3 +114,10 @@ def count_tensors(gguf: GGUFFile, tensors: Sequence[TensorInfo], threads: int) -
             raw["bf16_exact"] = info.n_elements
         result[info.name] = {key: raw[key] for key in COUNTS_BY_TYPE[info.type_name]}
     return result
+
+
+def _add_counts(accumulators: list[Any], results: Iterable[tuple[int, Any]]) -> None:
+    for index, acc in results:
+        total = accumulators[index]
+        for name in native.COUNT_FIELDS:
+            setattr(total, name, getattr(total, name) + getattr(acc, name))
