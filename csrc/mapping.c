@@ -54,6 +54,21 @@ int pyscan_map_open(const char *path, int writable, pyscan_map *out)
     return 0;
 }
 
+#ifndef MADV_POPULATE_READ
+#define MADV_POPULATE_READ 22 /* Linux 5.14; older kernels answer EINVAL, which we ignore */
+#endif
+
+void pyscan_map_prefetch(const pyscan_map *map, uint64_t offset, uint64_t length)
+{
+    uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE);
+    if (map->base == NULL || offset >= map->size)
+        return;
+    if (length > map->size - offset)
+        length = map->size - offset;
+    uint64_t start = offset / page * page; /* madvise wants a page-aligned start */
+    (void)madvise((char *)map->base + start, (size_t)(offset + length - start), MADV_POPULATE_READ);
+}
+
 void pyscan_map_release(const pyscan_map *map, uint64_t offset, uint64_t length)
 {
     uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE);

@@ -138,6 +138,13 @@ typedef struct pyscan_map {
 int pyscan_map_open(const char *path, int writable, pyscan_map *out);
 
 /*
+ * Map the pages of [offset, offset + length) in one call before they are
+ * read (MADV_POPULATE_READ), instead of taking a page fault every few pages.
+ * A hint: on kernels without it, nothing happens and reads fault as usual.
+ */
+void pyscan_map_prefetch(const pyscan_map *map, uint64_t offset, uint64_t length);
+
+/*
  * Drop the pages of [offset, offset + length) from this process's resident
  * set once they have been read (whole pages inside the range only).  The
  * file's data stays in the page cache and is read back on the next access,

@@ -247,9 +247,8 @@ def _read_array(cur: Cursor, key: str) -> MetadataArray:
         nbytes = count * SCALAR_SIZES[element_type]
         cur.need(nbytes, f"array {key!r} ({count} elements)")
         cur.pos += nbytes
-        if element_type == ValueType.BOOL and count:
-            if bytes(cur.buf[start : start + count]).translate(None, b"\x00\x01"):
-                raise cur.fail(f"bool array {key!r} holds a byte other than 0 or 1")
+        if element_type == ValueType.BOOL and bytes(cur.buf[start : start + count]).translate(None, b"\x00\x01"):
+            raise cur.fail(f"bool array {key!r} holds a byte other than 0 or 1")
     return MetadataArray(element_type, count, start, cur.pos - start, cur.buf, cur.byte_order)
 
 

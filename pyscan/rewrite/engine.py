@@ -129,6 +129,7 @@ def rewrite_tensors(
         acc = native.new_change_stats()
         src = base + info.offset + 4 * first
         row_len = info.shape[0] if info.shape else 1
+        gguf.mapping.prefetch(info.offset + 4 * first, 4 * n)
         if out_fd is None:
             mode.run(acc, src, src if in_place else None, n, row_len, swap)
             gguf.mapping.release(info.offset + 4 * first, 4 * n)  # done with it: bound the resident set

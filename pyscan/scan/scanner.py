@@ -93,6 +93,7 @@ def count_tensors(gguf: GGUFFile, tensors: Sequence[TensorInfo], threads: int) -
     def run(job: tuple[int, int, int, int, int]) -> tuple[int, Any]:
         index, dtype, offset, n, nbytes = job
         acc = native.new_counts()
+        mapping.prefetch(offset, nbytes)
         native.count_into(acc, dtype, mapping.address + offset, n, swap)
         mapping.release(offset, nbytes)  # scanned once: keep the resident set small
         return index, acc
