@@ -307,3 +307,32 @@ def test_include_exclude_choose_rewritten_tensors(models: dict[str, Path], tmp_p
     for name in ("blk.4097.random.weight", "specials.weight", "matrix.weight"):
         np.testing.assert_array_equal(before[name].view(np.uint32), after[name].view(np.uint32))
     assert pyscan.scan(out, include=["blk.33.*"]).scanned()[0].count("low16_zero") == 33
+
+
+@pytest.mark.parametrize("name", ["little", "big", "gemma"])
+def test_diff_of_model_and_truncated_copy_names_exactly_the_changes(
+    name: str, models: dict[str, Path], tmp_path: Path
+) -> None:
+    source = model(models, name)
+    out = tmp_path / "out.gguf"
+    assert cli(str(source), "--truncate", "bf16", "-o", str(out)).returncode == 0
+    result = cli("diff", str(source), str(out), "--json")
+    assert result.returncode == 1, result.stderr
+    report = json.loads(result.stdout)
+    # Expected from the bytes alone: which F32 tensors' words changed, and how many.
+    order, spans = f32_spans(source)
+    reader = gguf.GGUFReader(source)
+    offsets = {int(t.data_offset): t.name for t in reader.tensors}
+    before, after = source.read_bytes(), out.read_bytes()
+    expected = {}
+    for offset, n in spans:
+        a = np.frombuffer(before, f"{order}u4", n, offset)
+        b = np.frombuffer(after, f"{order}u4", n, offset)
+        both_nan = ((a & 0x7FFFFFFF) > 0x7F800000) & ((b & 0x7FFFFFFF) > 0x7F800000)
+        changed = int(np.count_nonzero((a != b) & ~both_nan))
+        if changed:
+            expected[offsets[offset]] = changed
+    got = {t["name"]: t["n_values_differ"] for t in report["tensors"] if t["status"] == "different"}
+    assert got == expected
+    assert report["n_values_differ"] == sum(expected.values())
+    assert cli("diff", str(source), str(source)).returncode == 0

