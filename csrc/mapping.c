@@ -83,6 +83,17 @@ void pyscan_map_release(const pyscan_map *map, uint64_t offset, uint64_t length)
         (void)madvise((char *)map->base + start, (size_t)(end - start), MADV_DONTNEED);
 }
 
+void pyscan_start_writeback(int fd, uint64_t offset, uint64_t length)
+{
+#if defined(__linux__)
+    (void)sync_file_range(fd, (off_t)offset, (off_t)length, SYNC_FILE_RANGE_WRITE);
+#else
+    (void)fd;
+    (void)offset;
+    (void)length;
+#endif
+}
+
 void pyscan_map_close(pyscan_map *map)
 {
     if (map->base != NULL)

@@ -114,6 +114,11 @@ def fake_quant_into(
         raise PyscanError(None, f"the fake-quant kernel refused group {group}, qmax {qmax}", "usage")
 
 
+def start_writeback(fd: int, offset: int, length: int) -> None:
+    """Start writing a range of fd to disk now, without waiting (a hint; see pyscan.h)."""
+    lib.pyscan_start_writeback(fd, offset, length)
+
+
 def counts_as_dict(acc: Any) -> dict[str, int]:
     return {name: int(getattr(acc, name)) for name in COUNT_FIELDS}
 

@@ -141,6 +141,7 @@ def rewrite_tensors(
         mode.run(acc, src, address, n, row_len, swap)
         gguf.mapping.release(info.offset + 4 * first, 4 * n)
         _write_all(out_fd, memoryview(buffer)[: 4 * n], info.offset + 4 * first, out_path)
+        native.start_writeback(out_fd, info.offset + 4 * first, 4 * n)  # overlap the disk with the next chunk
         return index, acc
 
     changes = [TensorChange(t.name, t.n_elements) for t in targets]

@@ -21,6 +21,7 @@ import os
 import tempfile
 from collections.abc import Sequence
 
+from pyscan import native
 from pyscan.errors import PyscanError
 from pyscan.parser.reader import GGUFFile, TensorInfo, open_gguf
 from pyscan.rewrite.engine import RewriteReport, TensorChange, rewrite_tensors, select_targets
@@ -129,6 +130,7 @@ def _copy_range(in_fd: int, out_fd: int, offset: int, count: int, gguf: GGUFFile
             copied = os.pwrite(out_fd, gguf.mapping.buffer[offset + done : offset + done + step], offset + done)
         if copied == 0:
             raise OSError(errno.EIO, "the input ended early while copying")
+        native.start_writeback(out_fd, offset + done, copied)
         done += copied
 
 
