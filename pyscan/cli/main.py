@@ -19,9 +19,12 @@ from types import FrameType
 
 import pyscan
 from pyscan import native
+from pyscan.cli.progress import progress_bar
 from pyscan.errors import PyscanError
+from pyscan.parser import open_gguf
+from pyscan.rewrite import select_targets
 from pyscan.rewrite.modes import RewriteMode, parse_mode
-from pyscan.scan import scan
+from pyscan.scan.scanner import scan_file, scanned_bytes
 
 EXIT_OK = 0
 EXIT_ERROR = 2
@@ -83,6 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--demo", action="store_true", help="build a small TinyLlama-shaped Q4_K_M model with gguf-py and scan it"
     )
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.add_argument("--version", action="store_true", help="print the version and kernel paths")
     return parser
 
@@ -122,6 +126,17 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     return report(args.file, args)
 
 
+def show_progress(args: argparse.Namespace) -> bool:
+    """A bar only for people: not with --json or --quiet (and progress_bar checks for a terminal)."""
+    return not (args.json or args.quiet)
+
+
+def rewrite_bytes(path: str, args: argparse.Namespace) -> int:
+    """The bytes a rewrite will process, for the progress bar's total."""
+    with open_gguf(path) as gguf:
+        return sum(4 * t.n_elements for t in select_targets(gguf, args.include, args.exclude))
+
+
 def rewrite(path: str, mode: RewriteMode, args: argparse.Namespace) -> int:
     if sum(map(bool, (args.output, args.in_place, args.dry_run))) != 1:
         raise PyscanError(None, f"--{mode.kind} needs exactly one of -o OUT, --in-place or --dry-run", "usage")
@@ -129,16 +144,18 @@ def rewrite(path: str, mode: RewriteMode, args: argparse.Namespace) -> int:
         raise PyscanError(None, "--force goes with -o OUT", "usage")
     from pyscan.writer import rewrite_file
 
-    result = rewrite_file(
-        path,
-        mode,
-        output=args.output,
-        in_place=args.in_place,
-        force=args.force,
-        include=args.include,
-        exclude=args.exclude,
-        threads=args.threads,
-    )
+    with progress_bar(rewrite_bytes(path, args), str(mode), show_progress(args)) as progress:
+        result = rewrite_file(
+            path,
+            mode,
+            output=args.output,
+            in_place=args.in_place,
+            force=args.force,
+            include=args.include,
+            exclude=args.exclude,
+            threads=args.threads,
+            progress=progress,
+        )
     if args.json:
         json.dump(result.to_dict(), sys.stdout)
         sys.stdout.write("\n")
@@ -151,7 +168,10 @@ def rewrite(path: str, mode: RewriteMode, args: argparse.Namespace) -> int:
 
 def report(path: str, args: argparse.Namespace) -> int:
     started = time.perf_counter()
-    result = scan(path, include=args.include, exclude=args.exclude, threads=args.threads)
+    with open_gguf(path) as gguf:
+        total = scanned_bytes(gguf, args.include, args.exclude)
+        with progress_bar(total, "scanning", show_progress(args)) as progress:
+            result = scan_file(gguf, args.include, args.exclude, args.threads, progress)
     elapsed = time.perf_counter() - started
     if args.json:
         json.dump(result.to_dict(), sys.stdout)

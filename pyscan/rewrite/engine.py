@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -115,15 +115,19 @@ def rewrite_tensors(
     out_path: str = "",
     in_place: bool = False,
     threads: int | None = None,
+    progress: Callable[[int], None] | None = None,
 ) -> list[TensorChange]:
-    """Apply mode to the targets: into out_fd at the same offsets, in place, or (neither) as a dry run."""
+    """Apply mode to the targets: into out_fd at the same offsets, in place, or (neither) as a dry run.
+
+    progress, if given, is called with the bytes of each chunk as it completes.
+    """
     if in_place and not gguf.mapping.writable:
         raise PyscanError(gguf.path, "in-place rewrite needs a writable mapping", "usage")
     base, swap = gguf.mapping.address, gguf.swap
     jobs = [(index, first, n) for index, info in enumerate(targets) for first, n in _chunks(info, mode)]
     buffers = threading.local()
 
-    def run(job: tuple[int, int, int]) -> tuple[int, Any]:
+    def run(job: tuple[int, int, int]) -> tuple[int, Any, int]:
         index, first, n = job
         info = targets[index]
         acc = native.new_change_stats()
@@ -133,7 +137,7 @@ def rewrite_tensors(
         if out_fd is None:
             mode.run(acc, src, src if in_place else None, n, row_len, swap)
             gguf.mapping.release(info.offset + 4 * first, 4 * n)  # done with it: bound the resident set
-            return index, acc
+            return index, acc, 4 * n
         buffer = getattr(buffers, "data", None)
         if buffer is None or len(buffer) < 4 * n:
             buffer = buffers.data = bytearray(max(4 * n, CHUNK_BYTES))
@@ -142,22 +146,24 @@ def rewrite_tensors(
         gguf.mapping.release(info.offset + 4 * first, 4 * n)
         _write_all(out_fd, memoryview(buffer)[: 4 * n], info.offset + 4 * first, out_path)
         native.start_writeback(out_fd, info.offset + 4 * first, 4 * n)  # overlap the disk with the next chunk
-        return index, acc
+        return index, acc, 4 * n
 
     changes = [TensorChange(t.name, t.n_elements) for t in targets]
     total = sum(4 * t.n_elements for t in targets)
     workers = threads or default_threads()
     if workers <= 1 or total < PARALLEL_MIN_BYTES:
         results = map(run, jobs)
-        _merge(changes, results)
+        _merge(changes, results, progress)
     else:
         with ThreadPoolExecutor(max_workers=workers) as pool:
-            _merge(changes, pool.map(run, jobs))
+            _merge(changes, pool.map(run, jobs), progress)
     return changes
 
 
-def _merge(changes: list[TensorChange], results: Any) -> None:
-    for index, acc in results:
+def _merge(changes: list[TensorChange], results: Any, progress: Callable[[int], None] | None) -> None:
+    for index, acc, nbytes in results:
+        if progress is not None:
+            progress(nbytes)
         change = changes[index]
         change.changed += int(acc.changed)
         change.max_abs_error = max(change.max_abs_error, float(acc.max_abs_error))

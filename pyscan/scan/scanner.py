@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import fnmatch
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -35,15 +35,29 @@ def default_threads() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
+Progress = Callable[[int], None]  # called with the bytes just processed
+
+
 def scan(
     path: str | os.PathLike[str],
     include: Sequence[str] = (),
     exclude: Sequence[str] = (),
     threads: int | None = None,
+    progress: Progress | None = None,
 ) -> FileReport:
     """Parse and scan one GGUF file.  Raises PyscanError for an invalid file."""
     with open_gguf(path) as gguf:
-        return scan_file(gguf, include, exclude, threads)
+        return scan_file(gguf, include, exclude, threads, progress)
+
+
+def scanned_bytes(gguf: GGUFFile, include: Sequence[str] = (), exclude: Sequence[str] = ()) -> int:
+    """How many bytes a scan with these globs reads (the total for a progress bar)."""
+    return sum(t.nbytes or 0 for t in _targets(gguf, include, exclude))
+
+
+def _targets(gguf: GGUFFile, include: Sequence[str], exclude: Sequence[str]) -> list[TensorInfo]:
+    chosen = select((t.name for t in gguf.tensors), include, exclude)
+    return [t for t in gguf.tensors if t.type_name in SCANNED_TYPES and t.name in chosen]
 
 
 def scan_file(
@@ -51,10 +65,10 @@ def scan_file(
     include: Sequence[str] = (),
     exclude: Sequence[str] = (),
     threads: int | None = None,
+    progress: Progress | None = None,
 ) -> FileReport:
-    chosen = select((t.name for t in gguf.tensors), include, exclude)
-    targets = [t for t in gguf.tensors if t.type_name in SCANNED_TYPES and t.name in chosen]
-    counts = count_tensors(gguf, targets, threads or default_threads())
+    targets = _targets(gguf, include, exclude)
+    counts = count_tensors(gguf, targets, threads or default_threads(), progress)
     report = FileReport(
         path=gguf.path,
         size=gguf.size,
@@ -79,7 +93,9 @@ def _text(value: object) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def count_tensors(gguf: GGUFFile, tensors: Sequence[TensorInfo], threads: int) -> dict[str, dict[str, int]]:
+def count_tensors(
+    gguf: GGUFFile, tensors: Sequence[TensorInfo], threads: int, progress: Progress | None = None
+) -> dict[str, dict[str, int]]:
     """Run the kernels over the tensors; name -> the counts that apply to its type."""
     mapping, swap = gguf.mapping, gguf.swap
     jobs: list[tuple[int, int, int, int, int]] = []  # (tensor index, dtype, offset, elements, bytes)
@@ -90,21 +106,21 @@ def count_tensors(gguf: GGUFFile, tensors: Sequence[TensorInfo], threads: int) -
             n = min(step, info.n_elements - first)
             jobs.append((index, KERNEL_DTYPES[info.type_name], info.offset + first * width, n, n * width))
 
-    def run(job: tuple[int, int, int, int, int]) -> tuple[int, Any]:
+    def run(job: tuple[int, int, int, int, int]) -> tuple[int, Any, int]:
         index, dtype, offset, n, nbytes = job
         acc = native.new_counts()
         mapping.prefetch(offset, nbytes)
         native.count_into(acc, dtype, mapping.address + offset, n, swap)
         mapping.release(offset, nbytes)  # scanned once: keep the resident set small
-        return index, acc
+        return index, acc, nbytes
 
     accumulators = [native.new_counts() for _ in tensors]
     total_bytes = sum(info.nbytes or 0 for info in tensors)
     if threads <= 1 or total_bytes < PARALLEL_MIN_BYTES or len(jobs) < 2:
-        _add_counts(accumulators, map(run, jobs))
+        _add_counts(accumulators, map(run, jobs), progress)
     else:
         with ThreadPoolExecutor(max_workers=threads) as pool:
-            _add_counts(accumulators, pool.map(run, jobs))
+            _add_counts(accumulators, pool.map(run, jobs), progress)
 
     result: dict[str, dict[str, int]] = {}
     for info, acc in zip(tensors, accumulators, strict=True):
@@ -117,8 +133,10 @@ def count_tensors(gguf: GGUFFile, tensors: Sequence[TensorInfo], threads: int) -
     return result
 
 
-def _add_counts(accumulators: list[Any], results: Iterable[tuple[int, Any]]) -> None:
-    for index, acc in results:
+def _add_counts(accumulators: list[Any], results: Iterable[tuple[int, Any, int]], progress: Progress | None) -> None:
+    for index, acc, nbytes in results:
+        if progress is not None:
+            progress(nbytes)
         total = accumulators[index]
         for name in native.COUNT_FIELDS:
             setattr(total, name, getattr(total, name) + getattr(acc, name))

@@ -19,7 +19,7 @@ import contextlib
 import errno
 import os
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from pyscan import native
 from pyscan.errors import PyscanError
@@ -40,8 +40,13 @@ def rewrite_file(
     include: Sequence[str] = (),
     exclude: Sequence[str] = (),
     threads: int | None = None,
+    progress: Callable[[int], None] | None = None,
 ) -> RewriteReport:
-    """Apply mode to the chosen F32 tensors of path: into output, in place, or (neither) as a dry run."""
+    """Apply mode to the chosen F32 tensors of path: into output, in place, or (neither) as a dry run.
+
+    progress, if given, is called with the bytes of each rewritten chunk; the total is
+    4 * (elements of the chosen F32 tensors), see select_targets.
+    """
     source = os.fspath(path)
     if output is not None and in_place:
         raise PyscanError(None, "choose either -o OUT or --in-place", "usage")
@@ -50,9 +55,9 @@ def rewrite_file(
     with open_gguf(source, writable=in_place) as gguf:
         targets = select_targets(gguf, include, exclude)
         if output is not None:
-            changes = _write_copy(gguf, targets, mode, os.fspath(output), threads)
+            changes = _write_copy(gguf, targets, mode, os.fspath(output), threads, progress)
         else:
-            changes = rewrite_tensors(gguf, targets, mode, in_place=in_place, threads=threads)
+            changes = rewrite_tensors(gguf, targets, mode, in_place=in_place, threads=threads, progress=progress)
             if in_place:
                 _flush(source)
     return RewriteReport(
@@ -81,7 +86,12 @@ def check_output(source: str, output: str, force: bool) -> None:
 
 
 def _write_copy(
-    gguf: GGUFFile, targets: list[TensorInfo], mode: RewriteMode, output: str, threads: int | None
+    gguf: GGUFFile,
+    targets: list[TensorInfo],
+    mode: RewriteMode,
+    output: str,
+    threads: int | None,
+    progress: Callable[[int], None] | None = None,
 ) -> list[TensorChange]:
     folder = os.path.dirname(os.path.abspath(output))
     try:
@@ -93,7 +103,9 @@ def _write_copy(
             os.fchmod(fd, 0o644 & ~_umask())
             os.ftruncate(fd, gguf.size)
             _copy_unchanged(gguf, targets, fd, output)
-            changes = rewrite_tensors(gguf, targets, mode, out_fd=fd, out_path=output, threads=threads)
+            changes = rewrite_tensors(
+                gguf, targets, mode, out_fd=fd, out_path=output, threads=threads, progress=progress
+            )
             os.fsync(fd)
         except OSError as exc:
             raise PyscanError(output, f"cannot write: {exc.strerror or exc}", "io") from None
