@@ -6,15 +6,40 @@ exactly representable in BF16 / FP16, and returns a report with ``to_dict()``.
 Everything wrong with an input raises ``pyscan.PyscanError``.
 """
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from pyscan.errors import PyscanError
 from pyscan.native import available_isas, current_isa
 from pyscan.parser import GGUFFile, TensorInfo
 from pyscan.parser import open_gguf as open
+from pyscan.rewrite import RewriteMode, RewriteReport, parse_mode
 from pyscan.scan import FileReport, TensorReport, scan
+from pyscan.writer import rewrite_file
+
+if TYPE_CHECKING:
+    from pyscan.diff.compare import DiffReport
+    from pyscan.diff.compare import diff as compare
+
+
+def __getattr__(name: str) -> Any:
+    # Comparing needs numpy, which costs ~100 ms to import: load it only when it is used.
+    # (The function is `compare`, since `pyscan.diff` is the subpackage that holds it.)
+    if name in ("compare", "DiffReport"):
+        module = importlib.import_module("pyscan.diff.compare")
+        return module.diff if name == "compare" else module.DiffReport
+    raise AttributeError(f"module 'pyscan' has no attribute {name!r}")
+
 
 __version__ = "0.1.0"  # the package version: pyproject.toml reads it from here
 
 __all__ = [
+    "DiffReport",
+    "RewriteMode",
+    "RewriteReport",
+    "compare",
+    "parse_mode",
+    "rewrite_file",
     "FileReport",
     "GGUFFile",
     "PyscanError",

@@ -11,11 +11,12 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-from pyscan import _native  # type: ignore[attr-defined]
+from pyscan._native import ffi as _ffi
+from pyscan._native import lib as _lib
 from pyscan.errors import PyscanError
 
-ffi: Any = _native.ffi
-lib: Any = _native.lib
+ffi: Any = _ffi
+lib: Any = _lib
 
 F32, F16, BF16 = lib.PYSCAN_F32, lib.PYSCAN_F16, lib.PYSCAN_BF16
 
