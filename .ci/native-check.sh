@@ -79,6 +79,7 @@ build_native() {
         # As CMakeLists.txt: sse2.c at the baseline, -mavx2 / -mavx512f per file.
         defs=(-DPYSCAN_HAVE_X86)
         compile "$CC" "$native_dir" csrc/dispatch.c "${defs[@]}" || return 1
+        compile "$CC" "$native_dir" csrc/guard.c "${defs[@]}" || return 1
         compile "$CC" "$native_dir" csrc/kernels/scalar.c "${defs[@]}" || return 1
         compile "$CC" "$native_dir" csrc/kernels/sse2.c "${defs[@]}" || return 1
         compile "$CC" "$native_dir" csrc/kernels/avx2.c "${defs[@]}" -mavx2 || return 1
@@ -87,18 +88,20 @@ build_native() {
     aarch64 | arm64)
         defs=(-DPYSCAN_HAVE_NEON)
         compile "$CC" "$native_dir" csrc/dispatch.c "${defs[@]}" || return 1
+        compile "$CC" "$native_dir" csrc/guard.c "${defs[@]}" || return 1
         compile "$CC" "$native_dir" csrc/kernels/scalar.c "${defs[@]}" || return 1
         compile "$CC" "$native_dir" csrc/kernels/neon.c "${defs[@]}" || return 1
         ;;
     *)
         defs=()
         compile "$CC" "$native_dir" csrc/dispatch.c || return 1
+        compile "$CC" "$native_dir" csrc/guard.c || return 1
         compile "$CC" "$native_dir" csrc/kernels/scalar.c || return 1
         ;;
     esac
     compile "$CC" "$native_dir" tests/native/kernel_check.c ${defs[@]+"${defs[@]}"} || return 1
     echo "+ $CC -o $native_dir/kernel_check $native_dir/*.o"
-    "$CC" -o "$native_dir/kernel_check" "$native_dir"/*.o
+    "$CC" -o "$native_dir/kernel_check" "$native_dir"/*.o -lpthread -lm
 }
 native_ok=1
 build_native || native_ok=0
@@ -156,11 +159,12 @@ else
     build_neon() {
         # As CMakeLists.txt on aarch64: neon.c needs no extra flags there.
         compile "$CROSS_CC" "$neon_dir" csrc/dispatch.c -DPYSCAN_HAVE_NEON || return 1
+        compile "$CROSS_CC" "$neon_dir" csrc/guard.c -DPYSCAN_HAVE_NEON || return 1
         compile "$CROSS_CC" "$neon_dir" csrc/kernels/scalar.c -DPYSCAN_HAVE_NEON || return 1
         compile "$CROSS_CC" "$neon_dir" csrc/kernels/neon.c -DPYSCAN_HAVE_NEON || return 1
         compile "$CROSS_CC" "$neon_dir" tests/native/kernel_check.c -DPYSCAN_HAVE_NEON || return 1
         echo "+ $CROSS_CC -o $neon_dir/kernel_check $neon_dir/*.o"
-        "$CROSS_CC" -o "$neon_dir/kernel_check" "$neon_dir"/*.o
+        "$CROSS_CC" -o "$neon_dir/kernel_check" "$neon_dir"/*.o -lpthread -lm
     }
     neon_ok=1
     build_neon || neon_ok=0

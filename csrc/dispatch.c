@@ -3,8 +3,11 @@
  * paths this architecture has, and the CPU check that says which of them can
  * run here.  The default path is the best available one, chosen once.
  */
+/* sigsetjmp (guard.h) is POSIX, not C11 */
+#define _POSIX_C_SOURCE 200809L
 #include <stddef.h>
 
+#include "guard.h"
 #include "kernels/kernel.h"
 #include "pyscan.h"
 
@@ -95,7 +98,7 @@ int pyscan_count(int isa, int dtype, const void *data, size_t n, int swap, pysca
 {
     if (!pyscan_isa_available(isa) || dtype < PYSCAN_F32 || dtype > PYSCAN_BF16)
         return -1;
-    isa_table[isa].count[dtype](data, n, swap, acc);
+    PYSCAN_GUARDED(isa_table[isa].count[dtype](data, n, swap, acc));
     return 0;
 }
 
@@ -112,6 +115,26 @@ static void fold(const pyscan_tracker *t, pyscan_change_stats *acc)
 /* SIMD paths count in 32-bit lanes: hand them at most this many words at a time. */
 #define REWRITE_BLOCK_WORDS ((size_t)1 << 24)
 
+static void rewrite_blocks(const struct isa_entry *e, int op, int param, const void *src, void *dst, size_t n,
+                           int swap, pyscan_tracker *t)
+{
+    const unsigned char *in = src;
+    unsigned char *out = dst;
+    int mantissa_op = op == PYSCAN_OP_TRUNCATE_MANTISSA || op == PYSCAN_OP_ROUND_MANTISSA;
+    for (size_t done = 0; done < n; done += REWRITE_BLOCK_WORDS) {
+        size_t len = n - done < REWRITE_BLOCK_WORDS ? n - done : REWRITE_BLOCK_WORDS;
+        unsigned char *block_out = out == NULL ? NULL : out + 4 * done;
+        /* Rounding to 0 mantissa bits breaks ties on the implicit bit, which only
+         * the scalar rule handles; it is an exotic mode, so it takes that path. */
+        pyscan_mantissa_fn mantissa = op == PYSCAN_OP_ROUND_MANTISSA && param == 0 ? pyscan_mantissa_scalar
+                                                                                  : e->mantissa;
+        if (mantissa_op)
+            mantissa(in + 4 * done, block_out, len, swap, (unsigned)param, op == PYSCAN_OP_ROUND_MANTISSA, t);
+        else
+            e->fp16(in + 4 * done, block_out, len, swap, op == PYSCAN_OP_TRUNCATE_FP16, t);
+    }
+}
+
 int pyscan_transform(int isa, int op, int param, const void *src, void *dst, size_t n, int swap,
                      pyscan_change_stats *acc)
 {
@@ -122,20 +145,7 @@ int pyscan_transform(int isa, int op, int param, const void *src, void *dst, siz
     if (mantissa_op ? (param < 0 || param > 23) : (op != PYSCAN_OP_TRUNCATE_FP16 && op != PYSCAN_OP_ROUND_FP16))
         return -1;
     pyscan_tracker t = { 0, 0.0f, 0.0f };
-    const unsigned char *in = src;
-    unsigned char *out = dst;
-    for (size_t done = 0; done < n; done += REWRITE_BLOCK_WORDS) {
-        size_t len = n - done < REWRITE_BLOCK_WORDS ? n - done : REWRITE_BLOCK_WORDS;
-        unsigned char *block_out = out == NULL ? NULL : out + 4 * done;
-        /* Rounding to 0 mantissa bits breaks ties on the implicit bit, which only
-         * the scalar rule handles; it is an exotic mode, so it takes that path. */
-        pyscan_mantissa_fn mantissa = op == PYSCAN_OP_ROUND_MANTISSA && param == 0 ? pyscan_mantissa_scalar
-                                                                                  : e->mantissa;
-        if (mantissa_op)
-            mantissa(in + 4 * done, block_out, len, swap, (unsigned)param, op == PYSCAN_OP_ROUND_MANTISSA, &t);
-        else
-            e->fp16(in + 4 * done, block_out, len, swap, op == PYSCAN_OP_TRUNCATE_FP16, &t);
-    }
+    PYSCAN_GUARDED(rewrite_blocks(e, op, param, src, dst, n, swap, &t));
     fold(&t, acc);
     return 0;
 }
@@ -146,7 +156,7 @@ int pyscan_fake_quant(int isa, const void *src, void *dst, size_t n_rows, size_t
     if (!pyscan_isa_available(isa) || group == 0 || qmax < 1 || qmax > (1 << 15))
         return -1;
     pyscan_tracker t = { 0, 0.0f, 0.0f };
-    isa_table[isa].fake_quant(src, dst, n_rows, row_len, group, (float)qmax, swap, &t);
+    PYSCAN_GUARDED(isa_table[isa].fake_quant(src, dst, n_rows, row_len, group, (float)qmax, swap, &t));
     fold(&t, acc);
     return 0;
 }

@@ -75,7 +75,9 @@ int pyscan_isa_default(void);
  * Count the n elements at data (unaligned is fine) with the kernel of the
  * given ISA, adding into *acc.  swap != 0 byte-swaps every element first
  * (file byte order differs from the host's).  Returns 0, or -1 when the ISA
- * is not available or dtype is unknown (acc untouched).
+ * is not available or dtype is unknown (acc untouched), or -2 when the
+ * memory vanished under the kernel (a mapped file shrank: SIGBUS, caught;
+ * acc then holds partial counts).  The same -2 applies to every kernel call.
  */
 int pyscan_count(int isa, int dtype, const void *data, size_t n, int swap,
                  pyscan_counts *acc);

@@ -79,16 +79,30 @@ def _isa_index() -> int:
     return _current_isa
 
 
+FAULT = -2  # the kernel's memory vanished: a mapped file shrank (SIGBUS, caught in C)
+
+
+def _check_status(status: int, path: str | None, refused: str) -> None:
+    if status == FAULT:
+        raise PyscanError(
+            path, "the file shrank while it was being read (another process truncated it?); nothing was written", "io"
+        )
+    if status != 0:
+        raise PyscanError(path, refused, "usage")
+
+
 def new_counts() -> Any:
     """A zeroed ``pyscan_counts`` struct for the kernels to add into."""
     return ffi.new("pyscan_counts *")
 
 
-def count_into(acc: Any, dtype: int, address: int, n_elements: int, swap: bool, isa: str | None = None) -> None:
+def count_into(
+    acc: Any, dtype: int, address: int, n_elements: int, swap: bool, isa: str | None = None, path: str | None = None
+) -> None:
     """Add the counts of n_elements at address into acc (runs without the GIL)."""
     index = _isa_index() if isa is None else _isa_index_of(isa, "kernel path ")
-    if lib.pyscan_count(index, dtype, ffi.cast("void *", address), n_elements, int(swap), acc) != 0:
-        raise PyscanError(None, f"kernel path {ISA_NAMES[index]!r} cannot count dtype {dtype}", "usage")
+    status = lib.pyscan_count(index, dtype, ffi.cast("void *", address), n_elements, int(swap), acc)
+    _check_status(status, path, f"kernel path {ISA_NAMES[index]!r} cannot count dtype {dtype}")
 
 
 def new_change_stats() -> Any:
@@ -96,23 +110,32 @@ def new_change_stats() -> Any:
     return ffi.new("pyscan_change_stats *")
 
 
-def transform_into(acc: Any, op: int, param: int, src: int, dst: int | None, n_words: int, swap: bool) -> None:
+def transform_into(
+    acc: Any, op: int, param: int, src: int, dst: int | None, n_words: int, swap: bool, path: str | None = None
+) -> None:
     """Rewrite n F32 words from address src to dst (None: dry run; == src: in place), without the GIL."""
     out = ffi.NULL if dst is None else ffi.cast("void *", dst)
-    if lib.pyscan_transform(_isa_index(), op, param, ffi.cast("void *", src), out, n_words, int(swap), acc) != 0:
-        raise PyscanError(None, f"the rewrite kernel refused op {op} with parameter {param}", "usage")
+    status = lib.pyscan_transform(_isa_index(), op, param, ffi.cast("void *", src), out, n_words, int(swap), acc)
+    _check_status(status, path, f"the rewrite kernel refused op {op} with parameter {param}")
 
 
 def fake_quant_into(
-    acc: Any, src: int, dst: int | None, n_rows: int, row_len: int, group: int, qmax: int, swap: bool
+    acc: Any,
+    src: int,
+    dst: int | None,
+    n_rows: int,
+    row_len: int,
+    group: int,
+    qmax: int,
+    swap: bool,
+    path: str | None = None,
 ) -> None:
     """Fake-quantize rows of F32 words from src to dst (see pyscan.h), without the GIL."""
     out = ffi.NULL if dst is None else ffi.cast("void *", dst)
     status = lib.pyscan_fake_quant(
         _isa_index(), ffi.cast("void *", src), out, n_rows, row_len, group, qmax, int(swap), acc
     )
-    if status != 0:
-        raise PyscanError(None, f"the fake-quant kernel refused group {group}, qmax {qmax}", "usage")
+    _check_status(status, path, f"the fake-quant kernel refused group {group}, qmax {qmax}")
 
 
 def start_writeback(fd: int, offset: int, length: int) -> None:

@@ -135,14 +135,14 @@ def rewrite_tensors(
         row_len = info.shape[0] if info.shape else 1
         gguf.mapping.prefetch(info.offset + 4 * first, 4 * n)
         if out_fd is None:
-            mode.run(acc, src, src if in_place else None, n, row_len, swap)
+            mode.run(acc, src, src if in_place else None, n, row_len, swap, gguf.path)
             gguf.mapping.release(info.offset + 4 * first, 4 * n)  # done with it: bound the resident set
             return index, acc, 4 * n
         buffer = getattr(buffers, "data", None)
         if buffer is None or len(buffer) < 4 * n:
             buffer = buffers.data = bytearray(max(4 * n, CHUNK_BYTES))
         address = int(native.ffi.cast("uintptr_t", native.ffi.from_buffer(buffer)))
-        mode.run(acc, src, address, n, row_len, swap)
+        mode.run(acc, src, address, n, row_len, swap, gguf.path)
         gguf.mapping.release(info.offset + 4 * first, 4 * n)
         _write_all(out_fd, memoryview(buffer)[: 4 * n], info.offset + 4 * first, out_path)
         native.start_writeback(out_fd, info.offset + 4 * first, 4 * n)  # overlap the disk with the next chunk

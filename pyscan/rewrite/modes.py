@@ -34,19 +34,23 @@ class RewriteMode:
     def is_fake_quant(self) -> bool:
         return self.kind == "fake-quant"
 
-    def run(self, acc: Any, src: int, dst: int | None, n_words: int, row_len: int, swap: bool) -> None:
+    def run(
+        self, acc: Any, src: int, dst: int | None, n_words: int, row_len: int, swap: bool, path: str | None = None
+    ) -> None:
         """Apply the mode to n_words F32 words (whole rows of row_len for fake-quant) from src to dst."""
         if self.is_fake_quant:
             qmax = FAKE_QUANT_LEVELS[self.target]
-            native.fake_quant_into(acc, src, dst, n_words // row_len, row_len, self.group_size or row_len, qmax, swap)
+            native.fake_quant_into(
+                acc, src, dst, n_words // row_len, row_len, self.group_size or row_len, qmax, swap, path
+            )
             return
         if self.target == "fp16":
             op = native.lib.PYSCAN_OP_TRUNCATE_FP16 if self.kind == "truncate" else native.lib.PYSCAN_OP_ROUND_FP16
-            native.transform_into(acc, op, 0, src, dst, n_words, swap)
+            native.transform_into(acc, op, 0, src, dst, n_words, swap, path)
             return
         keep = 7 if self.target == "bf16" else int(self.target[1:])
         op = native.lib.PYSCAN_OP_TRUNCATE_MANTISSA if self.kind == "truncate" else native.lib.PYSCAN_OP_ROUND_MANTISSA
-        native.transform_into(acc, op, keep, src, dst, n_words, swap)
+        native.transform_into(acc, op, keep, src, dst, n_words, swap, path)
 
 
 def parse_target(kind: str, text: str) -> RewriteMode:

@@ -110,7 +110,7 @@ def count_tensors(
         index, dtype, offset, n, nbytes = job
         acc = native.new_counts()
         mapping.prefetch(offset, nbytes)
-        native.count_into(acc, dtype, mapping.address + offset, n, swap)
+        native.count_into(acc, dtype, mapping.address + offset, n, swap, path=gguf.path)
         mapping.release(offset, nbytes)  # scanned once: keep the resident set small
         return index, acc, nbytes
 

@@ -1,0 +1,31 @@
+/*
+ * guard.h - run a kernel call so that a SIGBUS (the mapped file shrank)
+ * makes it return PYSCAN_FAULT instead of killing the process:
+ *
+ *     PYSCAN_GUARDED(kernel(...));
+ *
+ * expands to a sigsetjmp point, the call, and the early return.
+ */
+#ifndef PYSCAN_GUARD_H
+#define PYSCAN_GUARD_H
+
+#include <setjmp.h>
+
+#define PYSCAN_FAULT (-2)
+
+void pyscan_guard_enter(sigjmp_buf *point);
+void pyscan_guard_leave(void);
+
+#define PYSCAN_GUARDED(call)                \
+    do {                                    \
+        sigjmp_buf guard_point_;            \
+        if (sigsetjmp(guard_point_, 1)) {   \
+            pyscan_guard_leave();           \
+            return PYSCAN_FAULT;            \
+        }                                   \
+        pyscan_guard_enter(&guard_point_);  \
+        call;                               \
+        pyscan_guard_leave();               \
+    } while (0)
+
+#endif /* PYSCAN_GUARD_H */
