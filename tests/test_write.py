@@ -336,3 +336,21 @@ def test_diff_of_model_and_truncated_copy_names_exactly_the_changes(
     assert got == expected
     assert report["n_values_differ"] == sum(expected.values())
     assert cli("diff", str(source), str(source)).returncode == 0
+
+
+def test_fsync_makes_the_output_durable_before_the_rename(
+    models: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    synced: list[str] = []
+    real_fsync, real_replace = os.fsync, os.replace
+    monkeypatch.setattr(os, "fsync", lambda fd: (synced.append("fsync"), real_fsync(fd))[1])
+    monkeypatch.setattr(os, "replace", lambda a, b: (synced.append("rename"), real_replace(a, b))[1])
+    out = tmp_path / "out.gguf"
+    rewrite_file(models["big"], parse_mode(truncate="bf16"), output=out, durable=True)  # type: ignore[arg-type]
+    assert out.read_bytes() == truncate_bf16_reference(models["big"])
+    assert synced[:2] == ["fsync", "rename"] and synced.count("fsync") == 2  # the file, then its folder
+    synced.clear()
+    rewrite_file(models["big"], parse_mode(truncate="bf16"), output=out, force=True)  # type: ignore[arg-type]
+    assert synced == ["rename"]  # like cp: atomic, but no wait for the disk
+    result = cli(str(models["big"]), "--truncate", "bf16", "--dry-run", "--fsync")
+    assert result.returncode == 2 and "--fsync" in result.stderr

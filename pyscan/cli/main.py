@@ -83,6 +83,11 @@ def build_parser() -> argparse.ArgumentParser:
     rewrite.add_argument("--in-place", action="store_true", help="rewrite FILE itself")
     rewrite.add_argument("--dry-run", action="store_true", help="report what would change; write nothing")
     rewrite.add_argument("--force", action="store_true", help="replace an existing OUT")
+    rewrite.add_argument(
+        "--fsync",
+        action="store_true",
+        help="with -o: make OUT durable (survive a power cut) before renaming it into place",
+    )
     parser.add_argument(
         "--demo", action="store_true", help="build a small TinyLlama-shaped Q4_K_M model with gguf-py and scan it"
     )
@@ -119,7 +124,7 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     mode = parse_mode(args.truncate, args.round, args.fake_quant, args.group_size)
     if mode is not None:
         return rewrite(args.file, mode, args)
-    if args.output or args.in_place or args.dry_run or args.force:
+    if args.output or args.in_place or args.dry_run or args.force or args.fsync:
         raise PyscanError(
             None, "-o, --in-place, --dry-run and --force go with --truncate, --round or --fake-quant", "usage"
         )
@@ -140,8 +145,8 @@ def rewrite_bytes(path: str, args: argparse.Namespace) -> int:
 def rewrite(path: str, mode: RewriteMode, args: argparse.Namespace) -> int:
     if sum(map(bool, (args.output, args.in_place, args.dry_run))) != 1:
         raise PyscanError(None, f"--{mode.kind} needs exactly one of -o OUT, --in-place or --dry-run", "usage")
-    if args.force and not args.output:
-        raise PyscanError(None, "--force goes with -o OUT", "usage")
+    if (args.force or args.fsync) and not args.output:
+        raise PyscanError(None, "--force and --fsync go with -o OUT", "usage")
     from pyscan.writer import rewrite_file
 
     with progress_bar(rewrite_bytes(path, args), str(mode), show_progress(args)) as progress:
@@ -155,6 +160,7 @@ def rewrite(path: str, mode: RewriteMode, args: argparse.Namespace) -> int:
             exclude=args.exclude,
             threads=args.threads,
             progress=progress,
+            durable=args.fsync,
         )
     if args.json:
         json.dump(result.to_dict(), sys.stdout)

@@ -116,10 +116,12 @@ def rewrite_tensors(
     in_place: bool = False,
     threads: int | None = None,
     progress: Callable[[int], None] | None = None,
+    start_writeback: bool = False,
 ) -> list[TensorChange]:
     """Apply mode to the targets: into out_fd at the same offsets, in place, or (neither) as a dry run.
 
-    progress, if given, is called with the bytes of each chunk as it completes.
+    progress, if given, is called with the bytes of each chunk as it completes; start_writeback
+    asks the kernel to start writing each output chunk to disk at once (for a durable write).
     """
     if in_place and not gguf.mapping.writable:
         raise PyscanError(gguf.path, "in-place rewrite needs a writable mapping", "usage")
@@ -145,7 +147,8 @@ def rewrite_tensors(
         mode.run(acc, src, address, n, row_len, swap, gguf.path)
         gguf.mapping.release(info.offset + 4 * first, 4 * n)
         _write_all(out_fd, memoryview(buffer)[: 4 * n], info.offset + 4 * first, out_path)
-        native.start_writeback(out_fd, info.offset + 4 * first, 4 * n)  # overlap the disk with the next chunk
+        if start_writeback:  # overlap the disk with the next chunk instead of one long fsync at the end
+            native.start_writeback(out_fd, info.offset + 4 * first, 4 * n)
         return index, acc, 4 * n
 
     changes = [TensorChange(t.name, t.n_elements) for t in targets]

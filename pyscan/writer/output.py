@@ -3,9 +3,15 @@
 -o OUT: a temporary file is created in OUT's folder; the bytes that do not
 change are copied by the kernel (copy_file_range, which reflinks where the
 file system can), the chosen tensors are written through the rewrite kernels,
-the file is flushed, re-parsed and checked, and only then renamed over OUT.
-On any failure, Ctrl-C or SIGTERM included, the temporary file is removed:
-there is never a partial OUT, and IN is only ever read.
+all of it is written out of our hands (there are no user-space buffers:
+pwrite), re-parsed and checked, and only then renamed over OUT.  On any
+failure, Ctrl-C or SIGTERM included, the temporary file is removed: there is
+never a partial OUT, and IN is only ever read.
+
+Like cp, -o does not wait for the disk by default: the rename is atomic for
+every process that reads OUT.  durable=True (--fsync) also survives a power
+cut or OS crash: writeback starts chunk by chunk while the rewrite runs, the
+file is fsync'ed before the rename, and the folder after it.
 
 --in-place: the chosen tensors are rewritten through a writable mapping, only
 the words that change are stored, and the file is flushed before returning.
@@ -41,6 +47,7 @@ def rewrite_file(
     exclude: Sequence[str] = (),
     threads: int | None = None,
     progress: Callable[[int], None] | None = None,
+    durable: bool = False,
 ) -> RewriteReport:
     """Apply mode to the chosen F32 tensors of path: into output, in place, or (neither) as a dry run.
 
@@ -55,7 +62,7 @@ def rewrite_file(
     with open_gguf(source, writable=in_place) as gguf:
         targets = select_targets(gguf, include, exclude)
         if output is not None:
-            changes = _write_copy(gguf, targets, mode, os.fspath(output), threads, progress)
+            changes = _write_copy(gguf, targets, mode, os.fspath(output), threads, progress, durable)
         else:
             changes = rewrite_tensors(gguf, targets, mode, in_place=in_place, threads=threads, progress=progress)
             if in_place:
@@ -92,6 +99,7 @@ def _write_copy(
     output: str,
     threads: int | None,
     progress: Callable[[int], None] | None = None,
+    durable: bool = False,
 ) -> list[TensorChange]:
     folder = os.path.dirname(os.path.abspath(output))
     try:
@@ -102,35 +110,44 @@ def _write_copy(
         try:
             os.fchmod(fd, 0o644 & ~_umask())
             os.ftruncate(fd, gguf.size)
-            _copy_unchanged(gguf, targets, fd, output)
+            _copy_unchanged(gguf, targets, fd, output, durable)
             changes = rewrite_tensors(
-                gguf, targets, mode, out_fd=fd, out_path=output, threads=threads, progress=progress
+                gguf,
+                targets,
+                mode,
+                out_fd=fd,
+                out_path=output,
+                threads=threads,
+                progress=progress,
+                start_writeback=durable,
             )
-            os.fsync(fd)
+            if durable:
+                os.fsync(fd)
         except OSError as exc:
             raise PyscanError(output, f"cannot write: {exc.strerror or exc}", "io") from None
         finally:
             os.close(fd)
         _check_copy(gguf, targets, mode, temporary, output)
         os.replace(temporary, output)
-        _fsync_folder(folder)
+        if durable:
+            _fsync_folder(folder)
         return changes
     except BaseException:
         _remove_quietly(temporary)
         raise
 
 
-def _copy_unchanged(gguf: GGUFFile, targets: list[TensorInfo], out_fd: int, output: str) -> None:
+def _copy_unchanged(gguf: GGUFFile, targets: list[TensorInfo], out_fd: int, output: str, durable: bool) -> None:
     """Copy every byte outside the target tensors, at the same offsets."""
     spans = sorted((t.offset, t.offset + 4 * t.n_elements) for t in targets)
     position = 0
     with open(gguf.path, "rb") as source:
         for start, end in [*spans, (gguf.size, gguf.size)]:
-            _copy_range(source.fileno(), out_fd, position, start - position, gguf)
+            _copy_range(source.fileno(), out_fd, position, start - position, gguf, durable)
             position = max(position, end)
 
 
-def _copy_range(in_fd: int, out_fd: int, offset: int, count: int, gguf: GGUFFile) -> None:
+def _copy_range(in_fd: int, out_fd: int, offset: int, count: int, gguf: GGUFFile, durable: bool) -> None:
     done = 0
     while done < count:
         step = min(count - done, COPY_STEP)
@@ -142,7 +159,8 @@ def _copy_range(in_fd: int, out_fd: int, offset: int, count: int, gguf: GGUFFile
             copied = os.pwrite(out_fd, gguf.mapping.buffer[offset + done : offset + done + step], offset + done)
         if copied == 0:
             raise OSError(errno.EIO, "the input ended early while copying")
-        native.start_writeback(out_fd, offset + done, copied)
+        if durable:
+            native.start_writeback(out_fd, offset + done, copied)
         done += copied
 
 
