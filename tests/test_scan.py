@@ -133,3 +133,32 @@ def test_real_llama_cpp_model_with_262144_token_vocab(isa: str, gemma: tuple[Pat
     f32 = report.scanned("F32")
     assert f32 and all(t.count("low16_zero_minus_one") == t.n_elements for t in f32)
     assert sum(t.n_elements - t.count("low16_zero") for t in f32) == 14_189
+
+
+def test_data_in_the_wrong_byte_order_is_reported(tmp_path: Path) -> None:
+    """A big-endian header over little-endian data: flagged, never silently misread."""
+    import ml_dtypes
+    import numpy as np
+    from models import write
+
+    rng = np.random.default_rng(3)
+    weights = rng.normal(0, 0.02, size=4096).astype(np.float32)
+    halves = weights.astype(np.float16)
+    brains = weights.astype(ml_dtypes.bfloat16).view(np.uint16)
+    tensors = [("w32", weights, None), ("w16", halves, None), ("wbf", brains, gguf.GGMLQuantizationType.BF16)]
+    honest, wrong = tmp_path / "honest.gguf", tmp_path / "wrong.gguf"
+    write(honest, tensors, big_endian=True)
+    # GGUFWriter byte-swaps tensor data for a big-endian file; swapping first leaves it little-endian.
+    write(wrong, [(n, a.byteswap(), t) for n, a, t in tensors], big_endian=True)
+
+    good = pyscan.scan(honest)
+    assert good.warnings == [] and not any(t.byte_order_suspect for t in good.tensors)
+    bad = pyscan.scan(wrong)
+    assert [t.name for t in bad.tensors if t.byte_order_suspect] == ["w32", "w16", "wbf"]
+    assert len(bad.warnings) == 1 and "little-endian" in bad.warnings[0]
+    assert bad.to_dict()["tensors"][0]["byte_order_suspect"] is True
+
+
+def test_odd_but_honest_data_is_not_flagged(mixed_files: dict[str, Path], tinyllama: Path) -> None:
+    for path in (*mixed_files.values(), tinyllama):  # random bits and special values look odd both ways
+        assert pyscan.scan(path).warnings == []

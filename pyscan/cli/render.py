@@ -113,6 +113,7 @@ def render(report: FileReport, per_tensor: bool = False, elapsed: float | None =
         out += ["  " + line for line in table(headers, rows)]
 
     out += ["", "Verdict: " + verdict(report)]
+    out += [f"Warning: {warning}" for warning in report.warnings]
     return "\n".join(out)
 
 

@@ -30,6 +30,7 @@ class TensorReport:
     offset: int
     nbytes: int | None
     counts: dict[str, int] | None = None
+    byte_order_suspect: bool = False  # reads far more plausibly in the other byte order
 
     @property
     def scanned(self) -> bool:
@@ -56,6 +57,7 @@ class TensorReport:
         }
         if self.counts is not None:
             d.update(self.counts)
+            d["byte_order_suspect"] = self.byte_order_suspect
         return d
 
 
@@ -73,6 +75,7 @@ class FileReport:
     model_name: str | None
     kernel: str
     tensors: list[TensorReport] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def n_tensors(self) -> int:
@@ -100,4 +103,5 @@ class FileReport:
             "kernel": self.kernel,
             "tensor_types": self.tensor_types,
             "tensors": [t.to_dict() for t in self.tensors],
+            "warnings": self.warnings,
         }

@@ -14,6 +14,7 @@ from typing import Any
 
 from pyscan import native
 from pyscan.parser.reader import GGUFFile, TensorInfo, open_gguf
+from pyscan.scan.byte_order import looks_byte_swapped
 from pyscan.scan.report import COUNTS_BY_TYPE, SCANNED_TYPES, FileReport, TensorReport
 
 KERNEL_DTYPES = {"F32": native.F32, "F16": native.F16, "BF16": native.BF16}
@@ -81,10 +82,20 @@ def scan_file(
         kernel=native.current_isa(),
     )
     for info in gguf.tensors:
+        tensor_counts = counts.get(info.name)
+        swapped = tensor_counts is not None and looks_byte_swapped(gguf, info, tensor_counts)
         report.tensors.append(
             TensorReport(
-                info.name, info.type_name, info.shape, info.n_elements, info.offset, info.nbytes, counts.get(info.name)
+                info.name, info.type_name, info.shape, info.n_elements, info.offset, info.nbytes, tensor_counts, swapped
             )
+        )
+    suspects = [t.name for t in report.tensors if t.byte_order_suspect]
+    if suspects:
+        other = "little" if gguf.byte_order == "big" else "big"
+        report.warnings.append(
+            f"{len(suspects)} of {len(report.scanned())} float tensors read far more plausibly as {other}-endian "
+            f"than as the {gguf.byte_order}-endian the header declares (e.g. {suspects[0]}): the file's data may "
+            "be in the wrong byte order, and their counts do not describe real weights"
         )
     return report
 
