@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from pyscan.errors import PyscanError
 from pyscan.native import available_isas, current_isa
 from pyscan.parser import GGUFFile, TensorInfo
-from pyscan.parser import open_gguf as open
+from pyscan.parser import open_model as open
 from pyscan.rewrite import RewriteMode, RewriteReport, parse_mode
 from pyscan.scan import FileReport, TensorReport, scan
 from pyscan.writer import rewrite_file

@@ -21,7 +21,7 @@ import pyscan
 from pyscan import native
 from pyscan.cli.progress import progress_bar
 from pyscan.errors import PyscanError
-from pyscan.parser import open_gguf
+from pyscan.parser import open_model
 from pyscan.rewrite import select_targets
 from pyscan.rewrite.modes import RewriteMode, parse_mode
 from pyscan.scan.scanner import scan_file, scanned_bytes
@@ -138,7 +138,7 @@ def show_progress(args: argparse.Namespace) -> bool:
 
 def rewrite_bytes(path: str, args: argparse.Namespace) -> int:
     """The bytes a rewrite will process, for the progress bar's total."""
-    with open_gguf(path) as gguf:
+    with open_model(path) as gguf:
         return sum(4 * t.n_elements for t in select_targets(gguf, args.include, args.exclude))
 
 
@@ -174,7 +174,7 @@ def rewrite(path: str, mode: RewriteMode, args: argparse.Namespace) -> int:
 
 def report(path: str, args: argparse.Namespace) -> int:
     started = time.perf_counter()
-    with open_gguf(path) as gguf:
+    with open_model(path) as gguf:
         total = scanned_bytes(gguf, args.include, args.exclude)
         with progress_bar(total, "scanning", show_progress(args)) as progress:
             result = scan_file(gguf, args.include, args.exclude, args.threads, progress)

@@ -49,8 +49,12 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[str]], left: int = 1) 
 def render(report: FileReport, per_tensor: bool = False, elapsed: float | None = None) -> str:
     out: list[str] = [report.path]
     out.append(
-        f"  GGUF v{report.version}, {report.endianness}-endian, alignment {report.alignment}, "
-        f"{human_size(report.size)}, {report.n_tensors:,} tensors, {report.n_kv:,} metadata keys"
+        (
+            f"  GGUF v{report.version}, {report.endianness}-endian, alignment {report.alignment}, "
+            if report.format == "gguf"
+            else "  safetensors, "
+        )
+        + f"{human_size(report.size)}, {report.n_tensors:,} tensors, {report.n_kv:,} metadata keys"
     )
     if report.architecture or report.model_name:
         out.append(f"  model: {report.model_name or '?'} (architecture {report.architecture or '?'})")

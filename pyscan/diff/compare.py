@@ -44,7 +44,7 @@ from typing import Any
 import numpy as np
 
 from pyscan.parser.metadata import MetadataArray, MetadataEntry, ValueType
-from pyscan.parser.reader import GGUFFile, TensorInfo, open_gguf
+from pyscan.parser.reader import GGUFFile, TensorInfo, open_model
 from pyscan.scan.scanner import select
 
 CHUNK_ELEMENTS = 1 << 20  # about 50 MiB of float64 and mask temporaries per chunk
@@ -248,7 +248,7 @@ def diff(
     exclude: Sequence[str] = (),
 ) -> DiffReport:
     """Compare two GGUF files; globs choose the tensors.  Raises PyscanError for an invalid file."""
-    with open_gguf(path_a) as a, open_gguf(path_b) as b:
+    with open_model(path_a) as a, open_model(path_b) as b:
         return diff_files(a, b, include, exclude)
 
 

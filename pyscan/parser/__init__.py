@@ -2,7 +2,7 @@
 
 from pyscan.parser.ggml_types import GGML_TYPES, GGMLType, type_label
 from pyscan.parser.metadata import MetadataArray, MetadataEntry, ValueType
-from pyscan.parser.reader import GGUFFile, TensorInfo, open_gguf
+from pyscan.parser.reader import GGUFFile, TensorInfo, open_gguf, open_model
 
 __all__ = [
     "GGML_TYPES",
@@ -13,5 +13,6 @@ __all__ = [
     "TensorInfo",
     "ValueType",
     "open_gguf",
+    "open_model",
     "type_label",
 ]

@@ -79,6 +79,7 @@ class GGUFFile:
     metadata: dict[str, MetadataEntry]
     tensors: list[TensorInfo]
     _mapping: Mapping | None = field(repr=False)
+    format: str = "gguf"  # or "safetensors" (see pyscan.parser.safetensors): same interface
 
     @property
     def n_kv(self) -> int:
@@ -139,6 +140,17 @@ class GGUFFile:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def open_model(path: str | os.PathLike[str], writable: bool = False) -> GGUFFile:
+    """Map and parse a GGUF or safetensors file, told apart by their first bytes."""
+    mapping = map_file(path, writable)
+    # safetensors starts with a little-endian u64 header length, then the JSON header's "{".
+    if bytes(mapping.buffer[:4]) != MAGIC and mapping.size > 8 and mapping.buffer[8] == ord("{"):
+        from pyscan.parser.safetensors import parse_safetensors
+
+        return parse_safetensors(mapping)
+    return parse(mapping)
 
 
 def open_gguf(path: str | os.PathLike[str], writable: bool = False) -> GGUFFile:

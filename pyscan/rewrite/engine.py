@@ -90,6 +90,8 @@ def select_targets(gguf: GGUFFile, include: Sequence[str] = (), exclude: Sequenc
 
 def _chunks(info: TensorInfo, mode: RewriteMode) -> list[tuple[int, int]]:
     """(first word, words) pieces of a tensor; fake-quant pieces hold whole rows."""
+    if info.n_elements == 0:  # also covers a row length of 0
+        return []
     row_len = info.shape[0] if info.shape else 1
     step = max(1, CHUNK_BYTES // 4)
     if mode.is_fake_quant:

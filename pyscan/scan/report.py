@@ -67,7 +67,7 @@ class FileReport:
 
     path: str
     size: int
-    version: int
+    version: int  # the GGUF version; 0 for safetensors, which has none
     endianness: str
     alignment: int
     n_kv: int
@@ -76,6 +76,7 @@ class FileReport:
     kernel: str
     tensors: list[TensorReport] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    format: str = "gguf"  # or "safetensors"
 
     @property
     def n_tensors(self) -> int:
@@ -92,6 +93,7 @@ class FileReport:
     def to_dict(self) -> dict[str, Any]:
         return {
             "path": self.path,
+            "format": self.format,
             "size": self.size,
             "version": self.version,
             "endianness": self.endianness,

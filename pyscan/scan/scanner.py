@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from pyscan import native
-from pyscan.parser.reader import GGUFFile, TensorInfo, open_gguf
+from pyscan.parser.reader import GGUFFile, TensorInfo, open_model
 from pyscan.scan.byte_order import looks_byte_swapped
 from pyscan.scan.report import COUNTS_BY_TYPE, SCANNED_TYPES, FileReport, TensorReport
 
@@ -47,7 +47,7 @@ def scan(
     progress: Progress | None = None,
 ) -> FileReport:
     """Parse and scan one GGUF file.  Raises PyscanError for an invalid file."""
-    with open_gguf(path) as gguf:
+    with open_model(path) as gguf:
         return scan_file(gguf, include, exclude, threads, progress)
 
 
@@ -80,6 +80,7 @@ def scan_file(
         architecture=_text(gguf.value("general.architecture")),
         model_name=_text(gguf.value("general.name")),
         kernel=native.current_isa(),
+        format=gguf.format,
     )
     for info in gguf.tensors:
         tensor_counts = counts.get(info.name)

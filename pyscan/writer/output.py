@@ -29,7 +29,7 @@ from collections.abc import Callable, Sequence
 
 from pyscan import native
 from pyscan.errors import PyscanError
-from pyscan.parser.reader import GGUFFile, TensorInfo, open_gguf
+from pyscan.parser.reader import GGUFFile, TensorInfo, open_model
 from pyscan.rewrite.engine import RewriteReport, TensorChange, rewrite_tensors, select_targets
 from pyscan.rewrite.modes import RewriteMode
 
@@ -59,7 +59,7 @@ def rewrite_file(
         raise PyscanError(None, "choose either -o OUT or --in-place", "usage")
     if output is not None:
         check_output(source, os.fspath(output), force)
-    with open_gguf(source, writable=in_place) as gguf:
+    with open_model(source, writable=in_place) as gguf:
         targets = select_targets(gguf, include, exclude)
         if output is not None:
             changes = _write_copy(gguf, targets, mode, os.fspath(output), threads, progress, durable)
@@ -166,7 +166,7 @@ def _copy_range(in_fd: int, out_fd: int, offset: int, count: int, gguf: GGUFFile
 
 def _check_copy(gguf: GGUFFile, targets: list[TensorInfo], mode: RewriteMode, temporary: str, output: str) -> None:
     """Re-parse the written file: same header and layout as IN, and the mode has nothing left to change."""
-    with open_gguf(temporary) as written:
+    with open_model(temporary) as written:
         same_layout = written.size == gguf.size and [(t.name, t.type_id, t.offset) for t in written.tensors] == [
             (t.name, t.type_id, t.offset) for t in gguf.tensors
         ]
