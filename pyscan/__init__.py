@@ -9,6 +9,7 @@ Everything wrong with an input raises ``pyscan.PyscanError``.
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from pyscan.batch import BatchResult, scan_many
 from pyscan.errors import PyscanError
 from pyscan.native import available_isas, current_isa
 from pyscan.parser import GGUFFile, TensorInfo
@@ -34,6 +35,8 @@ def __getattr__(name: str) -> Any:
 __version__ = "0.1.0"  # the package version: pyproject.toml reads it from here
 
 __all__ = [
+    "BatchResult",
+    "scan_many",
     "DiffReport",
     "RewriteMode",
     "RewriteReport",

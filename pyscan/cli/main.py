@@ -31,6 +31,9 @@ EXIT_ERROR = 2
 EXIT_INTERRUPTED = 130
 
 EPILOG = """\
+many files: pyscan PATH... with folders, --jsonl, --jobs N, --resume REPORT.jsonl,
+  --dask-scheduler ADDRESS: one record per file; exit 1 if any file failed.
+
 fake quantization (F32 tensors; --include/--exclude choose which):
   --truncate bf16|fp16|mN   toward zero: BF16, IEEE FP16, or N = 0..23 mantissa bits
   --round bf16|fp16|mN      the same, to nearest, ties to even (overflow to infinity)
@@ -41,7 +44,7 @@ fake quantization (F32 tensors; --include/--exclude choose which):
 
 compare two models: pyscan diff A B [--json]   (exit 0 identical, 1 different)
 
-exit status: 0 success; 1 diff found differences; 2 invalid or unreadable file,
+exit status: 0 success; 1 diff found differences or a batch had failures; 2 invalid or unreadable file,
 or bad options; 130 interrupted.
 environment: PYSCAN_ISA=scalar|sse2|avx2|avx512|neon forces a kernel path.
 JSON schema: see README.md ("JSON report")."""
@@ -54,7 +57,12 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("file", nargs="?", help="the GGUF file to scan")
+    parser.add_argument(
+        "paths",
+        nargs="*",
+        metavar="PATH",
+        help="GGUF or safetensors files, or folders to search for *.gguf / *.safetensors",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of the report")
     parser.add_argument("--per-tensor", action="store_true", help="also list every tensor")
     parser.add_argument(
@@ -88,6 +96,19 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="with -o: make OUT durable (survive a power cut) before renaming it into place",
     )
+    batch = parser.add_argument_group("many files")
+    batch.add_argument("--jsonl", action="store_true", help="one JSON record per file per line, as each finishes")
+    batch.add_argument("--jobs", type=int, default=1, metavar="N", help="scan N files at once, in N processes")
+    batch.add_argument(
+        "--resume",
+        metavar="REPORT.jsonl",
+        help="skip files REPORT.jsonl already holds (same size and mtime); append new records to it",
+    )
+    batch.add_argument(
+        "--dask-scheduler",
+        metavar="ADDRESS",
+        help="run one task per file on this Dask cluster (pip install 'pyscan[dask]')",
+    )
     parser.add_argument(
         "--demo", action="store_true", help="build a small TinyLlama-shaped Q4_K_M model with gguf-py and scan it"
     )
@@ -110,7 +131,7 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         raise PyscanError(None, "--threads must be at least 1", "usage")
     native.current_isa()  # a bad PYSCAN_ISA is a usage error before any work
     if args.demo:
-        if args.file:
+        if args.paths:
             raise PyscanError(None, "--demo takes no FILE", "usage")
         from pyscan.demo import write_tinyllama_like
 
@@ -118,17 +139,37 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             path = os.path.join(folder, "tinyllama-1.1b-chat-q4_k_m-demo.gguf")
             write_tinyllama_like(path)
             return report(path, args)
-    if not args.file:
+    if not args.paths:
         parser.print_usage(sys.stderr)
         raise PyscanError(None, "a FILE to scan is required (or --demo)", "usage")
+    if args.jobs < 1:
+        raise PyscanError(None, "--jobs must be at least 1", "usage")
     mode = parse_mode(args.truncate, args.round, args.fake_quant, args.group_size)
+    if is_batch(args):
+        if mode is not None:
+            raise PyscanError(None, f"--{mode.kind} rewrites one file at a time", "usage")
+        from pyscan.cli.batch_command import run_batch
+
+        return run_batch(args)
     if mode is not None:
-        return rewrite(args.file, mode, args)
+        return rewrite(args.paths[0], mode, args)
     if args.output or args.in_place or args.dry_run or args.force or args.fsync:
         raise PyscanError(
             None, "-o, --in-place, --dry-run and --force go with --truncate, --round or --fake-quant", "usage"
         )
-    return report(args.file, args)
+    return report(args.paths[0], args)
+
+
+def is_batch(args: argparse.Namespace) -> bool:
+    """Several paths, a folder, or any batch option: one record per file instead of one report."""
+    return (
+        len(args.paths) > 1
+        or os.path.isdir(args.paths[0])
+        or args.jsonl
+        or args.jobs > 1
+        or args.resume is not None
+        or args.dask_scheduler is not None
+    )
 
 
 def show_progress(args: argparse.Namespace) -> bool:

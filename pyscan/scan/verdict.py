@@ -33,7 +33,8 @@ def verdict(report: FileReport) -> str:
             f"every value in them: BF16 weights stored as (w + 1) in F32, as llama.cpp's converter stores "
             f"Gemma norms. --truncate bf16 would change {share}."
         )
-    extra = f" ({len(plus_one)} of them look like BF16 weights stored as w + 1)" if plus_one else ""
+    looks = "looks" if len(plus_one) == 1 else "look"
+    extra = f" ({len(plus_one)} of them {looks} like BF16 weights stored as w + 1)" if plus_one else ""
     return (
         f"{len(inexact)} of {_plural(n, 'F32 tensor')} carry more than BF16 precision{extra}: "
         f"--truncate bf16 would change {share}."
