@@ -12,7 +12,10 @@
 #include <immintrin.h>
 
 #define BLOCK_WORDS (UINT64_C(1) << 24)
-#define PREFETCH_BYTES 2048
+#ifndef PYSCAN_PREFETCH_BYTES
+#define PYSCAN_PREFETCH_BYTES 2048 /* measured: see benchmarks/kernel_bench.c */
+#endif
+#define PREFETCH_BYTES PYSCAN_PREFETCH_BYTES
 
 static inline __m256i bswap32(__m256i v)
 {
@@ -83,7 +86,8 @@ static inline __attribute__((always_inline)) void count_f32(const unsigned char 
         size_t start = i;
         for (; stop - i >= 16; i += 16) {
             const unsigned char *q = p + 4 * i;
-            _mm_prefetch((const char *)q + PREFETCH_BYTES, _MM_HINT_T0);
+            if (PREFETCH_BYTES > 0)
+                _mm_prefetch((const char *)q + PREFETCH_BYTES, _MM_HINT_T0);
             count_vector(_mm256_loadu_si256((const __m256i *)q), swap, &l);
             count_vector(_mm256_loadu_si256((const __m256i *)(q + 32)), swap, &l);
         }

@@ -12,7 +12,10 @@
 #include <arm_neon.h>
 
 #define BLOCK_WORDS (UINT64_C(1) << 24)
-#define PREFETCH_BYTES 2048
+#ifndef PYSCAN_PREFETCH_BYTES
+#define PYSCAN_PREFETCH_BYTES 2048 /* measured: see benchmarks/kernel_bench.c */
+#endif
+#define PREFETCH_BYTES PYSCAN_PREFETCH_BYTES
 
 struct lanes {
     uint32x4_t low16, fp16_in_range, nan, inf, zero, subnormal, minus_one;
@@ -58,7 +61,8 @@ static inline __attribute__((always_inline)) void count_f32(const unsigned char 
         size_t start = i;
         for (; stop - i >= 16; i += 16) {
             const unsigned char *q = p + 4 * i;
-            __builtin_prefetch(q + PREFETCH_BYTES);
+            if (PREFETCH_BYTES > 0)
+                __builtin_prefetch(q + PREFETCH_BYTES);
             count_vector(vreinterpretq_u32_u8(vld1q_u8(q)), swap, &l);
             count_vector(vreinterpretq_u32_u8(vld1q_u8(q + 16)), swap, &l);
             count_vector(vreinterpretq_u32_u8(vld1q_u8(q + 32)), swap, &l);
