@@ -18,6 +18,15 @@ EXIT_OK, EXIT_SOME_FAILED = 0, 1
 
 def run_batch(args: argparse.Namespace) -> int:
     paths = discover(args.paths)
+    if not paths:  # only folders were given, and they hold no model: most likely a wrong path
+        where = args.paths[0] if len(args.paths) == 1 else None
+        raise PyscanError(
+            where,
+            "is a folder with no .gguf or .safetensors files in it"
+            if where
+            else "none of these folders holds a .gguf or .safetensors file",
+            "usage",
+        )
     finished = load_finished(args.resume) if args.resume else {}
     todo = [p for p in paths if not already_done(p, finished)]
     skipped = len(paths) - len(todo)
