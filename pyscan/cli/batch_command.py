@@ -10,10 +10,10 @@ from typing import IO, Any
 from pyscan.batch.discover import discover
 from pyscan.batch.records import BatchResult, already_done, file_identity, load_finished
 from pyscan.batch.runner import connect, scan_many
+from pyscan.cli.outcome import EXIT_DIFFERENT as EXIT_SOME_FAILED
+from pyscan.cli.outcome import EXIT_OK
 from pyscan.errors import PyscanError
 from pyscan.scan.verdict import verdict
-
-EXIT_OK, EXIT_SOME_FAILED = 0, 1
 
 
 def run_batch(args: argparse.Namespace) -> int:

@@ -28,14 +28,11 @@ import os
 import sys
 from collections.abc import Sequence
 
+from pyscan.cli.outcome import EXIT_DIFFERENT, guarded
 from pyscan.diff.compare import diff
 from pyscan.diff.render import render
-from pyscan.errors import PyscanError
 
 EXIT_IDENTICAL = 0
-EXIT_DIFFERENT = 1
-EXIT_ERROR = 2
-EXIT_INTERRUPTED = 130
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -79,14 +76,7 @@ def main_diff(argv: Sequence[str]) -> int:
     As with any argparse tool, --help and option errors raise SystemExit (0 and 2).
     """
     args = build_parser().parse_args(list(argv))  # argparse exits 2 on bad options
-    try:
-        return run(args)
-    except PyscanError as exc:
-        print(f"pyscan: {exc}", file=sys.stderr)
-        return EXIT_ERROR
-    except KeyboardInterrupt:
-        print("pyscan: interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
+    return guarded(lambda: run(args))
 
 
 if __name__ == "__main__":

@@ -10,25 +10,20 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
 import sys
 import tempfile
 import time
 from collections.abc import Sequence
-from types import FrameType
 
 import pyscan
 from pyscan import native
+from pyscan.cli.outcome import EXIT_OK, guarded
 from pyscan.cli.progress import progress_bar
 from pyscan.errors import PyscanError
 from pyscan.parser import open_model
 from pyscan.rewrite import select_targets
 from pyscan.rewrite.modes import RewriteMode, parse_mode
 from pyscan.scan.scanner import scan_file, scanned_bytes
-
-EXIT_OK = 0
-EXIT_ERROR = 2
-EXIT_INTERRUPTED = 130
 
 EPILOG = """\
 many files: pyscan PATH... with folders, --jsonl, --jobs N, --resume REPORT.jsonl,
@@ -230,11 +225,6 @@ def report(path: str, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _terminate(signum: int, frame: FrameType | None) -> None:
-    # SIGTERM takes the same clean-up path as Ctrl-C: no partial output is left behind.
-    raise KeyboardInterrupt
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     arguments = list(sys.argv[1:] if argv is None else argv)
     if arguments[:1] == ["diff"]:
@@ -243,19 +233,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return main_diff(arguments[1:])
     parser = build_parser()
     args = parser.parse_args(arguments)
-    signal.signal(signal.SIGTERM, _terminate)
-    try:
-        return run(args, parser)
-    except PyscanError as exc:
-        print(f"pyscan: {exc}", file=sys.stderr)
-        return EXIT_ERROR
-    except KeyboardInterrupt:
-        print("pyscan: interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
-    except BrokenPipeError:
-        # The reader went away (e.g. `pyscan FILE | head`): not an error worth a word.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return EXIT_OK
+    return guarded(lambda: run(args, parser))
 
 
 if __name__ == "__main__":
