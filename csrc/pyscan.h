@@ -117,8 +117,9 @@ int pyscan_transform(int isa, int op, int param, const void *src, void *dst, siz
  * shorter).  Per group: s = bf16(max|x| / qmax), q = clamp(rint(x / s),
  * -qmax, qmax), x' = q * s, all in F32 (s rounded to BF16 keeps q * s exact,
  * so the op is idempotent).  NaN and infinities are left as they are and
- * ignored for the maximum; an all-zero group is unchanged.  src and dst as
- * for pyscan_transform.  Returns 0 or -1.
+ * ignored for the maximum; an all-zero group is unchanged, and so is one whose
+ * scale would be subnormal or whose qmax * s overflows (there q * s would not
+ * be exact).  src and dst as for pyscan_transform.  Returns 0 or -1.
  */
 int pyscan_fake_quant(int isa, const void *src, void *dst, size_t n_rows, size_t row_len, size_t group,
                       int qmax, int swap, pyscan_change_stats *acc);

@@ -146,8 +146,10 @@ def fake_quant(values: np.ndarray[Any, Any], row_len: int, group: int, qmax: int
             finite = np.isfinite(g)
             absmax = np.float32(np.max(np.abs(g[finite]))) if finite.any() else np.float32(0)
             scale = (absmax / np.float32(qmax)).astype(BF16).astype(np.float32)
-            if not (scale > 0 and np.isfinite(scale)):
-                continue
+            with np.errstate(over="ignore"):
+                top = scale * np.float32(qmax)
+            if not (scale >= np.finfo(np.float32).tiny and np.isfinite(top)):
+                continue  # all zero, or a scale too small / too large for q * s to be exact
             q = np.clip(np.rint(g[finite] / scale), -qmax, qmax).astype(np.float32)
             g[finite] = q * scale
     return rows.reshape(values.shape)

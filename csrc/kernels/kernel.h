@@ -368,8 +368,10 @@ static inline __attribute__((always_inline)) void pyscan_fake_quant_loop(const u
                     absmax = a;
             }
             float scale = pyscan_f32(pyscan_keep_mantissa(pyscan_bits(pyscan_f32(absmax) / qmax), 7, 1));
-            /* An all-zero group (or one whose scale overflows) is left as it is. */
-            int quantize = scale > 0.0f && pyscan_bits(scale) < PYSCAN_F32_INF;
+            /* q * s is exact, which makes the mode idempotent, only while s is a normal
+             * number and qmax * s is finite: a group so tiny (max|x| < qmax * 2^-126) or
+             * so huge that it is not is left as it is, like an all-zero one. */
+            int quantize = pyscan_bits(scale) >= PYSCAN_F32_MIN_NORMAL && pyscan_bits(scale * qmax) < PYSCAN_F32_INF;
             for (size_t i = 0; i < len; i++) {
                 uint32_t u = pyscan_load_u32(g + 4 * i, swap);
                 uint32_t r = quantize ? pyscan_fake_quant_one(u, scale, qmax) : u;

@@ -52,11 +52,20 @@ def build_parser() -> argparse.ArgumentParser:
         "--exclude", action="append", default=[], metavar="GLOB",
         help="skip tensors whose name matches GLOB (repeatable; applied after --include)",
     )  # fmt: skip
+    parser.add_argument("--html", metavar="FILE", help="also write a self-contained HTML page of the differences")
+    parser.add_argument("--plot", metavar="FILE", help="also write the difference map as a PNG (pyscan[plot])")
     return parser
 
 
 def run(args: argparse.Namespace) -> int:
     report = diff(args.a, args.b, include=args.include, exclude=args.exclude)
+    if args.html or args.plot:
+        from pyscan.visual import write_html, write_png  # numpy and friends: only when asked for
+
+        if args.html:
+            write_html(args.html, report)
+        if args.plot:
+            write_png(report, args.plot)
     try:
         if args.json:
             json.dump(report.to_dict(), sys.stdout, allow_nan=False)

@@ -60,6 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of the report")
     parser.add_argument("--per-tensor", action="store_true", help="also list every tensor")
+    parser.add_argument("--html", metavar="FILE", help="also write a self-contained HTML report (precision map)")
+    parser.add_argument("--plot", metavar="FILE", help="also write the precision map as a PNG (pyscan[plot])")
     parser.add_argument(
         "--include",
         action="append",
@@ -141,8 +143,13 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         raise PyscanError(None, "--jobs must be at least 1", "usage")
     mode = parse_mode(args.truncate, args.round, args.fake_quant, args.group_size)
     if is_batch(args):
+        where = args.paths[0] if len(args.paths) == 1 else None  # name the folder, as every error does
         if mode is not None:
-            raise PyscanError(None, f"--{mode.kind} rewrites one file at a time", "usage")
+            raise PyscanError(where, f"--{mode.kind} rewrites one file at a time, not a folder or a list", "usage")
+        if args.html or args.plot or args.per_tensor or args.json:
+            raise PyscanError(
+                where, "--html, --plot, --per-tensor and --json describe one file; for many files use --jsonl", "usage"
+            )
         from pyscan.cli.batch_command import run_batch
 
         return run_batch(args)
@@ -214,7 +221,14 @@ def report(path: str, args: argparse.Namespace) -> int:
         total = scanned_bytes(gguf, args.include, args.exclude)
         with progress_bar(total, "scanning", show_progress(args)) as progress:
             result = scan_file(gguf, args.include, args.exclude, args.threads, progress)
-    elapsed = time.perf_counter() - started
+        elapsed = time.perf_counter() - started
+        if args.html or args.plot:
+            from pyscan.visual import write_html, write_png  # numpy and friends: only when asked for
+
+            if args.html:
+                write_html(args.html, result, gguf)  # the mantissa histograms read the open file
+            if args.plot:
+                write_png(result, args.plot)
     if args.json:
         json.dump(result.to_dict(), sys.stdout)
         sys.stdout.write("\n")

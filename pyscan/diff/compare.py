@@ -281,7 +281,7 @@ def _only(info: TensorInfo, status: str) -> TensorDiff:
 
 def compare_tensor(a: GGUFFile, ta: TensorInfo, b: GGUFFile, tb: TensorInfo) -> TensorDiff:
     result = TensorDiff(ta.name, IDENTICAL, ta.type_name, tb.type_name, ta.shape, tb.shape)
-    if ta.type_id != tb.type_id:
+    if (ta.type_id, ta.type_name) != (tb.type_id, tb.type_name):  # safetensors-only dtypes share id -1
         result.status = TYPE_CHANGED
     elif ta.shape != tb.shape:
         result.status = SHAPE_CHANGED
@@ -298,9 +298,13 @@ def compare_tensor(a: GGUFFile, ta: TensorInfo, b: GGUFFile, tb: TensorInfo) -> 
 
 def _words(gguf: GGUFFile, info: TensorInfo) -> Array:
     """The tensor as a flat zero-copy view of unsigned words in the file's byte order."""
-    view = gguf.to_numpy(info).reshape(-1)
+    assert info.nbytes is not None
+    # Straight from the bytes: no shape needed (a zero-element shape like [2^62, 0] has none numpy can hold).
+    width = info.nbytes // info.n_elements if info.n_elements else 1
     order = "<" if gguf.byte_order == "little" else ">"
-    return view.view(np.dtype(f"{order}u{view.dtype.itemsize}"))
+    return np.frombuffer(
+        gguf.mapping.buffer, dtype=np.dtype(f"{order}u{width}"), count=info.n_elements, offset=info.offset
+    )
 
 
 def _raw(gguf: GGUFFile, info: TensorInfo) -> Array:

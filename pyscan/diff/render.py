@@ -42,10 +42,15 @@ def _differing_row(t: TensorDiff) -> list[str]:
     return [t.name, t.type, f"{n:,}", percent(share), _stat(t.max_abs_diff), _stat(t.max_rel_diff), _stat(t.rmse)]
 
 
+def container(version: int) -> str:
+    """How a file's format reads: 'GGUF v3', or 'safetensors' (which has no version: 0)."""
+    return f"GGUF v{version}" if version else "safetensors"
+
+
 def render(report: DiffReport) -> str:
     out = [report.summary]
-    out.append(f"  A: {report.path_a} (GGUF v{report.version_a}, {report.endianness_a}-endian)")
-    out.append(f"  B: {report.path_b} (GGUF v{report.version_b}, {report.endianness_b}-endian)")
+    out.append(f"  A: {report.path_a} ({container(report.version_a)}, {report.endianness_a}-endian)")
+    out.append(f"  B: {report.path_b} ({container(report.version_b)}, {report.endianness_b}-endian)")
     out += [f"  note: {note}" for note in report.notes]
 
     different = report.with_status(DIFFERENT)

@@ -43,6 +43,7 @@ MIN_TENSOR_INFO_BYTES = 8 + 1 + 4 + 4 + 8  # name length, name, n_dims, type, of
 
 # numpy dtypes of the tensor types that have a plain element layout.
 PLAIN_DTYPES: dict[str, str] = {
+    "U8": "u1", "U16": "u2", "U32": "u4", "U64": "u8", "BOOL": "?",  # safetensors only
     "F32": "f4", "F16": "f2", "F64": "f8", "I8": "i1", "I16": "i2", "I32": "i4", "I64": "i8",
 }  # fmt: skip
 
@@ -129,7 +130,12 @@ class GGUFFile:
                 self.path, f"tensor {info.name!r} of type {info.type_name} has no plain element layout", "usage"
             )
         array = np.frombuffer(self.mapping.buffer, dtype=dtype, count=info.n_elements, offset=info.offset)
-        return array.reshape(tuple(reversed(info.shape)) or ())
+        try:
+            return array.reshape(tuple(reversed(info.shape)) or ())
+        except ValueError:  # e.g. [2^62, 0]: no elements, but a shape numpy cannot index
+            raise PyscanError(
+                self.path, f"tensor {info.name!r} has a shape numpy cannot represent: {list(info.shape)}", "usage"
+            ) from None
 
     def close(self) -> None:
         """Drop this file's hold on the mapping; views made from it stay valid."""

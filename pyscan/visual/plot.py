@@ -1,0 +1,112 @@
+"""The precision map as a PNG, drawn with matplotlib (the optional extra ``pyscan[plot]``).
+
+Only the Agg canvas is used (no pyplot): nothing global changes, no display
+is needed, and a caller's own matplotlib backend is left alone.  Every text
+drawn from the file is drawn with parse_math=False: a tensor named "$x^{2$"
+must not be read as mathtext (an error, or a formula).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING
+
+from pyscan.diff.compare import DiffReport
+from pyscan.errors import PyscanError
+from pyscan.scan.report import FileReport
+from pyscan.visual.cells import Heatmap, diff_heatmap, scan_heatmap
+from pyscan.visual.colors import text_color
+from pyscan.visual.files import write_atomically
+from pyscan.visual.grid import NON_LAYER
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
+CELL_W, CELL_H = 0.62, 0.22  # inches
+DPI = 120
+MAX_LABEL = 28  # characters of a row or column label
+
+
+def _draw_cells(ax: Axes, heatmap: Heatmap) -> None:
+    from matplotlib.patches import Rectangle
+
+    grid = heatmap.grid
+    for r, row in enumerate(grid.rows):
+        for c, column in enumerate(grid.columns):
+            cell = heatmap.cells.get((row, column))
+            if cell is None:
+                continue
+            ax.add_patch(Rectangle((c + 0.04, r + 0.06), 0.92, 0.88, facecolor=cell.fill, edgecolor="none"))
+            ax.text(c + 0.5, r + 0.5, cell.label[:8], ha="center", va="center", fontsize=6.5,
+                    color=text_color(cell.fill), parse_math=False)  # fmt: skip
+    ax.set_xlim(0, max(1, len(grid.columns)))  # an empty map (no tensors) still gets a valid axis
+    ax.set_ylim(max(1, len(grid.rows)), 0)  # first row on top, as on the page
+    ax.set_xticks([c + 0.5 for c in range(len(grid.columns))])
+    ax.set_xticklabels([c[:MAX_LABEL] for c in grid.columns], rotation=45, ha="left", fontsize=7, parse_math=False)
+    ax.xaxis.tick_top()
+    ax.set_yticks([r + 0.5 for r in range(len(grid.rows))])
+    ax.set_yticklabels([_row_label(r) for r in grid.rows], fontsize=7, parse_math=False)
+    ax.tick_params(length=0)
+    for spine in ax.spines.values():
+        spine.set_visible(False)
+    if grid.n_non_layer_columns and grid.rows[:1] == [NON_LAYER]:
+        # Separate the non-layer block from the layers, as the page's gaps do.
+        ax.axhline(1, color="#999999", linewidth=0.6)
+        ax.axvline(grid.n_non_layer_columns, color="#999999", linewidth=0.6)
+
+
+def _draw_legend(fig: Figure, heatmap: Heatmap, bottom: float) -> None:
+    from matplotlib.colorbar import ColorbarBase
+    from matplotlib.colors import LinearSegmentedColormap
+    from matplotlib.patches import Patch
+
+    scale = heatmap.scale
+    cmap = LinearSegmentedColormap.from_list("scale", [(x, c) for x, c in scale.stops])
+    cax = fig.add_axes((0.08, bottom, 0.3, 0.018))
+    bar = ColorbarBase(cax, cmap=cmap, orientation="horizontal")
+    bar.set_ticks([x for x, _ in scale.ticks], labels=[t for _, t in scale.ticks], fontsize=7)
+    bar.set_label(scale.title, fontsize=7)
+    if heatmap.swatches:
+        handles = [Patch(facecolor=fill, label=text) for fill, text in heatmap.swatches]
+        key = fig.legend(handles=handles, loc="lower right", bbox_to_anchor=(0.98, bottom - 0.01), fontsize=7,
+                         frameon=False, ncols=2, title=heatmap.swatch_title or None, title_fontsize=7)  # fmt: skip
+        for text in key.get_texts():
+            text.set_parse_math(False)
+
+
+def _row_label(row: str) -> str:
+    return "non-layer" if row == NON_LAYER else row[:MAX_LABEL]
+
+
+def render_figure(heatmap: Heatmap, title: str) -> Figure:
+    from matplotlib.figure import Figure
+
+    grid = heatmap.grid
+    n_rows, n_cols = max(1, len(grid.rows)), max(1, len(grid.columns))
+    label_in = 0.25 + 0.075 * max((len(_row_label(r)) for r in grid.rows), default=8)
+    header_in = 0.35 + 0.05 * max((len(c[:MAX_LABEL]) for c in grid.columns), default=8)
+    legend_in = 0.9
+    width = max(6.5, label_in + CELL_W * n_cols + header_in * 0.7)
+    height = header_in + CELL_H * n_rows + legend_in + 0.4
+    fig = Figure(figsize=(width, height), dpi=DPI)
+    ax = fig.add_axes((label_in / width, (legend_in + 0.1) / height, CELL_W * n_cols / width, CELL_H * n_rows / height))
+    _draw_cells(ax, heatmap)
+    fig.suptitle(title[:100], fontsize=9, x=0.02, ha="left", y=1 - 0.08 / height, va="top", parse_math=False)
+    _draw_legend(fig, heatmap, 0.45 / height)
+    return fig
+
+
+def write_png(report: FileReport | DiffReport, path: str | os.PathLike[str]) -> None:
+    """Write the precision map (or a diff's difference map) to path as a PNG, atomically."""
+    try:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+    except ImportError:
+        raise PyscanError(None, "--plot needs matplotlib: pip install 'pyscan[plot]'", "usage") from None
+    if isinstance(report, DiffReport):
+        heatmap, title = diff_heatmap(report), f"pyscan diff: {report.summary}"
+    else:
+        heatmap, title = scan_heatmap(report), f"pyscan: {os.path.basename(report.path)}"
+    fig = render_figure(heatmap, title)
+    FigureCanvasAgg(fig)  # attaches the Agg canvas to fig
+    write_atomically(path, lambda temporary: fig.savefig(temporary, format="png"))
