@@ -338,6 +338,8 @@ def load(page: Path, profile: Path) -> tuple[str, list[str]]:
         [chromium(), "--headless", "--disable-gpu", "--no-sandbox", "--enable-logging=stderr", "--v=0",
          f"--user-data-dir={profile}", "--dump-dom", page.as_uri()],
         capture_output=True, text=True, timeout=120, check=False,
+        # The browser is not ours to instrument: under the sanitizer build, LD_PRELOAD would load ASan into it.
+        env={k: v for k, v in os.environ.items() if k != "LD_PRELOAD"},
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-2000:]
     problems = [line for line in done.stderr.splitlines() if "CONSOLE" in line or "Uncaught" in line]
