@@ -119,7 +119,8 @@ int pyscan_transform(int isa, int op, int param, const void *src, void *dst, siz
  * so the op is idempotent).  NaN and infinities are left as they are and
  * ignored for the maximum; an all-zero group is unchanged, and so is one whose
  * scale would be subnormal or whose qmax * s overflows (there q * s would not
- * be exact).  src and dst as for pyscan_transform.  Returns 0 or -1.
+ * be exact).  qmax is 1..128.  src and dst as for pyscan_transform.
+ * Returns 0 or -1.
  */
 int pyscan_fake_quant(int isa, const void *src, void *dst, size_t n_rows, size_t row_len, size_t group,
                       int qmax, int swap, pyscan_change_stats *acc);
