@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -160,6 +159,8 @@ def rewrite_tensors(
         results = map(run, jobs)
         _merge(changes, results, progress)
     else:
+        from concurrent.futures import ThreadPoolExecutor  # only for big jobs: ~7 ms of start-up otherwise
+
         with ThreadPoolExecutor(max_workers=workers) as pool:
             _merge(changes, pool.map(run, jobs), progress)
     return changes

@@ -24,7 +24,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
-import tempfile
 from collections.abc import Callable, Sequence
 
 from pyscan import native
@@ -34,6 +33,7 @@ from pyscan.rewrite.engine import RewriteReport, TensorChange, rewrite_tensors, 
 from pyscan.rewrite.modes import RewriteMode
 
 COPY_STEP = 1 << 30  # copy_file_range takes at most this per call, comfortably
+WHOLE_COPY_MAX_SHARE = 16  # copy the whole file in one go when the targets are at most 1/16 of it
 
 
 def rewrite_file(
@@ -102,10 +102,7 @@ def _write_copy(
     durable: bool = False,
 ) -> list[TensorChange]:
     folder = os.path.dirname(os.path.abspath(output))
-    try:
-        fd, temporary = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(output)}.", suffix=".pyscan-tmp")
-    except OSError as exc:
-        raise PyscanError(output, f"cannot create a file in {folder}: {exc.strerror or exc}", "io") from None
+    fd, temporary = _create_temporary(folder, output)
     try:
         try:
             os.fchmod(fd, 0o644 & ~_umask())
@@ -137,9 +134,30 @@ def _write_copy(
         raise
 
 
+def _create_temporary(folder: str, output: str) -> tuple[int, str]:
+    """A new, exclusively created, hidden file beside OUT (like tempfile.mkstemp, without its import cost)."""
+    for _ in range(100):
+        temporary = os.path.join(folder, f".{os.path.basename(output)}.{os.urandom(6).hex()}.pyscan-tmp")
+        try:
+            return os.open(temporary, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600), temporary
+        except FileExistsError:
+            continue
+        except OSError as exc:
+            raise PyscanError(output, f"cannot create a file in {folder}: {exc.strerror or exc}", "io") from None
+    raise PyscanError(output, f"cannot create a temporary file in {folder}", "io")
+
+
 def _copy_unchanged(gguf: GGUFFile, targets: list[TensorInfo], out_fd: int, output: str, durable: bool) -> None:
-    """Copy every byte outside the target tensors, at the same offsets."""
+    """Copy every byte outside the target tensors, at the same offsets.
+
+    When the targets are a small part of the file (F32 norms in a quantized model), the
+    whole file goes over in one copy_file_range, as cp does, and the targets are simply
+    written over afterwards: cutting the copy at every tensor costs more than rewriting
+    a few kilobytes twice.
+    """
     spans = sorted((t.offset, t.offset + 4 * t.n_elements) for t in targets)
+    if sum(end - start for start, end in spans) * WHOLE_COPY_MAX_SHARE <= gguf.size:
+        spans = []
     position = 0
     with open(gguf.path, "rb") as source:
         for start, end in [*spans, (gguf.size, gguf.size)]:
