@@ -11,7 +11,6 @@ import argparse
 import json
 import os
 import sys
-import tempfile
 import time
 from collections.abc import Sequence
 
@@ -131,6 +130,8 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         if args.paths:
             raise PyscanError(None, "--demo takes no FILE", "usage")
         from pyscan.demo import write_tinyllama_like
+
+        import tempfile  # only the demo needs it: keep it out of every other start-up
 
         with tempfile.TemporaryDirectory(prefix="pyscan-demo-") as folder:
             path = os.path.join(folder, "tinyllama-1.1b-chat-q4_k_m-demo.gguf")
