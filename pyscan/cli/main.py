@@ -129,9 +129,9 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     if args.demo:
         if args.paths:
             raise PyscanError(None, "--demo takes no FILE", "usage")
-        from pyscan.demo import write_tinyllama_like
-
         import tempfile  # only the demo needs it: keep it out of every other start-up
+
+        from pyscan.demo import write_tinyllama_like
 
         with tempfile.TemporaryDirectory(prefix="pyscan-demo-") as folder:
             path = os.path.join(folder, "tinyllama-1.1b-chat-q4_k_m-demo.gguf")
