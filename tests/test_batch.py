@@ -7,28 +7,17 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from cli_runner import pyscan_cli as cli
 from models import write_mixed
 
 import pyscan
 from pyscan.batch import discover, scan_many
 from pyscan.demo import write_tinyllama_like
-
-
-def cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "pyscan", *args],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=600,
-        cwd=tempfile.gettempdir(),
-    )
 
 
 def records(stdout: str) -> dict[str, dict[str, Any]]:

@@ -4,29 +4,15 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import gguf
 import pytest
+from cli_runner import pyscan_cli
 from models import write_mixed
 
 from pyscan.demo import write_tinyllama_like
-
-
-def pyscan_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    # Run outside the source tree so `-m pyscan` finds the installed package, as a user's shell would.
-    return subprocess.run(
-        [sys.executable, "-m", "pyscan", *args],
-        capture_output=True,
-        text=True,
-        check=False,
-        env={**os.environ, **(env or {})},
-        timeout=120,
-        cwd=tempfile.gettempdir(),
-    )
 
 
 @pytest.fixture(scope="module")

@@ -12,9 +12,6 @@ from __future__ import annotations
 import importlib.util
 import json
 import struct
-import subprocess
-import sys
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
@@ -23,6 +20,7 @@ from typing import Any
 import ml_dtypes
 import numpy as np
 import pytest
+from cli_runner import pyscan_cli
 from oracles import BF16, COUNTS, F32_SPECIALS, f32_test_words, fake_quant
 
 import pyscan
@@ -32,18 +30,6 @@ from pyscan.parser.safetensors import parse_safetensors
 Array = np.ndarray[Any, Any]
 HAVE_LIBRARY = importlib.util.find_spec("safetensors") is not None
 GGML_IDS = {"F32": 0, "F16": 1, "F64": 28, "I8": 24, "I16": 25, "I32": 26, "I64": 27, "BF16": 30}
-
-
-def pyscan_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    # Outside the source tree, so `-m pyscan` finds the installed package, as a user's shell would.
-    return subprocess.run(
-        [sys.executable, "-m", "pyscan", *args],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=120,
-        cwd=tempfile.gettempdir(),
-    )
 
 
 @pytest.fixture(scope="module")

@@ -43,8 +43,14 @@ sys.exit(main([sys.argv[1], *sys.argv[2:]]))
 
 
 def run(script: str, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-c", script, *args], capture_output=True, text=True, check=False,
-                          timeout=120, cwd=tempfile.gettempdir())
+    return subprocess.run(
+        [sys.executable, "-c", script, *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+        cwd=tempfile.gettempdir(),
+    )
 
 
 @pytest.fixture
@@ -72,8 +78,10 @@ def test_write_from_a_shrinking_file_leaves_nothing(model: Path, tmp_path: Path,
 
 def test_a_sigbus_outside_pyscan_still_kills(tmp_path: Path) -> None:
     """The guard only catches faults inside kernel calls; any other SIGBUS keeps its default action."""
-    script = "import os, signal, pyscan.native as n; n.count_into(n.new_counts(), n.F32, 0, 0, False); " \
-             "os.kill(os.getpid(), signal.SIGBUS)"
+    script = (
+        "import os, signal, pyscan.native as n; n.count_into(n.new_counts(), n.F32, 0, 0, False); "
+        "os.kill(os.getpid(), signal.SIGBUS)"
+    )
     result = run(script)
     # SIGBUS kills it (-7); under AddressSanitizer, ASan's own handler reports the BUS and aborts (-6).
     assert result.returncode == -7 or (result.returncode == -6 and "AddressSanitizer: BUS" in result.stderr)

@@ -16,6 +16,7 @@ import gguf
 import ml_dtypes
 import numpy as np
 import pytest
+from cli_runner import pyscan_cli as cli
 from models import write_mixed
 from oracles import fake_quant
 
@@ -60,17 +61,6 @@ def f32_values(path: Path) -> dict[str, np.ndarray[Any, Any]]:
 
 def leftovers(folder: Path) -> list[str]:
     return [p.name for p in folder.iterdir() if "pyscan-tmp" in p.name]
-
-
-def cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "pyscan", *args],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=300,
-        cwd=tempfile.gettempdir(),
-    )
 
 
 @pytest.fixture(scope="module")
