@@ -22,7 +22,7 @@ mkdir -p "$FUZZ_DIR"/obj "$FUZZ_DIR"/findings "$FUZZ_DIR"/corpus/kernels "$FUZZ_
 FUZZ_DIR=$(cd "$FUZZ_DIR" && pwd)
 
 command -v "$CC" >/dev/null || { echo "fuzz/run.sh: no $CC (apt-get install clang)" >&2; exit 2; }
-"$PYTHON" -c 'import atheris, pyscan' 2>/dev/null ||
+"$PYTHON" -I -c 'import atheris, pyscan' 2>/dev/null ||  # -I: not the source tree's pyscan/
     { echo "fuzz/run.sh: $PYTHON cannot import atheris and pyscan (pip install atheris)" >&2; exit 2; }
 
 # --- build the kernel target: as CMakeLists.txt, one object per source, ISA flags per file ------
