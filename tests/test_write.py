@@ -344,13 +344,3 @@ def test_fsync_makes_the_output_durable_before_the_rename(
     assert synced == ["rename"]  # like cp: atomic, but no wait for the disk
     result = cli(str(models["big"]), "--truncate", "bf16", "--dry-run", "--fsync")
     assert result.returncode == 2 and "--fsync" in result.stderr
-
-
-@pytest.mark.parametrize("name", ["little", "tinyllama"])  # copied around the targets / whole, then overwritten
-def test_unchanged_bytes_copied_in_parallel_pieces(
-    name: str, models: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(writer_output, "COPY_PIECE", 3 * writer_output.PAGE)  # many pieces, many threads
-    out = tmp_path / "out.gguf"
-    rewrite_file(models[name], parse_mode(truncate="bf16"), output=out, threads=3)  # type: ignore[arg-type]
-    assert out.read_bytes() == truncate_bf16_reference(models[name])

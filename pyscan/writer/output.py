@@ -31,12 +31,9 @@ from pyscan.errors import PyscanError
 from pyscan.parser.reader import GGUFFile, TensorInfo, open_model
 from pyscan.rewrite.engine import RewriteReport, TensorChange, rewrite_tensors, select_targets
 from pyscan.rewrite.modes import RewriteMode
-from pyscan.scan.scanner import default_threads
 
 COPY_STEP = 1 << 30  # copy_file_range takes at most this per call, comfortably
 WHOLE_COPY_MAX_SHARE = 16  # copy the whole file in one go when the targets are at most 1/16 of it
-COPY_PIECE = 64 << 20  # unchanged bytes are copied by threads in pieces of about this size
-PAGE = 4096
 
 
 def rewrite_file(
@@ -110,7 +107,7 @@ def _write_copy(
         try:
             os.fchmod(fd, 0o644 & ~_umask())
             os.ftruncate(fd, gguf.size)
-            _copy_unchanged(gguf, targets, fd, output, durable, threads)
+            _copy_unchanged(gguf, targets, fd, output, durable)
             changes = rewrite_tensors(
                 gguf,
                 targets,
@@ -150,50 +147,22 @@ def _create_temporary(folder: str, output: str) -> tuple[int, str]:
     raise PyscanError(output, f"cannot create a temporary file in {folder}", "io")
 
 
-def _copy_unchanged(
-    gguf: GGUFFile, targets: list[TensorInfo], out_fd: int, output: str, durable: bool, threads: int | None
-) -> None:
-    """Copy every byte outside the target tensors, at the same offsets, in parallel pieces.
+def _copy_unchanged(gguf: GGUFFile, targets: list[TensorInfo], out_fd: int, output: str, durable: bool) -> None:
+    """Copy every byte outside the target tensors, at the same offsets.
 
     When the targets are a small part of the file (F32 norms in a quantized model), the
-    whole file goes over, as cp does, and the targets are simply written over afterwards:
-    cutting the copy at every tensor costs more than rewriting a few kilobytes twice.
-    copy_file_range runs without the GIL, so threads copy page-aligned pieces at once.
+    whole file goes over in one copy_file_range, as cp does, and the targets are simply
+    written over afterwards: cutting the copy at every tensor costs more than rewriting
+    a few kilobytes twice.
     """
     spans = sorted((t.offset, t.offset + 4 * t.n_elements) for t in targets)
     if sum(end - start for start, end in spans) * WHOLE_COPY_MAX_SHARE <= gguf.size:
         spans = []
-    pieces: list[tuple[int, int]] = []
     position = 0
-    for start, end in [*spans, (gguf.size, gguf.size)]:
-        pieces += _split(position, start - position)
-        position = max(position, end)
     with open(gguf.path, "rb") as source:
-
-        def copy(piece: tuple[int, int]) -> None:
-            _copy_range(source.fileno(), out_fd, piece[0], piece[1], gguf, durable)
-
-        workers = threads or default_threads()
-        if workers <= 1 or len(pieces) <= 1:
-            for piece in pieces:
-                copy(piece)
-            return
-        from concurrent.futures import ThreadPoolExecutor
-
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            for _ in pool.map(copy, pieces):  # re-raises the first failure
-                pass
-
-
-def _split(offset: int, count: int) -> list[tuple[int, int]]:
-    """(offset, count) pieces of about COPY_PIECE bytes whose inner boundaries fall on page boundaries."""
-    pieces = []
-    end = offset + count
-    while offset < end:
-        cut = end if offset + COPY_PIECE >= end else (offset + COPY_PIECE) // PAGE * PAGE
-        pieces.append((offset, cut - offset))
-        offset = cut
-    return pieces
+        for start, end in [*spans, (gguf.size, gguf.size)]:
+            _copy_range(source.fileno(), out_fd, position, start - position, gguf, durable)
+            position = max(position, end)
 
 
 def _copy_range(in_fd: int, out_fd: int, offset: int, count: int, gguf: GGUFFile, durable: bool) -> None:
