@@ -106,7 +106,7 @@ def _write_copy(
     try:
         try:
             os.fchmod(fd, 0o644 & ~_umask())
-            os.ftruncate(fd, gguf.size)
+            # No ftruncate to the final size first: on ext4, filling a sparse file is 2-3x slower.
             _copy_unchanged(gguf, targets, fd, output, durable)
             changes = rewrite_tensors(
                 gguf,
