@@ -44,3 +44,20 @@ def test_no_bar_when_disabled_or_empty(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.mark.parametrize(("json", "quiet", "shown"), [(False, False, True), (True, False, False), (False, True, False)])
 def test_json_and_quiet_turn_the_bar_off(json: bool, quiet: bool, shown: bool) -> None:
     assert show_progress(argparse.Namespace(json=json, quiet=quiet)) is shown
+
+
+def test_the_total_is_only_computed_for_a_bar_that_shows(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[int] = []
+
+    def total() -> int:  # costs a parse of the model in the CLI
+        calls.append(1)
+        return 4096
+
+    monkeypatch.setattr("sys.stderr", io.StringIO())
+    with progress_bar(total, "rewriting", enabled=True) as progress:
+        assert progress is None
+    assert calls == []
+    monkeypatch.setattr("sys.stderr", Terminal())
+    with progress_bar(total, "rewriting", enabled=True) as progress:
+        assert progress is not None
+    assert calls == [1]

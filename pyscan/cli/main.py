@@ -193,7 +193,7 @@ def rewrite(path: str, mode: RewriteMode, args: argparse.Namespace) -> int:
         raise PyscanError(None, "--force and --fsync go with -o OUT", "usage")
     from pyscan.writer import rewrite_file
 
-    with progress_bar(rewrite_bytes(path, args), str(mode), show_progress(args)) as progress:
+    with progress_bar(lambda: rewrite_bytes(path, args), str(mode), show_progress(args)) as progress:
         result = rewrite_file(
             path,
             mode,

@@ -10,9 +10,19 @@ SHOW_AFTER_SECONDS = 1.0  # short jobs never flash a bar
 
 
 @contextmanager
-def progress_bar(total_bytes: int, label: str, enabled: bool) -> Iterator[Callable[[int], None] | None]:
-    """Yield a bytes-done callback driving a tqdm bar, or None when no bar should be shown."""
-    if not enabled or total_bytes == 0 or not sys.stderr.isatty():
+def progress_bar(
+    total_bytes: int | Callable[[], int], label: str, enabled: bool
+) -> Iterator[Callable[[int], None] | None]:
+    """Yield a bytes-done callback driving a tqdm bar, or None when no bar should be shown.
+
+    total_bytes may be a function, called only when a bar will be shown (it may cost a parse).
+    """
+    if not enabled or not sys.stderr.isatty():
+        yield None
+        return
+    if callable(total_bytes):
+        total_bytes = total_bytes()
+    if total_bytes == 0:
         yield None
         return
     from tqdm import tqdm
