@@ -28,6 +28,7 @@ import os
 import sys
 from collections.abc import Sequence
 
+from pyscan.cli.options import add_picture_options, add_tensor_globs, write_pictures
 from pyscan.cli.outcome import EXIT_DIFFERENT, guarded
 from pyscan.diff.compare import diff
 from pyscan.diff.render import render
@@ -44,28 +45,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("a", metavar="A", help="the first GGUF file")
     parser.add_argument("b", metavar="B", help="the second GGUF file")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of the report")
-    parser.add_argument(
-        "--include", action="append", default=[], metavar="GLOB",
-        help="compare only tensors whose name matches GLOB (repeatable)",
-    )  # fmt: skip
-    parser.add_argument(
-        "--exclude", action="append", default=[], metavar="GLOB",
-        help="skip tensors whose name matches GLOB (repeatable; applied after --include)",
-    )  # fmt: skip
-    parser.add_argument("--html", metavar="FILE", help="also write a self-contained HTML page of the differences")
-    parser.add_argument("--plot", metavar="FILE", help="also write the difference map as a PNG (pyscan[plot])")
+    add_tensor_globs(parser, "compare")
+    add_picture_options(parser, "a self-contained HTML page of the differences", "the difference map")
     return parser
 
 
 def run(args: argparse.Namespace) -> int:
     report = diff(args.a, args.b, include=args.include, exclude=args.exclude)
-    if args.html or args.plot:
-        from pyscan.visual import write_html, write_png  # numpy and friends: only when asked for
-
-        if args.html:
-            write_html(args.html, report)
-        if args.plot:
-            write_png(report, args.plot)
+    write_pictures(args, report)
     try:
         if args.json:
             json.dump(report.to_dict(), sys.stdout, allow_nan=False)

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 
 import pyscan
 from pyscan import native
+from pyscan.cli.options import add_picture_options, add_tensor_globs, write_pictures
 from pyscan.cli.outcome import EXIT_OK, guarded
 from pyscan.cli.progress import progress_bar
 from pyscan.errors import PyscanError
@@ -59,22 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of the report")
     parser.add_argument("--per-tensor", action="store_true", help="also list every tensor")
-    parser.add_argument("--html", metavar="FILE", help="also write a self-contained HTML report (precision map)")
-    parser.add_argument("--plot", metavar="FILE", help="also write the precision map as a PNG (pyscan[plot])")
-    parser.add_argument(
-        "--include",
-        action="append",
-        default=[],
-        metavar="GLOB",
-        help="scan only tensors whose name matches GLOB (repeatable)",
-    )
-    parser.add_argument(
-        "--exclude",
-        action="append",
-        default=[],
-        metavar="GLOB",
-        help="skip tensors whose name matches GLOB (repeatable)",
-    )
+    add_picture_options(parser, "a self-contained HTML report (precision map)", "the precision map")
+    add_tensor_globs(parser, "scan")
     parser.add_argument(
         "--threads", type=int, default=None, metavar="N", help="threads for large scans (default: all cores)"
     )
@@ -223,13 +210,7 @@ def report(path: str, args: argparse.Namespace) -> int:
         with progress_bar(total, "scanning", show_progress(args)) as progress:
             result = scan_file(gguf, args.include, args.exclude, args.threads, progress)
         elapsed = time.perf_counter() - started
-        if args.html or args.plot:
-            from pyscan.visual import write_html, write_png  # numpy and friends: only when asked for
-
-            if args.html:
-                write_html(args.html, result, gguf)  # the mantissa histograms read the open file
-            if args.plot:
-                write_png(result, args.plot)
+        write_pictures(args, result, gguf)  # the mantissa histograms read the open file
     if args.json:
         json.dump(result.to_dict(), sys.stdout)
         sys.stdout.write("\n")
