@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import errno
 import os
-from dataclasses import dataclass
 from typing import Any
 
 from pyscan._native import ffi as _ffi
@@ -147,7 +146,6 @@ def counts_as_dict(acc: Any) -> dict[str, int]:
     return {name: int(getattr(acc, name)) for name in COUNT_FIELDS}
 
 
-@dataclass
 class Mapping:
     """A whole file mapped into memory; unmapped when the last view of it is gone.
 
@@ -156,12 +154,26 @@ class Mapping:
     file never leaves a dangling view.
     """
 
-    path: str
-    address: int
-    size: int
-    buffer: memoryview
-    writable: bool = False
-    handle: Any = None  # the pyscan_map struct, for release()
+    __slots__ = ("path", "address", "size", "buffer", "writable", "handle")
+
+    def __init__(
+        self,
+        path: str,
+        address: int,
+        size: int,
+        buffer: memoryview,
+        writable: bool = False,
+        handle: Any = None,  # the pyscan_map struct, for prefetch() and release()
+    ) -> None:
+        self.path = path
+        self.address = address
+        self.size = size
+        self.buffer = buffer
+        self.writable = writable
+        self.handle = handle
+
+    def __repr__(self) -> str:
+        return f"Mapping({self.path!r}, {self.size} bytes{', writable' if self.writable else ''})"
 
     def prefetch(self, offset: int, length: int) -> None:
         """Map [offset, offset + length) in one call before reading it (fewer page faults)."""

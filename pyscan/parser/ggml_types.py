@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 
-@dataclass(frozen=True)
-class GGMLType:
+class GGMLType(NamedTuple):
     id: int
     name: str
     block_elements: int

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
 from enum import IntEnum
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 if TYPE_CHECKING:  # numpy is imported only when an array is asked for: it costs ~100 ms at start-up
     import numpy as np
@@ -38,7 +37,6 @@ SCALAR_CODES: dict[ValueType, str] = {
 SCALAR_SIZES: dict[ValueType, int] = {t: struct.calcsize(c) for t, c in SCALAR_CODES.items()}
 
 
-@dataclass(frozen=True)
 class MetadataArray:
     """An array value, located in the file but not decoded.
 
@@ -46,12 +44,26 @@ class MetadataArray:
     decodes any array (strings as UTF-8, invalid bytes replaced).
     """
 
-    element_type: ValueType
-    count: int
-    offset: int  # absolute, of the first element
-    nbytes: int
-    _buf: memoryview
-    _byte_order: Literal["<", ">"]
+    __slots__ = ("element_type", "count", "offset", "nbytes", "_buf", "_byte_order")
+
+    def __init__(
+        self,
+        element_type: ValueType,
+        count: int,
+        offset: int,  # absolute, of the first element
+        nbytes: int,
+        buf: memoryview,
+        byte_order: Literal["<", ">"],
+    ) -> None:
+        self.element_type = element_type
+        self.count = count
+        self.offset = offset
+        self.nbytes = nbytes
+        self._buf = buf
+        self._byte_order = byte_order
+
+    def __repr__(self) -> str:
+        return f"MetadataArray({self.element_type.name}, count={self.count}, offset={self.offset})"
 
     def __len__(self) -> int:
         return self.count
@@ -81,8 +93,7 @@ class MetadataArray:
 MetadataValue = int | float | bool | str | MetadataArray
 
 
-@dataclass(frozen=True)
-class MetadataEntry:
+class MetadataEntry(NamedTuple):
     key: str
     type: ValueType
     value: MetadataValue

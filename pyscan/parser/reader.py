@@ -11,8 +11,7 @@ from __future__ import annotations
 import os
 import struct
 import sys
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 if TYPE_CHECKING:  # numpy is imported only for to_numpy(): it costs ~100 ms at start-up
     import numpy as np
@@ -48,8 +47,7 @@ PLAIN_DTYPES: dict[str, str] = {
 }  # fmt: skip
 
 
-@dataclass(frozen=True)
-class TensorInfo:
+class TensorInfo(NamedTuple):
     """One tensor as the header describes it.
 
     ``shape`` lists dimensions innermost first (ne0 = row length), as GGUF
@@ -67,20 +65,42 @@ class TensorInfo:
     ggml_type: GGMLType | None
 
 
-@dataclass
 class GGUFFile:
     """A parsed GGUF file over a memory mapping.  Use ``pyscan.open(path)``."""
 
-    path: str
-    size: int
-    version: int
-    byte_order: str  # "little" or "big"
-    alignment: int
-    data_offset: int
-    metadata: dict[str, MetadataEntry]
-    tensors: list[TensorInfo]
-    _mapping: Mapping | None = field(repr=False)
-    format: str = "gguf"  # or "safetensors" (see pyscan.parser.safetensors): same interface
+    __slots__ = ("path", "size", "version", "byte_order", "alignment", "data_offset", "metadata", "tensors",
+                 "_mapping", "format")  # fmt: skip
+
+    def __init__(
+        self,
+        path: str,
+        size: int,
+        version: int,
+        byte_order: str,  # "little" or "big"
+        alignment: int,
+        data_offset: int,
+        metadata: dict[str, MetadataEntry],
+        tensors: list[TensorInfo],
+        mapping: Mapping | None,
+        format: str = "gguf",  # or "safetensors" (see pyscan.parser.safetensors): same interface
+    ) -> None:
+        self.path = path
+        self.size = size
+        self.version = version
+        self.byte_order = byte_order
+        self.alignment = alignment
+        self.data_offset = data_offset
+        self.metadata = metadata
+        self.tensors = tensors
+        self._mapping = mapping
+        self.format = format
+
+    def __repr__(self) -> str:
+        state = "" if self._mapping is not None else ", closed"
+        return (
+            f"GGUFFile({self.path!r}, {self.format} v{self.version}, {self.byte_order}-endian, "
+            f"{len(self.tensors)} tensors, {len(self.metadata)} metadata keys{state})"
+        )
 
     @property
     def n_kv(self) -> int:
@@ -283,8 +303,7 @@ def _alignment(cur: Cursor, metadata: dict[str, MetadataEntry]) -> int:
     return value
 
 
-@dataclass(frozen=True)
-class _RawTensor:
+class _RawTensor(NamedTuple):
     name: str
     shape: tuple[int, ...]
     n_elements: int

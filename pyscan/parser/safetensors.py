@@ -96,7 +96,7 @@ def parse_safetensors(mapping: Mapping) -> GGUFFile:
         data_offset=data_offset,
         metadata=metadata,
         tensors=[info for info, _, _ in entries],
-        _mapping=mapping,
+        mapping=mapping,
         format="safetensors",
     )
 

@@ -11,8 +11,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from pyscan import native
 from pyscan.errors import PyscanError
@@ -24,8 +23,7 @@ CHUNK_BYTES = 4 << 20  # small enough for the output buffer to stay in cache
 PARALLEL_MIN_BYTES = 32 << 20
 
 
-@dataclass
-class TensorChange:
+class TensorChange(NamedTuple):
     """What a rewrite changed in one tensor."""
 
     name: str
@@ -35,17 +33,10 @@ class TensorChange:
     max_rel_error: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "n_elements": self.n_elements,
-            "changed": self.changed,
-            "max_abs_error": self.max_abs_error,
-            "max_rel_error": self.max_rel_error,
-        }
+        return self._asdict()
 
 
-@dataclass
-class RewriteReport:
+class RewriteReport(NamedTuple):
     """The whole rewrite: where from, where to, and per-tensor changes."""
 
     path: str
@@ -171,6 +162,8 @@ def _merge(changes: list[TensorChange], results: Any, progress: Callable[[int], 
         if progress is not None:
             progress(nbytes)
         change = changes[index]
-        change.changed += int(acc.changed)
-        change.max_abs_error = max(change.max_abs_error, float(acc.max_abs_error))
-        change.max_rel_error = max(change.max_rel_error, float(acc.max_rel_error))
+        changes[index] = change._replace(
+            changed=change.changed + int(acc.changed),
+            max_abs_error=max(change.max_abs_error, float(acc.max_abs_error)),
+            max_rel_error=max(change.max_rel_error, float(acc.max_rel_error)),
+        )

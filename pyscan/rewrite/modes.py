@@ -11,8 +11,7 @@ Every mode maps a NaN to a NaN and is idempotent: applying it twice changes noth
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from pyscan import native
 from pyscan.errors import PyscanError
@@ -20,8 +19,7 @@ from pyscan.errors import PyscanError
 FAKE_QUANT_LEVELS = {"int8": 127, "int4": 7}  # symmetric: q in [-qmax, qmax]
 
 
-@dataclass(frozen=True)
-class RewriteMode:
+class RewriteMode(NamedTuple):
     kind: str  # "truncate", "round" or "fake-quant"
     target: str  # "bf16", "fp16", "mN", "int8" or "int4"
     group_size: int | None = None  # fake-quant only; None: one group per row

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from pyscan.scan.report import TensorReport
 
@@ -12,8 +12,7 @@ def name_pattern(name: str) -> str:
     return ".".join("*" if part.isdigit() else part for part in name.split("."))
 
 
-@dataclass
-class TensorGroup:
+class TensorGroup(NamedTuple):
     pattern: str
     type: str
     tensors: list[TensorReport]

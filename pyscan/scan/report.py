@@ -7,7 +7,6 @@ never rename or remove them.
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, field
 from typing import Any
 
 # The counts reported for each scanned element type, in this order.
@@ -19,18 +18,33 @@ COUNTS_BY_TYPE: dict[str, tuple[str, ...]] = {
 SCANNED_TYPES = frozenset(COUNTS_BY_TYPE)
 
 
-@dataclass
 class TensorReport:
     """One tensor: its header facts and, for F32/F16/BF16 tensors scanned, the counts."""
 
-    name: str
-    type: str
-    shape: tuple[int, ...]
-    n_elements: int
-    offset: int
-    nbytes: int | None
-    counts: dict[str, int] | None = None
-    byte_order_suspect: bool = False  # reads far more plausibly in the other byte order
+    __slots__ = ("name", "type", "shape", "n_elements", "offset", "nbytes", "counts", "byte_order_suspect")
+
+    def __init__(
+        self,
+        name: str,
+        type: str,
+        shape: tuple[int, ...],
+        n_elements: int,
+        offset: int,
+        nbytes: int | None,
+        counts: dict[str, int] | None = None,
+        byte_order_suspect: bool = False,  # reads far more plausibly in the other byte order
+    ) -> None:
+        self.name = name
+        self.type = type
+        self.shape = shape
+        self.n_elements = n_elements
+        self.offset = offset
+        self.nbytes = nbytes
+        self.counts = counts
+        self.byte_order_suspect = byte_order_suspect
+
+    def __repr__(self) -> str:
+        return f"TensorReport({self.name!r}, {self.type}, shape={list(self.shape)}, counts={self.counts})"
 
     @property
     def scanned(self) -> bool:
@@ -61,22 +75,40 @@ class TensorReport:
         return d
 
 
-@dataclass
 class FileReport:
     """A whole file: header facts, type distribution, every tensor."""
 
-    path: str
-    size: int
-    version: int  # the GGUF version; 0 for safetensors, which has none
-    endianness: str
-    alignment: int
-    n_kv: int
-    architecture: str | None
-    model_name: str | None
-    kernel: str
-    tensors: list[TensorReport] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
-    format: str = "gguf"  # or "safetensors"
+    __slots__ = ("path", "size", "version", "endianness", "alignment", "n_kv", "architecture", "model_name",
+                 "kernel", "tensors", "warnings", "format")  # fmt: skip
+
+    def __init__(
+        self,
+        path: str,
+        size: int,
+        version: int,  # the GGUF version; 0 for safetensors, which has none
+        endianness: str,
+        alignment: int,
+        n_kv: int,
+        architecture: str | None,
+        model_name: str | None,
+        kernel: str,
+        format: str = "gguf",  # or "safetensors"
+    ) -> None:
+        self.path = path
+        self.size = size
+        self.version = version
+        self.endianness = endianness
+        self.alignment = alignment
+        self.n_kv = n_kv
+        self.architecture = architecture
+        self.model_name = model_name
+        self.kernel = kernel
+        self.format = format
+        self.tensors: list[TensorReport] = []
+        self.warnings: list[str] = []
+
+    def __repr__(self) -> str:
+        return f"FileReport({self.path!r}, {self.n_tensors} tensors, {len(self.scanned())} scanned)"
 
     @property
     def n_tensors(self) -> int:
