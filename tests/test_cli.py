@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -118,3 +119,54 @@ def test_missing_file_and_folder(tmp_path: Path) -> None:
 def test_usage_errors_exit_2() -> None:
     assert pyscan_cli().returncode == 2
     assert pyscan_cli("--threads", "0", "x.gguf").returncode == 2
+
+
+# Start-up is most of a small run (cp of a 668 MB file takes ~180 ms; Python's start-up
+# and imports were ~60 ms of pyscan's), so the common commands keep heavy imports out.
+HEAVY_IMPORTS = ("dataclasses", "inspect", "shutil", "numpy", "gguf", "tqdm", "concurrent.futures")
+IMPORTS_AFTER = """
+import sys
+from pyscan.cli.main import main
+main(sys.argv[1:])
+print(" ".join(sorted(m for m in {heavy!r} if m in sys.modules)), file=sys.stderr)
+"""
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [[], ["--truncate", "bf16", "--dry-run"], ["--round", "fp16", "-o", "OUT"]],
+    ids=["scan", "dry-run", "write"],
+)
+def test_common_commands_leave_heavy_modules_unimported(extra: list[str], tinyllama: Path, tmp_path: Path) -> None:
+    arguments = [str(tmp_path / "out.gguf") if word == "OUT" else word for word in extra]
+    script = IMPORTS_AFTER.format(heavy=HEAVY_IMPORTS)
+    result = subprocess.run(
+        [sys.executable, "-c", script, str(tinyllama), "--quiet", *arguments],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.strip() == ""  # the names of any heavy modules that were imported
+
+
+def test_json_is_imported_only_for_json(tinyllama: Path, tmp_path: Path) -> None:
+    script = IMPORTS_AFTER.format(heavy=("json",))
+    for extra, expected in (([], ""), (["--json"], "json")):
+        result = subprocess.run(
+            [sys.executable, "-c", script, str(tinyllama), *extra], capture_output=True, text=True, check=False
+        )
+        assert result.returncode == 0 and result.stderr.strip() == expected
+
+
+def test_help_is_wrapped_to_the_terminal_width() -> None:
+    for command in ([], ["diff"]):
+        usage_lines = {}
+        for columns in (50, 120):
+            result = pyscan_cli(*command, "--help", env={"COLUMNS": str(columns)})
+            assert result.returncode == 0
+            usage = result.stdout.split("\n\n")[0].splitlines()
+            assert max(len(line) for line in usage) <= columns
+            usage_lines[columns] = len(usage)
+        assert usage_lines[50] > usage_lines[120]

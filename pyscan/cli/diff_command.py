@@ -28,7 +28,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from pyscan.cli.options import add_picture_options, add_tensor_globs, write_pictures
+from pyscan.cli.options import HelpFormatter, add_picture_options, add_tensor_globs, write_pictures
 from pyscan.cli.outcome import EXIT_DIFFERENT, guarded
 from pyscan.diff.compare import diff
 from pyscan.diff.render import render
@@ -41,6 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="pyscan diff",
         description="Compare two GGUF files: tensors by name, type, shape and value; metadata by key.",
         epilog="exit status: 0 identical; 1 different; 2 invalid or unreadable file, or bad options.",
+        formatter_class=HelpFormatter,
     )
     parser.add_argument("a", metavar="A", help="the first GGUF file")
     parser.add_argument("b", metavar="B", help="the second GGUF file")

@@ -8,15 +8,15 @@ one line on stderr, naming the file; never a traceback.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
 from collections.abc import Sequence
+from typing import Any
 
 import pyscan
 from pyscan import native
-from pyscan.cli.options import add_picture_options, add_tensor_globs, write_pictures
+from pyscan.cli.options import HelpFormatter, add_picture_options, add_tensor_globs, write_pictures
 from pyscan.cli.outcome import EXIT_OK, guarded
 from pyscan.cli.progress import progress_bar
 from pyscan.errors import PyscanError
@@ -50,7 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="pyscan",
         description="Report how much precision the weights of a GGUF model really carry.",
         epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     parser.add_argument(
         "paths",
@@ -95,7 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--demo", action="store_true", help="build a small TinyLlama-shaped Q4_K_M model with gguf-py and scan it"
     )
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     parser.add_argument("--version", action="store_true", help="print the version and kernel paths")
     return parser
 
@@ -194,8 +194,7 @@ def rewrite(path: str, mode: RewriteMode, args: argparse.Namespace) -> int:
             durable=args.fsync,
         )
     if args.json:
-        json.dump(result.to_dict(), sys.stdout)
-        sys.stdout.write("\n")
+        print_json(result.to_dict())
     else:
         from pyscan.cli.render import render_rewrite
 
@@ -212,13 +211,19 @@ def report(path: str, args: argparse.Namespace) -> int:
         elapsed = time.perf_counter() - started
         write_pictures(args, result, gguf)  # the mantissa histograms read the open file
     if args.json:
-        json.dump(result.to_dict(), sys.stdout)
-        sys.stdout.write("\n")
+        print_json(result.to_dict())
     else:
         from pyscan.cli.render import render
 
         print(render(result, per_tensor=args.per_tensor, elapsed=elapsed))
     return EXIT_OK
+
+
+def print_json(document: dict[str, Any]) -> None:
+    import json  # only --json needs it: keep it out of every other start-up
+
+    json.dump(document, sys.stdout)
+    sys.stdout.write("\n")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
