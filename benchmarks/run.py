@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import importlib.metadata
+import importlib.util
 import operator
 import os
 import platform
@@ -611,6 +612,22 @@ def ram() -> str:
     return "unknown"
 
 
+def install_kind() -> str:
+    """How the timed pyscan is installed: start-up is part of every timed command.
+
+    Without cached bytecode (an editable install under PYTHONDONTWRITEBYTECODE, say)
+    every run recompiles pyscan's modules, ~15 ms that a user's `pip install .` never pays.
+    """
+    import pyscan.cli.main as cli  # the module every timed command starts with
+
+    installed = {"site-packages", "dist-packages"} & set(Path(cli.__file__).parts)
+    where = "regular" if installed else "editable (source tree)"
+    cached = os.path.exists(importlib.util.cache_from_source(cli.__file__))
+    if not cached:
+        log("warning: pyscan's bytecode is not cached, so every timed start-up recompiles it; use `pip install .`")
+    return f"{where}, bytecode {'cached' if cached else 'NOT cached (start-up figures inflated)'}"
+
+
 def machine_facts(inputs: Inputs, args: argparse.Namespace, load: tuple[float, float, float]) -> list[tuple[str, str]]:
     files = [inputs.f32, inputs.q4km, inputs.vocab, *([inputs.gemma] if inputs.gemma else [])]
     return [
@@ -623,6 +640,7 @@ def machine_facts(inputs: Inputs, args: argparse.Namespace, load: tuple[float, f
             "pyscan",
             f"{pyscan.__version__}, kernel {native.current_isa()} (available: {', '.join(native.available_isas())})",
         ),
+        ("install", install_kind()),
         ("gguf-py, numpy", f"{importlib.metadata.version('gguf')}, {np.__version__}"),
         ("load average at start", ", ".join(f"{x:.2f}" for x in load)),
         ("repeats", f"{args.repeats} (medians; pairs alternate pyscan and baseline; warm page cache)"),
