@@ -23,7 +23,7 @@ from oracles import fake_quant
 import pyscan
 from pyscan.demo import write_tinyllama_like
 from pyscan.errors import PyscanError
-from pyscan.rewrite import parse_mode
+from pyscan.rewrite import RewriteMode, parse_mode
 from pyscan.writer import output as writer_output
 from pyscan.writer import rewrite_file
 
@@ -252,6 +252,26 @@ def test_failed_check_leaves_nothing(models: dict[str, Path], tmp_path: Path, mo
     out = tmp_path / "out.gguf"
     with pytest.raises(PyscanError, match="failed its check"):
         rewrite_file(models["little"], parse_mode(truncate="bf16"), output=out)  # type: ignore[arg-type]
+    assert not out.exists() and leftovers(tmp_path) == []
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_a_chunk_that_fails_its_check_is_never_written(
+    models: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, threads: int
+) -> None:
+    """A kernel that is not idempotent (the check rewrites each chunk again) leaves no OUT."""
+    real_run = RewriteMode.run
+
+    def not_idempotent(self: RewriteMode, acc: Any, src: int, dst: int | None, *rest: Any) -> None:
+        real_run(self, acc, src, dst, *rest)
+        if dst is None:  # the check: pretend the second pass changed a value
+            acc.changed = 1
+
+    monkeypatch.setattr(RewriteMode, "run", not_idempotent)
+    monkeypatch.setattr("pyscan.rewrite.engine.PARALLEL_MIN_BYTES", 0)  # threads even for a small model
+    out = tmp_path / "out.gguf"
+    with pytest.raises(PyscanError, match="failed its check"):
+        rewrite_file(models["tinyllama"], parse_mode(truncate="bf16"), output=out, threads=threads)  # type: ignore[arg-type]
     assert not out.exists() and leftovers(tmp_path) == []
 
 
