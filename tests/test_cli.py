@@ -155,7 +155,11 @@ def test_json_is_imported_only_for_json(tinyllama: Path, tmp_path: Path) -> None
     script = IMPORTS_AFTER.format(heavy=("json",))
     for extra, expected in (([], ""), (["--json"], "json")):
         result = subprocess.run(
-            [sys.executable, "-c", script, str(tinyllama), *extra], capture_output=True, text=True, check=False
+            [sys.executable, "-c", script, str(tinyllama), *extra],
+            capture_output=True,
+            text=True,
+            check=False,
+            cwd=tmp_path,  # outside the source tree: import the installed pyscan
         )
         assert result.returncode == 0 and result.stderr.strip() == expected
 
