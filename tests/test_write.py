@@ -117,6 +117,24 @@ def test_round_bf16_and_fp16_equal_ml_dtypes_and_numpy(name: str, models: dict[s
         assert a == b
 
 
+@pytest.mark.parametrize("threads", [2, 3])
+def test_threaded_chunked_write_equals_ml_dtypes(
+    models: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, threads: int
+) -> None:
+    monkeypatch.setattr("pyscan.rewrite.engine.PARALLEL_MIN_BYTES", 0)  # threads even for a small model
+    monkeypatch.setattr("pyscan.rewrite.engine.CHUNK_BYTES", 256)  # many chunks, split mid-tensor
+    source = models["little"]
+    out = tmp_path / "out.gguf"
+    rewrite_file(source, parse_mode(round="bf16"), output=out, threads=threads)  # type: ignore[arg-type]
+    written = f32_values(out)
+    for tensor, x in f32_values(source).items():
+        with np.errstate(over="ignore", invalid="ignore"):
+            want = x.astype(ml_dtypes.bfloat16).astype(np.float32)
+        finite = ~np.isnan(x)
+        assert np.array_equal(np.isnan(written[tensor]), ~finite), tensor
+        np.testing.assert_array_equal(written[tensor][finite].view(np.uint32), want[finite].view(np.uint32))
+
+
 def test_fake_quant_int8_output_matches_numpy(models: dict[str, Path], tmp_path: Path) -> None:
     source = models["little"]
     out = tmp_path / "int8.gguf"

@@ -15,6 +15,7 @@ from typing import Any, NamedTuple
 
 from pyscan import native
 from pyscan.errors import PyscanError
+from pyscan.parallel import map_threaded
 from pyscan.parser.reader import GGUFFile, TensorInfo
 from pyscan.rewrite.modes import RewriteMode
 from pyscan.scan.scanner import default_threads, select
@@ -161,13 +162,10 @@ def rewrite_tensors(
     total = sum(4 * t.n_elements for t in targets)
     workers = threads or default_threads()
     if workers <= 1 or total < PARALLEL_MIN_BYTES:
-        results = map(run, jobs)
-        _merge(changes, results, progress)
+        _merge(changes, map(run, jobs), progress)
     else:
-        from concurrent.futures import ThreadPoolExecutor  # only for big jobs: ~7 ms of start-up otherwise
-
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            _merge(changes, pool.map(run, jobs), progress)
+        with map_threaded(run, jobs, workers) as results:
+            _merge(changes, results, progress)
     return changes
 
 

@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from pyscan import native
+from pyscan.parallel import map_threaded
 from pyscan.parser.reader import GGUFFile, TensorInfo, open_model
 from pyscan.scan.byte_order import looks_byte_swapped
 from pyscan.scan.report import COUNTS_BY_TYPE, SCANNED_TYPES, FileReport, TensorReport
@@ -130,10 +131,8 @@ def count_tensors(
     if threads <= 1 or total_bytes < PARALLEL_MIN_BYTES or len(jobs) < 2:
         _add_counts(accumulators, map(run, jobs), progress)
     else:
-        from concurrent.futures import ThreadPoolExecutor  # only for big jobs: ~7 ms of start-up otherwise
-
-        with ThreadPoolExecutor(max_workers=threads) as pool:
-            _add_counts(accumulators, pool.map(run, jobs), progress)
+        with map_threaded(run, jobs, threads) as results:
+            _add_counts(accumulators, results, progress)
 
     result: dict[str, dict[str, int]] = {}
     for info, acc in zip(tensors, accumulators, strict=True):
