@@ -1,5 +1,3 @@
-import sys
+from pyscan.cli.main import entry
 
-from pyscan.cli.main import main
-
-sys.exit(main())
+entry()

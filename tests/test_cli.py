@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import gguf
@@ -174,3 +175,23 @@ def test_help_is_wrapped_to_the_terminal_width() -> None:
             assert max(len(line) for line in usage) <= columns
             usage_lines[columns] = len(usage)
         assert usage_lines[50] > usage_lines[120]
+
+
+@pytest.mark.parametrize("extra", [["--version"], ["FILE", "--per-tensor"]], ids=["buffered", "written-at-once"])
+def test_a_reader_that_goes_away_is_no_error(extra: list[str], tinyllama: Path) -> None:
+    """`pyscan ... | head -c0`: the pipe closes before pyscan writes; exit 0, nothing on stderr.
+
+    A short report stays in stdout's buffer until exit, a long one is written while pyscan runs.
+    """
+    process = subprocess.Popen(
+        [sys.executable, "-m", "pyscan", *[str(tinyllama) if word == "FILE" else word for word in extra]],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=tempfile.gettempdir(),
+        env={k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"},  # stdout buffered, as usual
+    )
+    assert process.stdout is not None and process.stderr is not None
+    process.stdout.close()  # the reader is gone before the report is written
+    errors = process.stderr.read()
+    assert process.wait(timeout=300) == 0
+    assert errors == b""

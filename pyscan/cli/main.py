@@ -12,12 +12,12 @@ import os
 import sys
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 import pyscan
 from pyscan import native
 from pyscan.cli.options import HelpFormatter, add_picture_options, add_tensor_globs, write_pictures
-from pyscan.cli.outcome import EXIT_OK, guarded
+from pyscan.cli.outcome import EXIT_ERROR, EXIT_OK, guarded
 from pyscan.cli.progress import progress_bar
 from pyscan.errors import PyscanError
 from pyscan.parser import open_model
@@ -239,3 +239,21 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def entry() -> NoReturn:
+    """The `pyscan` command: main(), then exit without tearing the interpreter down.
+
+    Freeing every module at exit costs ~5 ms, a tenth of pyscan's fixed cost on a small
+    file, and buys nothing: by now every file is closed and OUT is renamed into place.
+    """
+    code = main()
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        pass  # the reader went away (pyscan FILE | head): as guarded() treats it
+    except OSError as exc:
+        print(f"pyscan: cannot write the report: {exc.strerror or exc}", file=sys.stderr)
+        code = EXIT_ERROR
+    sys.stderr.flush()
+    os._exit(code)
