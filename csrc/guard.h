@@ -13,8 +13,16 @@
 
 #define PYSCAN_FAULT (-2)
 
+struct pyscan_map;
+
 void pyscan_guard_enter(sigjmp_buf *point);
 void pyscan_guard_leave(void);
+
+/* Install the SIGBUS handler (once); mappings are then protected outside kernel calls too. */
+void pyscan_guard_install(void);
+/* Make a live mapping known to the handler, and forget it before it is unmapped. */
+void pyscan_guard_register(struct pyscan_map *map);
+void pyscan_guard_unregister(struct pyscan_map *map);
 
 #define PYSCAN_GUARDED(call)                \
     do {                                    \

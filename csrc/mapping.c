@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "guard.h"
 #include "pyscan.h"
 
 int pyscan_map_open(const char *path, int writable, pyscan_map *out)
@@ -18,6 +19,7 @@ int pyscan_map_open(const char *path, int writable, pyscan_map *out)
     out->base = NULL;
     out->size = 0;
     out->writable = writable;
+    out->faulted = 0;
 
     /* O_NONBLOCK: opening a FIFO must not wait for a writer; we reject it below. */
     int fd = open(path, (writable ? O_RDWR : O_RDONLY) | O_NONBLOCK | O_CLOEXEC);
@@ -49,6 +51,8 @@ int pyscan_map_open(const char *path, int writable, pyscan_map *out)
         (void)madvise(base, (size_t)st.st_size, MADV_SEQUENTIAL);
         out->base = base;
         out->size = (uint64_t)st.st_size;
+        pyscan_guard_install();
+        pyscan_guard_register(out);
     }
     close(fd); /* the mapping keeps the file referenced */
     return 0;
@@ -96,8 +100,10 @@ void pyscan_start_writeback(int fd, uint64_t offset, uint64_t length)
 
 void pyscan_map_close(pyscan_map *map)
 {
-    if (map->base != NULL)
+    if (map->base != NULL) {
+        pyscan_guard_unregister(map);
         munmap(map->base, (size_t)map->size);
+    }
     map->base = NULL;
     map->size = 0;
 }

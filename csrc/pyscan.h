@@ -128,12 +128,22 @@ int pyscan_fake_quant(int isa, const void *src, void *dst, size_t n_rows, size_t
 /*
  * A read-only (or, with writable != 0, shared writable) mapping of a whole
  * regular file.  An empty file maps to base == NULL, size == 0.
+ *
+ * If the file shrinks while mapped, a read of a page past its new end outside
+ * a kernel call (Python's own reads, the string walk) does not kill the
+ * process: the rest of the mapping turns into zero pages and faulted is set.
+ * A reader must check pyscan_map_faulted() before it trusts what it read.
+ * The struct must stay at its address from open to close.
  */
 typedef struct pyscan_map {
     void *base;
     uint64_t size;
     int writable;
+    int faulted; /* set by the SIGBUS handler; read it with pyscan_map_faulted() */
 } pyscan_map;
+
+/* 1 if a read of the mapping faulted (the file shrank) and found zeros instead of data. */
+int pyscan_map_faulted(const pyscan_map *map);
 
 /*
  * Map path.  Returns 0, or an errno value (EISDIR / EINVAL for something
@@ -165,6 +175,13 @@ void pyscan_start_writeback(int fd, uint64_t offset, uint64_t length);
 
 /* Unmap; safe on a zeroed or already closed map. */
 void pyscan_map_close(pyscan_map *map);
+
+/*
+ * Rename from to to, failing with EEXIST instead of replacing an existing to
+ * (renameat2 RENAME_NOREPLACE, or link + unlink where the file system lacks
+ * it).  Returns 0 or an errno value.
+ */
+int pyscan_rename_noreplace(const char *from, const char *to);
 
 /*
  * Walk count GGUF strings (u64 length + bytes) starting at offset inside

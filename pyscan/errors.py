@@ -20,3 +20,17 @@ class PyscanError(Exception):
         self.reason = reason
         self.kind = kind
         super().__init__(f"{self.path}: {reason}" if self.path is not None else reason)
+
+    def __str__(self) -> str:
+        """The one line the command-line tool prints: file names and names from files escaped, length bounded."""
+        from pyscan.text import safe_line
+
+        return safe_line(super().__str__())
+
+
+class FileShrankError(PyscanError):
+    """A mapped file shrank while pyscan read it: what the reads returned past the new end was zeros, not data."""
+
+    def __init__(self, path: str | os.PathLike[str] | None, consequence: str = "") -> None:
+        reason = "the file shrank while it was being read (another process truncated it?)"
+        super().__init__(path, f"{reason}; {consequence}" if consequence else reason, "io")

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import errno
 import os
+import weakref
 from typing import Any
 
 from pyscan._native import ffi as _ffi
 from pyscan._native import lib as _lib
-from pyscan.errors import PyscanError
+from pyscan.errors import FileShrankError, PyscanError
 
 ffi: Any = _ffi
 lib: Any = _lib
@@ -81,11 +82,13 @@ def _isa_index() -> int:
 FAULT = -2  # the kernel's memory vanished: a mapped file shrank (SIGBUS, caught in C)
 
 
+def shrank_error(path: str | None) -> FileShrankError:
+    return FileShrankError(path)
+
+
 def _check_status(status: int, path: str | None, refused: str) -> None:
     if status == FAULT:
-        raise PyscanError(
-            path, "the file shrank while it was being read (another process truncated it?); nothing was written", "io"
-        )
+        raise shrank_error(path)
     if status != 0:
         raise PyscanError(path, refused, "usage")
 
@@ -154,7 +157,7 @@ class Mapping:
     file never leaves a dangling view.
     """
 
-    __slots__ = ("path", "address", "size", "buffer", "writable", "handle")
+    __slots__ = ("path", "address", "size", "buffer", "writable", "handle", "__weakref__")
 
     def __init__(
         self,
@@ -174,6 +177,15 @@ class Mapping:
 
     def __repr__(self) -> str:
         return f"Mapping({self.path!r}, {self.size} bytes{', writable' if self.writable else ''})"
+
+    def faulted(self) -> bool:
+        """Whether a read of this mapping found the file shorter than when it was mapped (see pyscan.h)."""
+        return self.handle is not None and bool(lib.pyscan_map_faulted(self.handle))
+
+    def check(self) -> None:
+        """Raise the one-line PyscanError if the file shrank under the mapping: what was read is zeros, not data."""
+        if self.faulted():
+            raise shrank_error(self.path)
 
     def prefetch(self, offset: int, length: int) -> None:
         """Map [offset, offset + length) in one call before reading it (fewer page faults)."""
@@ -205,4 +217,22 @@ def map_file(path: str | os.PathLike[str], writable: bool = False) -> Mapping:
     view = memoryview(ffi.buffer(base, size))
     if not writable:
         view = view.toreadonly()
-    return Mapping(fspath, int(ffi.cast("uintptr_t", base)), size, view, writable, raw)
+    mapping = Mapping(fspath, int(ffi.cast("uintptr_t", base)), size, view, writable, raw)
+    _live_mappings.add(mapping)
+    return mapping
+
+
+_live_mappings: weakref.WeakSet[Mapping] = weakref.WeakSet()
+
+
+def check_mappings() -> None:
+    """Raise the shrink error for the first live mapping that faulted: the last check before any output."""
+    for mapping in list(_live_mappings):
+        mapping.check()
+
+
+def rename_noreplace(source: str, target: str) -> None:
+    """Rename source to target, never replacing an existing target (FileExistsError then)."""
+    err = lib.pyscan_rename_noreplace(os.fsencode(source), os.fsencode(target))
+    if err != 0:
+        raise OSError(err, os.strerror(err), target)

@@ -311,7 +311,10 @@ def test_write_html_is_atomic_and_reports_io_errors(demo: tuple[Path, pyscan.Fil
     out = tmp_path / "report.html"
     out.write_text("old")
     with pyscan.open(path) as gguf_file:
-        write_html(out, report, gguf_file)
+        with pytest.raises(pyscan.PyscanError, match="already exists"):  # replaced only with force
+            write_html(out, report, gguf_file)
+        assert out.read_text(encoding="utf-8") == "old"
+        write_html(out, report, gguf_file, force=True)
     assert out.read_text(encoding="utf-8") == html
     assert sorted(os.listdir(tmp_path)) == ["report.html"]  # no temporary file left
     write_html(tmp_path / "diff.html", pyscan.compare(path, path))

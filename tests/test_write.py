@@ -21,6 +21,7 @@ from models import write_mixed
 from oracles import fake_quant
 
 import pyscan
+from pyscan import native
 from pyscan.demo import write_tinyllama_like
 from pyscan.errors import PyscanError
 from pyscan.rewrite import RewriteMode, parse_mode
@@ -373,6 +374,8 @@ def test_fsync_makes_the_output_durable_before_the_rename(
     real_fsync, real_replace = os.fsync, os.replace
     monkeypatch.setattr(os, "fsync", lambda fd: (synced.append("fsync"), real_fsync(fd))[1])
     monkeypatch.setattr(os, "replace", lambda a, b: (synced.append("rename"), real_replace(a, b))[1])
+    real_noreplace = native.rename_noreplace  # the rename without --force
+    monkeypatch.setattr(native, "rename_noreplace", lambda a, b: (synced.append("rename"), real_noreplace(a, b))[1])
     out = tmp_path / "out.gguf"
     rewrite_file(models["big"], parse_mode(truncate="bf16"), output=out, durable=True)  # type: ignore[arg-type]
     assert out.read_bytes() == truncate_bf16_reference(models["big"])

@@ -28,10 +28,11 @@ import os
 import sys
 from collections.abc import Sequence
 
-from pyscan.cli.options import HelpFormatter, add_picture_options, add_tensor_globs, write_pictures
-from pyscan.cli.outcome import EXIT_DIFFERENT, guarded
+from pyscan.cli.options import HelpFormatter, add_picture_options, add_tensor_globs, check_outputs, write_pictures
+from pyscan.cli.outcome import EXIT_DIFFERENT, emit, guarded
 from pyscan.diff.compare import diff
 from pyscan.diff.render import render
+from pyscan.errors import PyscanError
 
 EXIT_IDENTICAL = 0
 
@@ -48,18 +49,18 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of the report")
     add_tensor_globs(parser, "compare")
     add_picture_options(parser, "a self-contained HTML page of the differences", "the difference map")
+    parser.add_argument("--force", action="store_true", help="replace an existing --html / --plot FILE")
     return parser
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.force and not (args.html or args.plot):
+        raise PyscanError(None, "--force goes with --html FILE or --plot FILE", "usage")
+    check_outputs([args.html, args.plot], [args.a, args.b], args.force)
     report = diff(args.a, args.b, include=args.include, exclude=args.exclude)
     write_pictures(args, report)
     try:
-        if args.json:
-            json.dump(report.to_dict(), sys.stdout, allow_nan=False)
-            sys.stdout.write("\n")
-        else:
-            print(render(report))
+        emit(json.dumps(report.to_dict(), allow_nan=False) if args.json else render(report))
         sys.stdout.flush()
     except BrokenPipeError:
         # The reader went away (e.g. `pyscan diff A B | head`): the answer is still the exit status.

@@ -16,14 +16,16 @@ from typing import Any, NoReturn
 
 import pyscan
 from pyscan import native
-from pyscan.cli.options import HelpFormatter, add_picture_options, add_tensor_globs, write_pictures
-from pyscan.cli.outcome import EXIT_ERROR, EXIT_OK, guarded
+from pyscan.cli.options import HelpFormatter, add_picture_options, add_tensor_globs, check_outputs, write_pictures
+from pyscan.cli.outcome import EXIT_ERROR, EXIT_OK, emit, guarded
 from pyscan.cli.progress import progress_bar
 from pyscan.errors import PyscanError
 from pyscan.parser import open_model
 from pyscan.rewrite import select_targets
 from pyscan.rewrite.modes import RewriteMode, parse_mode
 from pyscan.scan.scanner import scan_file, scanned_bytes
+
+MAX_THREADS = 1024  # more is a typo, not a plan: --threads is capped at the cores and chunks anyway
 
 EPILOG = """\
 many files: pyscan PATH... with folders, --jsonl, --jobs N, --resume REPORT.jsonl,
@@ -73,7 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
     rewrite.add_argument("-o", "--output", metavar="OUT", help="write the rewritten model to OUT")
     rewrite.add_argument("--in-place", action="store_true", help="rewrite FILE itself")
     rewrite.add_argument("--dry-run", action="store_true", help="report what would change; write nothing")
-    rewrite.add_argument("--force", action="store_true", help="replace an existing OUT")
+    rewrite.add_argument("--force", action="store_true", help="replace an existing OUT (or --html / --plot FILE)")
     rewrite.add_argument(
         "--fsync",
         action="store_true",
@@ -108,10 +110,10 @@ def version_line() -> str:
 
 def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     if args.version:
-        print(version_line())
+        emit(version_line())
         return EXIT_OK
-    if args.threads is not None and args.threads < 1:
-        raise PyscanError(None, "--threads must be at least 1", "usage")
+    if args.threads is not None and not 1 <= args.threads <= MAX_THREADS:
+        raise PyscanError(None, f"--threads must be between 1 and {MAX_THREADS}", "usage")
     native.current_isa()  # a bad PYSCAN_ISA is a usage error before any work
     if args.demo:
         if args.paths:
@@ -143,10 +145,12 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         return run_batch(args)
     if mode is not None:
         return rewrite(args.paths[0], mode, args)
-    if args.output or args.in_place or args.dry_run or args.force or args.fsync:
+    if args.output or args.in_place or args.dry_run or args.fsync:
         raise PyscanError(
-            None, "-o, --in-place, --dry-run and --force go with --truncate, --round or --fake-quant", "usage"
+            None, "-o, --in-place, --dry-run and --fsync go with --truncate, --round or --fake-quant", "usage"
         )
+    if args.force and not (args.html or args.plot):
+        raise PyscanError(None, "--force goes with -o OUT, --html FILE or --plot FILE", "usage")
     return report(args.paths[0], args)
 
 
@@ -178,6 +182,10 @@ def rewrite(path: str, mode: RewriteMode, args: argparse.Namespace) -> int:
         raise PyscanError(None, f"--{mode.kind} needs exactly one of -o OUT, --in-place or --dry-run", "usage")
     if (args.force or args.fsync) and not args.output:
         raise PyscanError(None, "--force and --fsync go with -o OUT", "usage")
+    if args.html or args.plot:
+        # The page describes a scan; a rewrite's report is its table (or --json).  Scan OUT for its page.
+        raise PyscanError(None, "--html and --plot describe a scan, not a rewrite: run pyscan OUT --html FILE", "usage")
+    check_outputs([], [path], args.force)  # rewrite_file checks OUT itself
     from pyscan.writer import rewrite_file
 
     with progress_bar(lambda: rewrite_bytes(path, args), str(mode), show_progress(args)) as progress:
@@ -198,11 +206,12 @@ def rewrite(path: str, mode: RewriteMode, args: argparse.Namespace) -> int:
     else:
         from pyscan.cli.render import render_rewrite
 
-        print(render_rewrite(result))
+        emit(render_rewrite(result))
     return EXIT_OK
 
 
 def report(path: str, args: argparse.Namespace) -> int:
+    check_outputs([args.html, args.plot], [path], args.force)
     started = time.perf_counter()
     with open_model(path) as gguf:
         total = scanned_bytes(gguf, args.include, args.exclude)
@@ -215,15 +224,15 @@ def report(path: str, args: argparse.Namespace) -> int:
     else:
         from pyscan.cli.render import render
 
-        print(render(result, per_tensor=args.per_tensor, elapsed=elapsed))
+        emit(render(result, per_tensor=args.per_tensor, elapsed=elapsed))
     return EXIT_OK
 
 
 def print_json(document: dict[str, Any]) -> None:
     import json  # only --json needs it: keep it out of every other start-up
 
-    json.dump(document, sys.stdout)
-    sys.stdout.write("\n")
+    # dumps, not dump: json.dump always takes the pure-Python encoder (11 s for 200,000 tensors).
+    emit(json.dumps(document))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

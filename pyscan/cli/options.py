@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import argparse
 import os
+import stat
 import sys
+from collections.abc import Sequence
 from typing import Any
+
+from pyscan.errors import PyscanError
 
 
 class HelpFormatter(argparse.RawDescriptionHelpFormatter):
@@ -57,6 +61,40 @@ def add_picture_options(parser: argparse.ArgumentParser, page: str, image: str) 
     parser.add_argument("--plot", metavar="FILE", help=f"also write {image} as a PNG (pyscan[plot])")
 
 
+def check_outputs(outputs: Sequence[str | None], inputs: Sequence[str], force: bool) -> None:
+    """Refuse, before any work, output targets that are inputs, not regular files, repeated, or exist without --force.
+
+    Also refuses a stdout redirected into one of the inputs (`pyscan m.gguf --json >> m.gguf`).
+    """
+    from pyscan.writer.atomic import check_target, is_same_file
+
+    named = [path for path in outputs if path]
+    for i, path in enumerate(named):
+        check_target(path, inputs, force)
+        if any(is_same_file(path, other) or path == other for other in named[:i]):
+            raise PyscanError(path, "is named as two outputs of one command", "usage")
+    if stdout_is_one_of(inputs):
+        raise PyscanError(None, "standard output is redirected into an input file; refusing to write into it", "usage")
+
+
+def stdout_is_one_of(paths: Sequence[str]) -> bool:
+    """Whether standard output is redirected into one of these files (`>> model.gguf`)."""
+    try:
+        out = os.fstat(1)
+    except OSError:
+        return False
+    if not stat.S_ISREG(out.st_mode):
+        return False
+    for path in paths:
+        try:
+            info = os.stat(path)
+        except OSError:
+            continue
+        if (info.st_dev, info.st_ino) == (out.st_dev, out.st_ino):
+            return True
+    return False
+
+
 def write_pictures(args: argparse.Namespace, report: Any, gguf: Any = None) -> None:
     """Write --html / --plot for a scan report (with its open file, for the histograms) or a diff report."""
     if not (args.html or args.plot):
@@ -64,6 +102,6 @@ def write_pictures(args: argparse.Namespace, report: Any, gguf: Any = None) -> N
     from pyscan.visual import write_html, write_png  # numpy and friends: only when asked for
 
     if args.html:
-        write_html(args.html, report, gguf)
+        write_html(args.html, report, gguf, force=args.force)
     if args.plot:
-        write_png(report, args.plot)
+        write_png(report, args.plot, force=args.force)

@@ -5,14 +5,17 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import warnings
 from collections.abc import Callable
 from types import FrameType
 
+from pyscan import native
 from pyscan.errors import PyscanError
+from pyscan.text import safe_line
 
 EXIT_OK = 0
 EXIT_DIFFERENT = 1  # pyscan diff found differences; a batch had failed files
-EXIT_ERROR = 2  # an invalid or unreadable file, or bad options
+EXIT_ERROR = 2  # an invalid or unreadable file, a file that cannot be written, or bad options
 EXIT_INTERRUPTED = 130  # Ctrl-C or SIGTERM
 
 
@@ -21,11 +24,36 @@ def _terminate(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
 
-def guarded(command: Callable[[], int]) -> int:
-    """Run command; a PyscanError becomes one line on stderr and exit 2, never a traceback."""
-    signal.signal(signal.SIGTERM, _terminate)
+def _show_warning(message: Warning | str, category: type[Warning], *rest: object, **kwargs: object) -> None:
+    print(f"pyscan: warning: {safe_line(str(message))}", file=sys.stderr)
+
+
+def emit(text: str) -> None:
+    """Write one line to stdout; a full disk or a closed file is a PyscanError (a closed pipe: BrokenPipeError)."""
     try:
-        return command()
+        sys.stdout.write(text + "\n")
+    except BrokenPipeError:
+        raise
+    except OSError as exc:
+        raise PyscanError("standard output", f"cannot write: {exc.strerror or exc}", "io") from None
+
+
+def guarded(command: Callable[[], int]) -> int:
+    """Run command; a PyscanError becomes one line on stderr and exit 2, never a traceback.
+
+    Whatever happened, a file that shrank while it was read is named first: what was read from
+    it past its new end was zeros, so it explains any other failure, and no result may stand.
+    """
+    signal.signal(signal.SIGTERM, _terminate)
+    warnings.showwarning = _show_warning
+    try:
+        try:
+            status = command()
+        except BaseException:
+            native.check_mappings()
+            raise
+        native.check_mappings()
+        return status
     except PyscanError as exc:
         print(f"pyscan: {exc}", file=sys.stderr)
         return EXIT_ERROR
@@ -36,3 +64,9 @@ def guarded(command: Callable[[], int]) -> int:
         # The reader went away (e.g. `pyscan FILE | head`): not an error worth a word.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_OK
+    except Exception as exc:  # a bug: still one line, naming it, and a status scripts can tell apart
+        if os.environ.get("PYSCAN_DEBUG"):
+            raise
+        print(f"pyscan: internal error (a bug in pyscan; PYSCAN_DEBUG=1 shows where): {safe_line(repr(exc), 300)}",
+              file=sys.stderr)  # fmt: skip
+        return EXIT_ERROR

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import struct
 import sys
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 if TYPE_CHECKING:  # numpy is imported only for to_numpy(): it costs ~100 ms at start-up
@@ -28,6 +29,7 @@ from pyscan.parser.metadata import (
     MetadataValue,
     ValueType,
 )
+from pyscan.text import quote
 
 MAGIC = b"GGUF"
 SUPPORTED_VERSIONS = (2, 3)
@@ -147,15 +149,20 @@ class GGUFFile:
             dtype = np.dtype(order + "u2")
         else:
             raise PyscanError(
-                self.path, f"tensor {info.name!r} of type {info.type_name} has no plain element layout", "usage"
+                self.path, f"tensor {quote(info.name)} of type {info.type_name} has no plain element layout", "usage"
             )
         array = np.frombuffer(self.mapping.buffer, dtype=dtype, count=info.n_elements, offset=info.offset)
         try:
             return array.reshape(tuple(reversed(info.shape)) or ())
         except ValueError:  # e.g. [2^62, 0]: no elements, but a shape numpy cannot index
             raise PyscanError(
-                self.path, f"tensor {info.name!r} has a shape numpy cannot represent: {list(info.shape)}", "usage"
+                self.path, f"tensor {quote(info.name)} has a shape numpy cannot represent: {list(info.shape)}", "usage"
             ) from None
+
+    def check(self) -> None:
+        """Raise the one-line PyscanError if the file shrank while it was read (what was read is not data)."""
+        if self._mapping is not None:
+            self._mapping.check()
 
     def close(self) -> None:
         """Drop this file's hold on the mapping; views made from it stay valid."""
@@ -165,7 +172,11 @@ class GGUFFile:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.close()
+        # Whatever the block computed or failed with, zeros read from a shrunk file explain it first.
+        try:
+            self.check()
+        finally:
+            self.close()
 
 
 def open_model(path: str | os.PathLike[str], writable: bool = False) -> GGUFFile:
@@ -175,14 +186,24 @@ def open_model(path: str | os.PathLike[str], writable: bool = False) -> GGUFFile
     if bytes(mapping.buffer[:4]) != MAGIC and mapping.size > 8 and mapping.buffer[8] == ord("{"):
         from pyscan.parser.safetensors import parse_safetensors
 
-        return parse_safetensors(mapping)
-    return parse(mapping)
+        return _checked(mapping, parse_safetensors)
+    return _checked(mapping, parse)
 
 
 def open_gguf(path: str | os.PathLike[str], writable: bool = False) -> GGUFFile:
     """Map and parse a GGUF file (writable: a shared, writable mapping); PyscanError if it is not valid."""
-    mapping = map_file(path, writable)
-    return parse(mapping)
+    return _checked(map_file(path, writable), parse)
+
+
+def _checked(mapping: Mapping, parse_mapping: Callable[[Mapping], GGUFFile]) -> GGUFFile:
+    """Parse, then make sure the header was read from the file and not from the zero pages of a shrunk one."""
+    try:
+        model = parse_mapping(mapping)
+    except PyscanError:
+        mapping.check()  # a header that reads as garbage because the file shrank: say that instead
+        raise
+    mapping.check()
+    return model
 
 
 def parse(mapping: Mapping) -> GGUFFile:
@@ -231,13 +252,13 @@ def _read_metadata(cur: Cursor, n_kv: int) -> dict[str, MetadataEntry]:
         if not key:
             raise cur.fail(f"metadata key #{index} is empty")
         if key in metadata:
-            raise cur.fail(f"metadata key {key!r} appears twice")
-        value_type = _value_type(cur, cur.u32(f"the type of {key!r}"), key)
+            raise cur.fail(f"metadata key {quote(key)} appears twice")
+        value_type = _value_type(cur, cur.u32(f"the type of {quote(key)}"), key)
         value: MetadataValue
         if value_type == ValueType.ARRAY:
             value = _read_array(cur, key)
         elif value_type == ValueType.STRING:
-            value = cur.raw_string(f"the value of {key!r}").decode("utf-8", "replace")
+            value = cur.raw_string(f"the value of {quote(key)}").decode("utf-8", "replace")
         else:
             value = _read_scalar(cur, scalar_structs[value_type], value_type, key)
         metadata[key] = MetadataEntry(key, value_type, value)
@@ -248,45 +269,45 @@ def _value_type(cur: Cursor, raw: int, key: str) -> ValueType:
     try:
         return ValueType(raw)
     except ValueError:
-        raise cur.fail(f"metadata key {key!r} has unknown value type {raw}") from None
+        raise cur.fail(f"metadata key {quote(key)} has unknown value type {raw}") from None
 
 
 def _read_scalar(cur: Cursor, fmt: struct.Struct, value_type: ValueType, key: str) -> int | float | bool:
-    value = cur.unpack(fmt, f"the value of {key!r}")
+    value = cur.unpack(fmt, f"the value of {quote(key)}")
     if value_type == ValueType.BOOL:
         if value not in (0, 1):
-            raise cur.fail(f"metadata key {key!r} is a bool stored as {value}, not 0 or 1")
+            raise cur.fail(f"metadata key {quote(key)} is a bool stored as {value}, not 0 or 1")
         return bool(value)
     assert isinstance(value, (int, float))
     return value
 
 
 def _read_array(cur: Cursor, key: str) -> MetadataArray:
-    element_type = _value_type(cur, cur.u32(f"the element type of {key!r}"), key)
+    element_type = _value_type(cur, cur.u32(f"the element type of {quote(key)}"), key)
     if element_type == ValueType.ARRAY:
-        raise cur.fail(f"metadata key {key!r} is a nested array (ggml does not support them)")
-    count = cur.u64(f"the length of array {key!r}")
+        raise cur.fail(f"metadata key {quote(key)} is a nested array (ggml does not support them)")
+    count = cur.u64(f"the length of array {quote(key)}")
     if count > MAX_ARRAY_ELEMENTS:
-        raise cur.fail(f"array {key!r} claims {count} elements (limit {MAX_ARRAY_ELEMENTS})")
+        raise cur.fail(f"array {quote(key)} claims {count} elements (limit {MAX_ARRAY_ELEMENTS})")
     start = cur.pos
     if element_type == ValueType.STRING:
         if count * 8 > cur.size - start:
-            raise cur.fail(f"array {key!r} claims {count} strings, more than the file can hold")
+            raise cur.fail(f"array {quote(key)} claims {count} strings, more than the file can hold")
         end = ffi.new("uint64_t *")
         status = lib.pyscan_skip_strings(
             ffi.from_buffer(cur.buf), cur.size, start, count, int(cur.byte_order == ">"), 1 << 30, end
         )
         if status == 1:
-            raise cur.fail(f"truncated: the file ends inside string array {key!r}")
+            raise cur.fail(f"truncated: the file ends inside string array {quote(key)}")
         if status == 2:
-            raise cur.fail(f"string array {key!r} holds a string over {1 << 30} bytes")
+            raise cur.fail(f"string array {quote(key)} holds a string over {1 << 30} bytes")
         cur.pos = int(end[0])
     else:
         nbytes = count * SCALAR_SIZES[element_type]
-        cur.need(nbytes, f"array {key!r} ({count} elements)")
+        cur.need(nbytes, f"array {quote(key)} ({count} elements)")
         cur.pos += nbytes
         if element_type == ValueType.BOOL and bytes(cur.buf[start : start + count]).translate(None, b"\x00\x01"):
-            raise cur.fail(f"bool array {key!r} holds a byte other than 0 or 1")
+            raise cur.fail(f"bool array {quote(key)} holds a byte other than 0 or 1")
     return MetadataArray(element_type, count, start, cur.pos - start, cur.buf, cur.byte_order)
 
 
@@ -313,7 +334,7 @@ class _RawTensor(NamedTuple):
 
 def _read_tensor_info(cur: Cursor, index: int) -> _RawTensor:
     name = cur.text(f"the name of tensor #{index}")
-    label = f"tensor {name!r}"
+    label = f"tensor {quote(name)}"
     if len(name.encode()) > MAX_NAME_BYTES:
         raise cur.fail(f"{label}: name is {len(name.encode())} bytes (ggml allows {MAX_NAME_BYTES})")
     n_dims = cur.u32(f"the dimension count of {label}")
@@ -339,7 +360,7 @@ def _place_tensors(cur: Cursor, raw: list[_RawTensor], data_offset: int, alignme
     expected = 0  # ggml requires each offset to be the padded sum of the sizes before it
     after_unknown = False  # an unknown type's size is unknown: the next tensor may start later
     for t in raw:
-        label = f"tensor {t.name!r}"
+        label = f"tensor {quote(t.name)}"
         if t.name in seen:
             raise cur.fail(f"{label} appears twice")
         seen.add(t.name)

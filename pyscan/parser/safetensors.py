@@ -30,6 +30,7 @@ from pyscan.native import Mapping
 from pyscan.parser.ggml_types import TYPES_BY_NAME, GGMLType
 from pyscan.parser.metadata import MetadataEntry, ValueType
 from pyscan.parser.reader import GGUFFile, TensorInfo
+from pyscan.text import quote
 
 LENGTH_BYTES = 8  # the u64 header length
 MAX_HEADER_BYTES = 100_000_000  # the safetensors library refuses longer headers
@@ -79,7 +80,7 @@ def parse_safetensors(mapping: Mapping) -> GGUFFile:
     entries.sort(key=lambda e: (e[1], e[2]))
     expected = 0
     for info, begin, end in entries:
-        label = f"tensor {_short(info.name)!r}"
+        label = f"tensor {quote(info.name)}"
         if begin < expected:
             fail(f"{label}: data_offsets [{begin}, {end}] overlap the tensor before it (which ends at {expected})")
         if begin > expected:
@@ -111,7 +112,7 @@ def _decode_header(raw: bytes, fail: Fail) -> dict[str, Any]:
         result: dict[str, Any] = {}
         for key, value in items:
             if key in result:
-                fail(f"safetensors header: key {_short(key)!r} appears twice in one object")
+                fail(f"safetensors header: key {quote(key)} appears twice in one object")
             result[key] = value
         return result
 
@@ -146,15 +147,15 @@ def _metadata(raw: object, fail: Fail) -> dict[str, MetadataEntry]:
     for key, value in raw.items():
         _check_text(key, f"a {METADATA_KEY} key", fail)
         if not isinstance(value, str):
-            fail(f"safetensors {METADATA_KEY} key {_short(key)!r} is a JSON {_json_type(value)}, not a string")
-        _check_text(value, f"the {METADATA_KEY} value of {_short(key)!r}", fail)
+            fail(f"safetensors {METADATA_KEY} key {quote(key)} is a JSON {_json_type(value)}, not a string")
+        _check_text(value, f"the {METADATA_KEY} value of {quote(key)}", fail)
         metadata[key] = MetadataEntry(key, ValueType.STRING, value)
     return metadata
 
 
 def _tensor(name: str, entry: object, data_offset: int, data_size: int, fail: Fail) -> tuple[TensorInfo, int, int]:
     """One header entry as a TensorInfo, with its (begin, end) relative to the data section."""
-    label = f"tensor {_short(name)!r}"
+    label = f"tensor {quote(name)}"
     if not isinstance(entry, dict):
         fail(f"{label} is a JSON {_json_type(entry)}, not an object")
     missing = [f for f in TENSOR_FIELDS if f not in entry]
@@ -162,13 +163,13 @@ def _tensor(name: str, entry: object, data_offset: int, data_size: int, fail: Fa
         fail(f"{label} has no {' or '.join(missing)}")
     extra = sorted(k for k in entry if k not in TENSOR_FIELDS)
     if extra:
-        fail(f"{label} has unexpected field {_short(extra[0])!r} (only dtype, shape and data_offsets are allowed)")
+        fail(f"{label} has unexpected field {quote(extra[0])} (only dtype, shape and data_offsets are allowed)")
 
     dtype = entry["dtype"]
     if not isinstance(dtype, str):
         fail(f"{label}: dtype is a JSON {_json_type(dtype)}, not a string")
     if dtype not in DTYPE_BITS:
-        fail(f"{label} has unknown dtype {_short(dtype)!r}")
+        fail(f"{label} has unknown dtype {quote(dtype)}")
 
     shape = entry["shape"]
     if not isinstance(shape, list):
@@ -229,7 +230,7 @@ def _check_text(text: str, what: str, fail: Fail) -> None:
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
-        fail(f"safetensors header: {what} ({_short(text)!r}) holds a lone surrogate escape")
+        fail(f"safetensors header: {what} ({quote(text)}) holds a lone surrogate escape")
 
 
 def _json_type(value: object) -> str:
@@ -255,7 +256,3 @@ def _describe(value: object) -> str:
         )
     return f"a JSON {_json_type(value)}"
 
-
-def _short(text: str, limit: int = 80) -> str:
-    """Names are arbitrary strings: keep error lines one line of sane length."""
-    return text if len(text) <= limit else text[:limit] + "…"

@@ -1,4 +1,4 @@
-"""Write a picture atomically: a temporary file in the same folder, then os.replace.
+"""Write a picture atomically, by the rules of pyscan.writer.atomic.
 
 A reader (a browser refreshing the page, a CI job collecting it) sees the old
 file or the new one, never half of one; on failure nothing is left behind.
@@ -6,44 +6,36 @@ file or the new one, never half of one; on failure nothing is left behind.
 
 from __future__ import annotations
 
-import contextlib
 import os
-import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from pyscan.diff.compare import DiffReport
 from pyscan.errors import PyscanError
 from pyscan.parser.reader import GGUFFile
 from pyscan.scan.report import FileReport
+from pyscan.writer.atomic import AtomicFile, check_target
 
 
-def write_atomically(path: str | os.PathLike[str], write: Callable[[str], None]) -> None:
-    """Call write(temporary path) in path's folder, then rename it over path; PyscanError if the OS refuses."""
+def write_atomically(
+    path: str | os.PathLike[str], write: Callable[[str], None], inputs: Sequence[str] = (), force: bool = False
+) -> None:
+    """Call write(temporary path) beside path, then publish it as path (see pyscan.writer.atomic)."""
     target = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(target))
-    try:
-        fd, temporary = tempfile.mkstemp(prefix=".pyscan-", suffix=".tmp", dir=folder)
-    except OSError as e:
-        raise PyscanError(target, f"cannot write: {e.strerror or e}", "io") from None
-    try:
-        os.close(fd)
-        # mkstemp makes the file 0600: give it the mode a plain open() would (0666 less the umask).
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(temporary, 0o666 & ~umask)
-        write(temporary)
-        os.replace(temporary, target)
-    except OSError as e:
-        with contextlib.suppress(OSError):
-            os.unlink(temporary)
-        raise PyscanError(target, f"cannot write: {e.strerror or e}", "io") from None
-    except BaseException:  # Ctrl-C included: leave no temporary file
-        with contextlib.suppress(OSError):
-            os.unlink(temporary)
-        raise
+    check_target(target, inputs, force)
+    with AtomicFile(target, force) as out:
+        try:
+            write(out.temporary)
+        except OSError as e:
+            raise PyscanError(target, f"cannot write: {e.strerror or e}", "io") from None
+        out.publish()
 
 
-def write_html(path_out: str | os.PathLike[str], report: FileReport | DiffReport, gguf: GGUFFile | None = None) -> None:
+def write_html(
+    path_out: str | os.PathLike[str],
+    report: FileReport | DiffReport,
+    gguf: GGUFFile | None = None,
+    force: bool = False,
+) -> None:
     """Write the HTML page of a scan report (with gguf: and its mantissa histograms) or of a diff report."""
     from pyscan.visual.html import render_diff_html, render_html
 
@@ -53,4 +45,9 @@ def write_html(path_out: str | os.PathLike[str], report: FileReport | DiffReport
         with open(temporary, "w", encoding="utf-8") as f:
             f.write(text)
 
-    write_atomically(path_out, write)
+    write_atomically(path_out, write, report_inputs(report), force)
+
+
+def report_inputs(report: FileReport | DiffReport) -> list[str]:
+    """The files a report was made from: a picture of it may not replace them."""
+    return [report.path_a, report.path_b] if isinstance(report, DiffReport) else [report.path]

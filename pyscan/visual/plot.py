@@ -16,7 +16,7 @@ from pyscan.errors import PyscanError
 from pyscan.scan.report import FileReport
 from pyscan.visual.cells import Heatmap, diff_heatmap, scan_heatmap
 from pyscan.visual.colors import text_color
-from pyscan.visual.files import write_atomically
+from pyscan.visual.files import report_inputs, write_atomically
 from pyscan.visual.grid import NON_LAYER
 
 if TYPE_CHECKING:
@@ -97,7 +97,7 @@ def render_figure(heatmap: Heatmap, title: str) -> Figure:
     return fig
 
 
-def write_png(report: FileReport | DiffReport, path: str | os.PathLike[str]) -> None:
+def write_png(report: FileReport | DiffReport, path: str | os.PathLike[str], force: bool = False) -> None:
     """Write the precision map (or a diff's difference map) to path as a PNG, atomically."""
     try:
         from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -109,4 +109,4 @@ def write_png(report: FileReport | DiffReport, path: str | os.PathLike[str]) -> 
         heatmap, title = scan_heatmap(report), f"pyscan: {os.path.basename(report.path)}"
     fig = render_figure(heatmap, title)
     FigureCanvasAgg(fig)  # attaches the Agg canvas to fig
-    write_atomically(path, lambda temporary: fig.savefig(temporary, format="png"))
+    write_atomically(path, lambda temporary: fig.savefig(temporary, format="png"), report_inputs(report), force)

@@ -22,16 +22,16 @@ running it again.
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import os
 from collections.abc import Callable, Sequence
 
 from pyscan import native
-from pyscan.errors import PyscanError
+from pyscan.errors import FileShrankError, PyscanError
 from pyscan.parser.reader import GGUFFile, TensorInfo, open_model
 from pyscan.rewrite.engine import RewriteReport, TensorChange, rewrite_tensors, select_targets
 from pyscan.rewrite.modes import RewriteMode
+from pyscan.writer.atomic import AtomicFile, check_target
 
 COPY_STEP = 1 << 30  # copy_file_range takes at most this per call, comfortably
 WHOLE_COPY_MAX_SHARE = 16  # copy the whole file in one go when the targets are at most 1/16 of it
@@ -60,14 +60,23 @@ def rewrite_file(
         raise PyscanError(None, "choose either -o OUT or --in-place", "usage")
     if output is not None:
         check_output(source, os.fspath(output), force)
-    with open_model(source, writable=in_place) as gguf:
-        targets = select_targets(gguf, include, exclude)
-        if output is not None:
-            changes = _write_copy(gguf, targets, mode, os.fspath(output), threads, progress, durable)
-        else:
-            changes = rewrite_tensors(gguf, targets, mode, in_place=in_place, threads=threads, progress=progress)
-            if in_place:
-                _flush(source)
+    try:
+        with open_model(source, writable=in_place) as gguf:
+            targets = select_targets(gguf, include, exclude)
+            if output is not None:
+                changes = _write_copy(gguf, targets, mode, os.fspath(output), force, threads, progress, durable)
+            else:
+                changes = rewrite_tensors(gguf, targets, mode, in_place=in_place, threads=threads, progress=progress)
+                if in_place:
+                    _flush(source)
+    except FileShrankError:
+        if in_place:
+            raise FileShrankError(
+                source,
+                "tensors before the fault may already be rewritten (every mode is idempotent: restore the file "
+                "and run the same command again to finish)",
+            ) from None
+        raise FileShrankError(source, "nothing was written" if output is not None else "") from None
     return RewriteReport(
         source,
         None if output is None else os.fspath(output),
@@ -79,18 +88,8 @@ def rewrite_file(
 
 
 def check_output(source: str, output: str, force: bool) -> None:
-    """Refuse an OUT that is IN (by any name or link), a folder, or an existing file without --force."""
-    if os.path.isdir(output):
-        raise PyscanError(output, "is a folder; -o needs a file name", "usage")
-    if os.path.lexists(output):
-        try:
-            same = os.path.samefile(source, output)
-        except OSError:
-            same = os.path.realpath(source) == os.path.realpath(output)
-        if same:
-            raise PyscanError(output, "is the input file; use --in-place to rewrite it", "usage")
-        if not force:
-            raise PyscanError(output, "already exists (use --force to replace it)", "usage")
+    """Refuse an OUT that is IN (by any name or link), not a regular file, or an existing file without force."""
+    check_target(output, [source], force, same_as_input="is the input file; use --in-place to rewrite it")
 
 
 def _write_copy(
@@ -98,54 +97,30 @@ def _write_copy(
     targets: list[TensorInfo],
     mode: RewriteMode,
     output: str,
+    force: bool,
     threads: int | None,
     progress: Callable[[int], None] | None = None,
     durable: bool = False,
 ) -> list[TensorChange]:
-    folder = os.path.dirname(os.path.abspath(output))
-    fd, temporary = _create_temporary(folder, output)
-    try:
+    with AtomicFile(output, force) as out:
         try:
-            os.fchmod(fd, 0o644 & ~_umask())
             # No ftruncate to the final size first: on ext4, filling a sparse file is 2-3x slower.
-            _copy_unchanged(gguf, targets, fd, output, durable)
+            _copy_unchanged(gguf, targets, out.fd, output, durable)
             changes = rewrite_tensors(
                 gguf,
                 targets,
                 mode,
-                out_fd=fd,
+                out_fd=out.fd,
                 out_path=output,
                 threads=threads,
                 progress=progress,
                 start_writeback=durable,
             )
-            if durable:
-                os.fsync(fd)
         except OSError as exc:
             raise PyscanError(output, f"cannot write: {exc.strerror or exc}", "io") from None
-        finally:
-            os.close(fd)
-        _check_copy(gguf, temporary, output)
-        os.replace(temporary, output)
-        if durable:
-            _fsync_folder(folder)
+        _check_copy(gguf, out.temporary, output)
+        out.publish(durable)
         return changes
-    except BaseException:
-        _remove_quietly(temporary)
-        raise
-
-
-def _create_temporary(folder: str, output: str) -> tuple[int, str]:
-    """A new, exclusively created, hidden file beside OUT (like tempfile.mkstemp, without its import cost)."""
-    for _ in range(100):
-        temporary = os.path.join(folder, f".{os.path.basename(output)}.{os.urandom(6).hex()}.pyscan-tmp")
-        try:
-            return os.open(temporary, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600), temporary
-        except FileExistsError:
-            continue
-        except OSError as exc:
-            raise PyscanError(output, f"cannot create a file in {folder}: {exc.strerror or exc}", "io") from None
-    raise PyscanError(output, f"cannot create a temporary file in {folder}", "io")
 
 
 def _copy_unchanged(gguf: GGUFFile, targets: list[TensorInfo], out_fd: int, output: str, durable: bool) -> None:
@@ -202,20 +177,3 @@ def _flush(path: str) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
-
-
-def _fsync_folder(folder: str) -> None:
-    # Some file systems cannot fsync a folder; the rename itself is still atomic.
-    with contextlib.suppress(OSError):
-        _flush(folder)
-
-
-def _remove_quietly(path: str) -> None:
-    with contextlib.suppress(OSError):
-        os.unlink(path)
-
-
-def _umask() -> int:
-    current = os.umask(0)
-    os.umask(current)
-    return current

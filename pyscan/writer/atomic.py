@@ -1,0 +1,181 @@
+"""Every file pyscan writes: where it may go, and how it appears there complete or not at all.
+
+The rules, for -o, --html, --plot and the --resume report alike:
+
+- a target that exists must be a regular file (or a link to one): a folder, a device node, a FIFO
+  or a socket is refused, never replaced;
+- a target that is one of the command's inputs (by any path or link) is refused;
+- an existing target is replaced only with force (--force).
+
+A new file is written to a hidden temporary file beside its target, created with O_EXCL and the
+mode a plain open() gives (the kernel applies the umask), and locked with flock while it is
+written.  Only once it is complete and checked is it renamed to the target: without force with a
+no-replace rename, so a target that another process created meanwhile is never replaced.  A
+temporary file that a killed run left behind is unlocked: a later write to the same target removes
+it and says so; one that is still locked belongs to a live process and is only mentioned.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import os
+import stat
+import warnings
+from collections.abc import Iterator, Sequence
+
+from pyscan import native
+from pyscan.errors import PyscanError
+from pyscan.text import quote
+
+TEMPORARY_SUFFIX = ".pyscan-tmp"
+FILE_MODE = 0o666  # what open(path, "w") gives; the kernel applies the umask
+
+
+class PyscanWarning(UserWarning):
+    """Something worth saying that does not stop the command (the CLI prints it as one line)."""
+
+
+def check_target(
+    target: str | os.PathLike[str],
+    inputs: Sequence[str | os.PathLike[str]] = (),
+    force: bool = False,
+    same_as_input: str = "is an input of this command",
+) -> None:
+    """Refuse an output target that is a folder or other non-regular file, an input, or exists without force."""
+    path = os.fspath(target)
+    try:
+        info = os.stat(path)  # follows links: what a rename over path would hide or replace
+    except FileNotFoundError:
+        info = None
+    except OSError as exc:
+        raise PyscanError(path, f"cannot use as an output: {exc.strerror or exc}", "io") from None
+    if info is not None and stat.S_ISDIR(info.st_mode):
+        raise PyscanError(path, "is a folder; name a file to write", "usage")
+    if info is not None and not stat.S_ISREG(info.st_mode):
+        raise PyscanError(path, "is not a regular file (a device, FIFO or socket); pyscan writes only files", "usage")
+    for given in inputs:
+        if is_same_file(path, os.fspath(given)):
+            raise PyscanError(path, same_as_input, "usage")
+    if (info is not None or os.path.islink(path)) and not force:
+        raise PyscanError(path, "already exists (use --force to replace it)", "usage")
+
+
+def is_same_file(a: str, b: str) -> bool:
+    """Whether two paths name one file (hard links and symlinks included)."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return os.path.realpath(a) == os.path.realpath(b)
+
+
+class AtomicFile:
+    """A temporary file beside target that becomes target on publish(), or vanishes on failure.
+
+    Use as a context manager: leaving the block without publish() (an error, Ctrl-C, SIGTERM)
+    removes the temporary file.
+    """
+
+    __slots__ = ("target", "force", "fd", "temporary", "folder", "_published")
+
+    def __init__(self, target: str | os.PathLike[str], force: bool = False) -> None:
+        self.target = os.fspath(target)
+        self.force = force
+        self.folder = os.path.dirname(os.path.abspath(self.target))
+        remove_leftovers(self.target)
+        self.fd, self.temporary = _create_temporary(self.folder, self.target)
+        self._published = False
+
+    def __enter__(self) -> AtomicFile:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        with contextlib.suppress(OSError):
+            os.close(self.fd)
+        if not self._published:
+            with contextlib.suppress(OSError):
+                os.unlink(self.temporary)
+
+    def publish(self, durable: bool = False) -> None:
+        """Rename the finished temporary file to target (replacing it only with force)."""
+        native.check_mappings()  # nothing read from a file that shrank may reach an output
+        try:
+            if durable:
+                os.fsync(self.fd)
+            if self.force:
+                os.replace(self.temporary, self.target)
+            else:
+                native.rename_noreplace(self.temporary, self.target)
+        except FileExistsError:
+            raise PyscanError(
+                self.target, "appeared while pyscan was writing it (another process?); it was left as it is", "io"
+            ) from None
+        except OSError as exc:
+            raise PyscanError(self.target, f"cannot write: {exc.strerror or exc}", "io") from None
+        self._published = True
+        if durable:
+            with contextlib.suppress(OSError):  # some file systems cannot fsync a folder; the rename is atomic
+                fd = os.open(self.folder, os.O_RDONLY)
+                try:
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+
+
+def _create_temporary(folder: str, target: str) -> tuple[int, str]:
+    """A new, exclusively created and locked hidden file beside target (tempfile.mkstemp without its import)."""
+    for _ in range(100):
+        temporary = os.path.join(folder, f".{os.path.basename(target)}.{os.urandom(6).hex()}{TEMPORARY_SUFFIX}")
+        try:
+            fd = os.open(temporary, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, FILE_MODE)
+        except FileExistsError:
+            continue
+        except OSError as exc:
+            raise PyscanError(target, f"cannot create a file in {folder}: {exc.strerror or exc}", "io") from None
+        fcntl.flock(fd, fcntl.LOCK_EX)  # held until the fd closes, i.e. until this process ends at the latest
+        return fd, temporary
+    raise PyscanError(target, f"cannot create a temporary file in {folder}", "io")
+
+
+def leftovers(target: str) -> Iterator[str]:
+    """Temporary files of earlier writes to target, in its folder."""
+    folder = os.path.dirname(os.path.abspath(target))
+    prefix = f".{os.path.basename(target)}."
+    with contextlib.suppress(OSError):
+        for name in os.listdir(folder):
+            if name.startswith(prefix) and name.endswith(TEMPORARY_SUFFIX):
+                yield os.path.join(folder, name)
+
+
+def remove_leftovers(target: str) -> None:
+    """Remove the temporary files that killed writes to target left behind; mention those still being written."""
+    for path in leftovers(target):
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOFOLLOW)
+        except OSError:
+            continue
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                continue
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError as exc:
+                if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
+                    warnings.warn(
+                        f"{quote(path)} is being written by another running pyscan (its own output for "
+                        f"{quote(target)}); left alone",
+                        PyscanWarning,
+                        stacklevel=2,
+                    )
+                continue
+            os.unlink(path)
+            warnings.warn(
+                f"removed {quote(path)}, left behind by an earlier write to {quote(target)} that was killed",
+                PyscanWarning,
+                stacklevel=2,
+            )
+        except OSError:
+            continue
+        finally:
+            os.close(fd)
