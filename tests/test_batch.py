@@ -58,12 +58,13 @@ def test_folder_to_jsonl_matches_single_scans(folder: Path) -> None:
     got = records(result.stdout)
     assert len(got) == 4
     broken = str(folder / "nested" / "broken.gguf")
-    assert set(got[broken]) == {"path", "error", "error_kind", "size", "mtime_ns"}
+    assert set(got[broken]) == {"path", "realpath", "error", "error_kind", "size", "mtime_ns"}
     assert got[broken]["error_kind"] == "format" and "truncated" in got[broken]["error"]
     for path, record in got.items():
         if path != broken:
-            assert {k: v for k, v in record.items() if k != "mtime_ns"} == single_scan(path)
+            assert {k: v for k, v in record.items() if k not in ("mtime_ns", "realpath")} == single_scan(path)
             assert record["mtime_ns"] == os.stat(path).st_mtime_ns
+        assert record["realpath"] == os.path.realpath(path)
     assert "broken.gguf" in result.stderr and "1 failed" in result.stderr  # totals stay off stdout
 
 
@@ -92,9 +93,10 @@ def test_resume_skips_finished_files_and_retries_the_rest(folder: Path, tmp_path
     # The changed file and the broken one are scanned again; the other two are skipped.
     assert set(records(second.stdout)) == {str(tiny), str(folder / "nested" / "broken.gguf")}
     assert "2 skipped" in second.stderr
+    # The half-written line is cut off before appending: the report stays valid JSONL.
+    assert "removed a half-written last line" in second.stderr
     lines = report.read_text().splitlines()
-    assert len(lines) == 4 + 1 + 2 and lines[4] == '{"path": "half a rec'
-    assert all(json.loads(line) for line in lines[5:])  # new records start on a line of their own
+    assert len(lines) == 4 + 2 and all(json.loads(line) for line in lines)
 
 
 def test_discover_walks_folders_for_models_only(folder: Path, tmp_path: Path) -> None:

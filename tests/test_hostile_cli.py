@@ -34,7 +34,6 @@ from gguf_bytes import BE, LE, Tensor
 
 U64_MAX = 2**64 - 1
 TIMEOUT_S = 60
-TMP_SUFFIX = ".pyscan-tmp"
 
 
 # ---- the valid file most cases are a variation of ---------------------------------------------
@@ -322,7 +321,7 @@ class Outcome:
 
 
 def leftovers(folder: Path) -> list[str]:
-    return sorted(name for name in os.listdir(folder) if name.endswith(TMP_SUFFIX))
+    return sorted(name for name in os.listdir(folder) if ".pyscan-" in name)
 
 
 def run_cli(args: list[str], out: Path | None = None) -> Run:

@@ -73,7 +73,7 @@ def test_write_from_a_shrinking_file_leaves_nothing(model: Path, tmp_path: Path,
     result = run(WRITE, str(model), *mode, "-o", str(out))
     assert result.returncode == 2, (result.returncode, result.stderr)
     assert "shrank" in result.stderr and len(result.stderr.splitlines()) == 1
-    assert not out.exists() and not [p for p in tmp_path.iterdir() if "pyscan-tmp" in p.name]
+    assert not out.exists() and not [p for p in tmp_path.iterdir() if ".pyscan-" in p.name]
 
 
 def test_a_sigbus_outside_pyscan_still_kills(tmp_path: Path) -> None:

@@ -70,7 +70,7 @@ def assert_one_line_shrank(result: subprocess.CompletedProcess[str], path: Path)
 
 
 def leftovers(folder: Path) -> list[str]:
-    return [p.name for p in folder.iterdir() if ".pyscan-tmp" in p.name]
+    return [p.name for p in folder.iterdir() if ".pyscan-" in p.name]
 
 
 def f32_model(path: Path, n_tensors: int = 4, n_words: int = 1 << 18) -> Path:
@@ -113,7 +113,10 @@ def test_header_walk_of_a_file_that_shrinks(tmp_path: Path) -> None:
     model = tmp_path / "vocab.gguf"
     model.write_bytes(
         gb.build_bytes(
-            [gb.kv("general.architecture", gb.STRING, "llama"), gb.kv_array("tokenizer.ggml.tokens", gb.STRING, tokens)],
+            [
+                gb.kv("general.architecture", gb.STRING, "llama"),
+                gb.kv_array("tokenizer.ggml.tokens", gb.STRING, tokens),
+            ],
             [Tensor("w", [8], gb.F32, data=bytes(32))],
         )
     )

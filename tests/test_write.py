@@ -61,7 +61,7 @@ def f32_values(path: Path) -> dict[str, np.ndarray[Any, Any]]:
 
 
 def leftovers(folder: Path) -> list[str]:
-    return [p.name for p in folder.iterdir() if "pyscan-tmp" in p.name]
+    return [p.name for p in folder.iterdir() if ".pyscan-" in p.name]
 
 
 @pytest.fixture(scope="module")

@@ -2,14 +2,33 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
-from collections.abc import Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
+import signal
+from collections.abc import Generator, Iterator, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
-from pyscan.batch.records import BatchResult, scan_one
+from pyscan.batch.records import BatchResult, file_identity
 from pyscan.errors import PyscanError
+
+
+def scan_one(
+    path: str, include: tuple[str, ...] = (), exclude: tuple[str, ...] = (), threads: int | None = None
+) -> BatchResult:
+    """Scan a file, turning every failure into an error result (this runs in workers: nothing may escape)."""
+    from pyscan.scan.scanner import scan
+
+    size, mtime_ns = file_identity(path)
+    try:
+        report = scan(path, include=include, exclude=exclude, threads=threads)
+    except PyscanError as exc:
+        return BatchResult(path, size, mtime_ns, error=exc.reason, error_kind=exc.kind)
+    except Exception as exc:  # a bug must not stop the other 999 files
+        return BatchResult(path, size, mtime_ns, error=f"internal error: {exc!r}", error_kind="internal")
+    return BatchResult(path, size, mtime_ns, report=report)
 
 
 def scan_many(
@@ -19,12 +38,13 @@ def scan_many(
     include: Sequence[str] = (),
     exclude: Sequence[str] = (),
     threads: int | None = None,
-) -> Iterator[BatchResult]:
+) -> Generator[BatchResult, None, None]:
     """Scan every path and yield each result as soon as it is ready (not in path order).
 
     jobs > 1 runs that many processes here; client (a dask.distributed Client) runs
     one task per file on its cluster instead, whose workers must see the same paths.
-    Threads per file default to the cores divided among the jobs.
+    Threads per file default to the cores divided among the jobs.  Closing the iterator
+    early (an error, Ctrl-C, SIGTERM) stops and reaps every worker process before it returns.
     """
     include_t, exclude_t = tuple(include), tuple(exclude)
     if client is not None:
@@ -34,11 +54,55 @@ def scan_many(
         for path in paths:
             yield scan_one(path, include_t, exclude_t, threads)
         return
+    yield from _in_processes(paths, jobs, include_t, exclude_t, threads)
+
+
+def _worker_start() -> None:
+    # The parent decides when workers stop: Ctrl-C reaches the whole process group, but only the
+    # parent acts on it; and SIGTERM (the parent's way to stop us) must kill at once, not run the
+    # handler a forked worker inherited from the parent.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def _in_processes(
+    paths: Sequence[str], jobs: int, include: tuple[str, ...], exclude: tuple[str, ...], threads: int | None
+) -> Iterator[BatchResult]:
     per_job = threads or max(1, (os.cpu_count() or 1) // jobs)
-    with ProcessPoolExecutor(max_workers=jobs) as pool:
-        futures = [pool.submit(scan_one, path, include_t, exclude_t, per_job) for path in paths]
-        for future in as_completed(futures):
-            yield future.result()
+    pool = ProcessPoolExecutor(max_workers=min(jobs, len(paths)), initializer=_worker_start)
+    pending: dict[Future[BatchResult], str] = {}
+    finished = False
+    try:
+        pending = {pool.submit(scan_one, path, include, exclude, per_job): path for path in paths}
+        try:
+            for future in as_completed(pending):
+                path = pending.pop(future)
+                yield future.result()
+        except BrokenProcessPool:
+            # A worker died (killed, out of memory, a crash): every file not yet reported gets a record.
+            for path in [*pending.values()]:
+                size, mtime_ns = file_identity(path)
+                yield BatchResult(
+                    path, size, mtime_ns, error="a worker process died while scanning (killed, or out of memory?)",
+                    error_kind="internal",
+                )  # fmt: skip
+            pending.clear()
+        finished = True
+    finally:
+        if not finished:
+            _stop_workers(pool)
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _stop_workers(pool: ProcessPoolExecutor) -> None:
+    """Terminate the pool's worker processes (the pool then reaps them on shutdown)."""
+    terminate = getattr(pool, "terminate_workers", None)  # Python 3.14
+    if terminate is not None:
+        terminate()
+        return
+    for process in list((getattr(pool, "_processes", None) or {}).values()):
+        with contextlib.suppress(OSError, ValueError):  # already gone
+            process.terminate()
 
 
 def _on_dask(

@@ -3,22 +3,25 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
-from typing import IO, Any
+from typing import Any
 
-from pyscan.batch.discover import discover
-from pyscan.batch.records import BatchResult, already_done, file_identity, load_finished
+from pyscan.batch.discover import discover_all
+from pyscan.batch.records import BatchResult, file_identity
+from pyscan.batch.report_file import ReportAppender, already_done, check_report_path, load_finished
 from pyscan.batch.runner import connect, scan_many
+from pyscan.cli.options import check_outputs
 from pyscan.cli.outcome import EXIT_DIFFERENT as EXIT_SOME_FAILED
-from pyscan.cli.outcome import EXIT_OK
+from pyscan.cli.outcome import EXIT_OK, emit
 from pyscan.errors import PyscanError
 from pyscan.scan.verdict import verdict
 
 
 def run_batch(args: argparse.Namespace) -> int:
-    paths = discover(args.paths)
-    if not paths:  # only folders were given, and they hold no model: most likely a wrong path
+    paths, unreadable = discover_all(args.paths)
+    if not paths and not unreadable:  # only folders were given, and they hold no model: most likely a wrong path
         where = args.paths[0] if len(args.paths) == 1 else None
         raise PyscanError(
             where,
@@ -27,27 +30,33 @@ def run_batch(args: argparse.Namespace) -> int:
             else "none of these folders holds a .gguf or .safetensors file",
             "usage",
         )
+    if args.resume:
+        check_report_path(args.resume, [*args.paths, *paths])
+    check_outputs([], paths, force=False)  # stdout redirected into a model
     finished = load_finished(args.resume) if args.resume else {}
     todo = [p for p in paths if not already_done(p, finished)]
     skipped = len(paths) - len(todo)
     client = connect(args.dask_scheduler) if args.dask_scheduler else None
-    report_file = _open_for_append(args.resume) if args.resume else None
+    report_file = ReportAppender(args.resume) if args.resume else None
     failed: list[BatchResult] = []
+
+    def record(result: BatchResult) -> None:
+        if report_file is not None:
+            report_file.append(result.to_dict())  # one whole line, flushed, even if the job is killed next
+        emit(json.dumps(result.to_dict()) if args.jsonl else _summary_line(result))
+        sys.stdout.flush()
+        if not result.ok:
+            failed.append(result)
+
     try:
-        with _files_bar(todo, args) as advance:
-            for result in scan_many(
-                todo, jobs=args.jobs, client=client, include=args.include, exclude=args.exclude, threads=args.threads
-            ):
-                line = json.dumps(result.to_dict())
-                if report_file is not None:
-                    report_file.write(line + "\n")
-                    report_file.flush()  # one whole record per line, even if the job is killed next
-                if args.jsonl:
-                    print(line, flush=True)
-                else:
-                    print(_summary_line(result), flush=True)
-                if not result.ok:
-                    failed.append(result)
+        for folder, reason in unreadable:
+            record(BatchResult(folder, None, None, error=f"cannot read this folder: {reason}", error_kind="io"))
+        with _files_bar(todo, args) as advance, contextlib.closing(
+            scan_many(todo, jobs=args.jobs, client=client, include=args.include, exclude=args.exclude,
+                      threads=args.threads)
+        ) as results:  # fmt: skip
+            for result in results:
+                record(result)
                 advance(result)
     finally:
         if report_file is not None:
@@ -56,19 +65,6 @@ def run_batch(args: argparse.Namespace) -> int:
             client.close()
     _print_totals(len(todo), skipped, failed, args)
     return EXIT_SOME_FAILED if failed else EXIT_OK
-
-
-def _open_for_append(report_path: str) -> IO[str]:
-    """Open the resume report for appending, starting on a fresh line if a killed job left half of one."""
-    try:
-        report = open(report_path, "a+", encoding="utf-8")  # noqa: SIM115 - closed by run_batch
-        if report.tell() > 0:
-            report.seek(report.tell() - 1)
-            if report.read(1) != "\n":
-                report.write("\n")
-        return report
-    except OSError as exc:
-        raise PyscanError(report_path, f"cannot append to the report: {exc.strerror or exc}", "io") from None
 
 
 def _summary_line(result: BatchResult) -> str:

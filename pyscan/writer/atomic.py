@@ -124,17 +124,28 @@ class AtomicFile:
 
 
 def _create_temporary(folder: str, target: str) -> tuple[int, str]:
-    """A new, exclusively created and locked hidden file beside target (tempfile.mkstemp without its import)."""
+    """A new, exclusively created and locked hidden file beside target (tempfile.mkstemp without its import).
+
+    It is created under a name leftover checks ignore, locked, and only then given its temporary
+    name: no other run can find it unlocked and take it for a dead run's leftover.
+    """
     for _ in range(100):
-        temporary = os.path.join(folder, f".{os.path.basename(target)}.{os.urandom(6).hex()}{TEMPORARY_SUFFIX}")
+        stem = os.path.join(folder, f".{os.path.basename(target)}.{os.urandom(6).hex()}")
         try:
-            fd = os.open(temporary, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, FILE_MODE)
+            fd = os.open(stem + ".pyscan-new", os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, FILE_MODE)
         except FileExistsError:
             continue
         except OSError as exc:
             raise PyscanError(target, f"cannot create a file in {folder}: {exc.strerror or exc}", "io") from None
-        fcntl.flock(fd, fcntl.LOCK_EX)  # held until the fd closes, i.e. until this process ends at the latest
-        return fd, temporary
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)  # held until the fd closes, i.e. until this process ends at the latest
+            os.rename(stem + ".pyscan-new", stem + TEMPORARY_SUFFIX)
+        except BaseException:
+            os.close(fd)
+            with contextlib.suppress(OSError):
+                os.unlink(stem + ".pyscan-new")
+            raise
+        return fd, stem + TEMPORARY_SUFFIX
     raise PyscanError(target, f"cannot create a temporary file in {folder}", "io")
 
 
