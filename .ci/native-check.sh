@@ -76,14 +76,14 @@ arch=$(uname -m)
 build_native() {
     case "$arch" in
     x86_64 | amd64)
-        # As CMakeLists.txt: sse2.c at the baseline, -mavx2 / -mavx512f per file.
+        # As CMakeLists.txt: sse2.c at the baseline, -mavx2 -mf16c / -mavx512f -mavx512bw per file.
         defs=(-DPYSCAN_HAVE_X86)
         compile "$CC" "$native_dir" csrc/dispatch.c "${defs[@]}" || return 1
         compile "$CC" "$native_dir" csrc/guard.c "${defs[@]}" || return 1
         compile "$CC" "$native_dir" csrc/kernels/scalar.c "${defs[@]}" || return 1
         compile "$CC" "$native_dir" csrc/kernels/sse2.c "${defs[@]}" || return 1
-        compile "$CC" "$native_dir" csrc/kernels/avx2.c "${defs[@]}" -mavx2 || return 1
-        compile "$CC" "$native_dir" csrc/kernels/avx512.c "${defs[@]}" -mavx512f || return 1
+        compile "$CC" "$native_dir" csrc/kernels/avx2.c "${defs[@]}" -mavx2 -mf16c || return 1
+        compile "$CC" "$native_dir" csrc/kernels/avx512.c "${defs[@]}" -mavx512f -mavx512bw || return 1
         ;;
     aarch64 | arm64)
         defs=(-DPYSCAN_HAVE_NEON)

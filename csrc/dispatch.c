@@ -52,9 +52,9 @@ static int cpu_supports(int isa)
         return 1; /* part of x86-64 */
     case PYSCAN_ISA_AVX2:
         /* libgcc's check includes XGETBV, i.e. that the OS saves the YMM state. */
-        return __builtin_cpu_supports("avx2");
+        return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("f16c");
     case PYSCAN_ISA_AVX512:
-        return __builtin_cpu_supports("avx512f");
+        return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw");
 #endif
 #if defined(PYSCAN_HAVE_NEON)
     case PYSCAN_ISA_NEON:

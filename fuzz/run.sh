@@ -43,8 +43,8 @@ objects=()
 for src in "${sources[@]}"; do
     extra=()
     case "$src" in
-    */avx2.c) extra=(-mavx2) ;;
-    */avx512.c) extra=(-mavx512f) ;;
+    */avx2.c) extra=(-mavx2 -mf16c) ;;
+    */avx512.c) extra=(-mavx512f -mavx512bw) ;;
     esac
     obj="$FUZZ_DIR/obj/$(basename "$src" .c).o"
     "$CC" "${cflags[@]}" -fsanitize=fuzzer-no-link "${extra[@]}" -c "$src" -o "$obj"

@@ -84,15 +84,37 @@ def test_mode_matches_float64_oracle(isa: str, kind: str, target: str) -> None:
         assert stats == change_stats(WORDS, got)
 
 
-def test_round_bf16_is_ml_dtypes_and_truncate_is_masking(isa: str) -> None:
-    x = WORDS.view(np.float32)
-    nan = np.isnan(x)
-    rounded, _ = rewrite(RewriteMode("round", "bf16"), WORDS)
+def nan_classes(seed: int = 7) -> np.ndarray[Any, Any]:
+    """NaNs of every class, both signs: payload only in the low 13 / 16 bits, only in the high bits,
+    signaling, quiet, all ones, and random payloads."""
+    rng = np.random.default_rng(seed)
+    payloads = np.array(
+        [1, 0x1FFF, 0x2000, 0xFFFF, 0x10000, 0x3FFFFF, 0x3FE000, 0x400000, 0x400001, 0x7FFFFF, 0x7FE000, 0x401FFF],
+        dtype=np.uint32,
+    )
+    random = rng.integers(1, 1 << 23, size=500, dtype=np.uint32)
+    payload = np.concatenate([payloads, random, (random & 0x1FFF) | 1, (random & 0x7FE000) | 0x2000])
+    return np.concatenate([0x7F800000 | payload, 0xFF800000 | payload]).astype(np.uint32)
+
+
+NANS = nan_classes()
+
+
+def test_round_bf16_is_ml_dtypes_bit_for_bit(isa: str) -> None:
+    words = np.concatenate([WORDS, NANS])
+    x = words.view(np.float32)
     with np.errstate(invalid="ignore", over="ignore"):
         reference = x.astype(ml_dtypes.bfloat16).astype(np.float32).view(np.uint32)
-    assert_same_words(rounded, np.where(nan, 0x7FC00000, reference))
-    truncated, _ = rewrite(RewriteMode("truncate", "bf16"), WORDS)
-    reference = np.where(nan, (WORDS & 0xFFFF0000) | 0x00400000, WORDS & 0xFFFF0000)
+    for big_endian in (False, True):
+        rounded, _ = rewrite(RewriteMode("round", "bf16"), words, offset=1, big_endian=big_endian)
+        np.testing.assert_array_equal(rounded, reference)  # exact bits, NaNs included (sign | 0x7FC00000)
+
+
+def test_truncate_bf16_is_masking_with_the_quiet_bit(isa: str) -> None:
+    words = np.concatenate([WORDS, NANS])
+    nan = np.isnan(words.view(np.float32))
+    truncated, _ = rewrite(RewriteMode("truncate", "bf16"), words)
+    reference = np.where(nan, (words & 0xFFFF0000) | 0x00400000, words & 0xFFFF0000)
     np.testing.assert_array_equal(truncated, reference)  # exact bits, NaNs included
     # The NaN whose payload sits only in the low bits stays a NaN (plain masking would make it +Inf).
     nan_low, _ = rewrite(RewriteMode("truncate", "bf16"), np.array([0x7F800001, 0xFF800001], dtype=np.uint32))
@@ -100,14 +122,76 @@ def test_round_bf16_is_ml_dtypes_and_truncate_is_masking(isa: str) -> None:
 
 
 def test_round_fp16_is_numpy_float16(isa: str) -> None:
-    x = WORDS.view(np.float32)
-    with np.errstate(over="ignore"):
+    words = np.concatenate([WORDS, NANS])
+    x = words.view(np.float32)
+    with np.errstate(over="ignore", invalid="ignore"):
         want = x.astype(np.float16).astype(np.float32).view(np.uint32)
-    got, _ = rewrite(RewriteMode("round", "fp16"), WORDS)
-    assert_same_words(got, want)
+    got, _ = rewrite(RewriteMode("round", "fp16"), words)
+    np.testing.assert_array_equal(got, want)  # exact bits, NaNs included
 
 
-@pytest.mark.parametrize(("kind", "target"), [("truncate", "bf16"), ("round", "m3"), ("round", "fp16")])
+def every_fp16_neighbourhood() -> np.ndarray[Any, Any]:
+    """Every one of the 65,536 16-bit patterns as an FP16 value widened to F32, the F32 words just around
+    the tie above each one, and every pattern as the high half of an F32 word (low half 0, 0x1000, 0xFFFF)."""
+    halves = np.arange(1 << 16, dtype=np.uint32).astype(np.uint16)
+    exact = halves.view(np.float16).astype(np.float32).view(np.uint32)
+    finite = exact[(exact & 0x7F800000) != 0x7F800000]
+    mid = finite + np.uint32(0x1000)  # the tie above each normal FP16 value (in F32 bits)
+    around = np.concatenate([mid - 1, mid, mid + 1])
+    high = halves.astype(np.uint32) << 16
+    return np.concatenate([exact, around, high, high | 0x1000, high | 0xFFFF]).astype(np.uint32)
+
+
+@pytest.mark.parametrize("toward_zero", [False, True], ids=["round", "truncate"])
+def test_fp16_every_16_bit_pattern_and_nan_bit_for_bit(isa: str, toward_zero: bool) -> None:
+    words = np.concatenate([every_fp16_neighbourhood(), NANS, WORDS])
+    want = fp16_round_trip(words, toward_zero)  # numpy float16, NaNs included
+    mode = RewriteMode("truncate" if toward_zero else "round", "fp16")
+    for big_endian in (False, True):
+        got, stats = rewrite(mode, words, offset=3, big_endian=big_endian)
+        np.testing.assert_array_equal(got, want)  # exact bits, NaNs included
+        assert stats == change_stats(words, got)
+
+
+def test_fp16_nan_rule_is_numpys() -> None:
+    """The cases from issue 15, against numpy alone: the rule the kernels implement."""
+    words = np.array([0x7F800001, 0x7FBFFFFF, 0xFF800001, 0x7FC00001], dtype=np.uint32)
+    with np.errstate(invalid="ignore"):
+        back = words.view(np.float32).astype(np.float16).astype(np.float32).view(np.uint32)
+    assert [hex(v) for v in back] == ["0x7f802000", "0x7fbfe000", "0xff802000", "0x7fc00000"]
+
+
+@pytest.mark.parametrize("toward_zero", [False, True], ids=["round", "truncate"])
+def test_fp16_past_the_block_of_2_24_words(isa: str, toward_zero: bool) -> None:
+    words = f32_test_words((1 << 24) + 37, seed=12)
+    want = fp16_round_trip(words, toward_zero)
+    got, stats = rewrite(RewriteMode("truncate" if toward_zero else "round", "fp16"), words, offset=1)
+    np.testing.assert_array_equal(got, want)
+    assert stats == change_stats(words, got)
+
+
+@pytest.mark.parametrize(("target", "qmax"), [("int8", 127), ("int4", 7)])
+def test_fake_quant_row_lengths_1_to_130_unaligned(isa: str, target: str, qmax: int) -> None:
+    rng = np.random.default_rng(qmax)
+    for row_len in range(1, 131):
+        magnitude = rng.choice(np.array([1e-40, 1.0, 1e30]), size=row_len * 3)
+        x = (rng.normal(0, 0.02, size=row_len * 3) * magnitude).astype(np.float32)
+        x[rng.integers(0, x.size)] = rng.choice(np.array([np.nan, np.inf, -np.inf, -0.0, 0.0]))
+        x[x.size // 2] = -1e-9  # rounds to -0 in a group with a large maximum
+        words = x.view(np.uint32)
+        group = None if row_len % 3 else max(1, row_len // 3)
+        mode = RewriteMode("fake-quant", target, group)
+        want = fake_quant(x, row_len, group or row_len, qmax).view(np.uint32)
+        for offset, where in ((0, "copy"), (1, "in-place"), (3, "dry")):
+            got, stats = rewrite(mode, words, offset, bool(row_len % 2), row_len, where)
+            if where != "dry":
+                np.testing.assert_array_equal(got, want, err_msg=f"row_len {row_len} {where}")
+            assert stats == change_stats(words, want), (row_len, where)
+
+
+@pytest.mark.parametrize(
+    ("kind", "target"), [("truncate", "bf16"), ("round", "m3"), ("round", "fp16"), ("truncate", "fp16")]
+)
 def test_lengths_0_to_130_unaligned_in_place_and_dry(isa: str, kind: str, target: str) -> None:
     mode = parse_mode(**{kind: target})
     assert mode is not None

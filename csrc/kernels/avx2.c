@@ -1,171 +1,245 @@
 /*
- * avx2.c - 8 words per vector, two vectors (one cache line) per iteration.
- * Same lane logic as sse2.c; AVX2 adds a byte shuffle for the byte swap and
- * variable shifts for the FP16 mask.
+ * avx2.c - 8 words (16 halves) per vector, built with -mavx2 -mf16c.  This
+ * file defines the vector primitives; the loops are in kernel_tpl.h.  AVX2
+ * adds byte shuffles (byte swaps, a 16-entry table for the BF16 -> FP16
+ * mask) and variable shifts; F16C converts F32 <-> FP16 with a rounding
+ * immediate, which is the FP16 rewrite itself.
  */
-#include "kernel.h"
+#include "rules.h"
 
-#if !defined(__AVX2__)
-#error "avx2.c must be compiled with -mavx2"
+#if !defined(__AVX2__) || !defined(__F16C__)
+#error "avx2.c must be compiled with -mavx2 -mf16c"
 #endif
 
 #include <immintrin.h>
 
-#define BLOCK_WORDS (UINT64_C(1) << 24)
-#ifndef PYSCAN_PREFETCH_BYTES
-#define PYSCAN_PREFETCH_BYTES 2048 /* measured: see benchmarks/kernel_bench.c */
-#endif
-#define PREFETCH_BYTES PYSCAN_PREFETCH_BYTES
+#define TPL_ISA avx2
+#define VEC_BYTES 32
+typedef __m256i vec;
+typedef __m256 vecf;
 
-static inline __m256i bswap32(__m256i v)
+static inline vec vload(const unsigned char *p) { return _mm256_loadu_si256((const __m256i *)(const void *)p); }
+static inline void vstore(unsigned char *p, vec v) { _mm256_storeu_si256((__m256i *)(void *)p, v); }
+static inline vec vzero(void) { return _mm256_setzero_si256(); }
+static inline vecf vsetf(float f) { return _mm256_set1_ps(f); }
+static inline vec set32(uint32_t x) { return _mm256_set1_epi32((int)x); }
+static inline vec set16(uint32_t x) { return _mm256_set1_epi16((short)(uint16_t)x); }
+static inline void tpl_prefetch(const unsigned char *p) { _mm_prefetch((const char *)p, _MM_HINT_T0); }
+static inline vec select(vec mask, vec a, vec b) { return _mm256_blendv_epi8(b, a, mask); }
+static inline vec lt16(vec a, vec b) { return _mm256_cmpgt_epi16(b, a); }
+
+static inline vec vbswap32(vec v)
 {
-    const __m256i order = _mm256_setr_epi8(3, 2, 1, 0, 7, 6, 5, 4, 11, 10, 9, 8, 15, 14, 13, 12,
-                                           3, 2, 1, 0, 7, 6, 5, 4, 11, 10, 9, 8, 15, 14, 13, 12);
+    const vec order = _mm256_setr_epi8(3, 2, 1, 0, 7, 6, 5, 4, 11, 10, 9, 8, 15, 14, 13, 12,
+                                       3, 2, 1, 0, 7, 6, 5, 4, 11, 10, 9, 8, 15, 14, 13, 12);
     return _mm256_shuffle_epi8(v, order);
 }
 
-static inline uint64_t hsum(__m256i v)
+static inline vec vbswap16(vec v)
+{
+    const vec order = _mm256_setr_epi8(1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14,
+                                       1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14);
+    return _mm256_shuffle_epi8(v, order);
+}
+
+static inline uint64_t vhsum32(vec v)
 {
     uint32_t lanes[8];
-    _mm256_storeu_si256((__m256i *)lanes, v);
+    _mm256_storeu_si256((__m256i *)(void *)lanes, v);
     uint64_t s = 0;
     for (int k = 0; k < 8; k++)
         s += lanes[k];
     return s;
 }
 
-struct lanes {
-    __m256i low16, fp16_in_range, nan, inf, zero, below_normal, minus_one;
+static inline uint64_t vhsum16(vec v)
+{
+    return vhsum32(_mm256_add_epi32(_mm256_and_si256(v, set32(0xFFFF)), _mm256_srli_epi32(v, 16)));
+}
+
+static inline uint32_t vhmax32(vec v)
+{
+    uint32_t lanes[8], m = 0;
+    _mm256_storeu_si256((__m256i *)(void *)lanes, v);
+    for (int k = 0; k < 8; k++)
+        m = lanes[k] > m ? lanes[k] : m;
+    return m;
+}
+
+struct f32_lanes {
+    vec low16, fp16, nan, inf, zero, sub, minus_one;
+};
+struct half_lanes {
+    vec nan, inf, zero, sub, exact;
 };
 
-/*
- * One vector of 8 words; masks are all-ones where true, so subtracting one
- * counts it.  FP16 drops the low max(13, 126 - e) mantissa bits of an F32 with
- * exponent e; in range (e = 103..142) that is at most 23, so the variable
- * shift builds the mask directly.
- */
-static inline __attribute__((always_inline)) void count_vector(__m256i u, int swap, struct lanes *l)
+/* FP16 drops the low max(13, 126 - e) mantissa bits of an F32 with exponent e (see rules.h). */
+static inline __attribute__((always_inline)) void f32_vector(vec u, struct f32_lanes *l)
 {
-    if (swap)
-        u = bswap32(u);
-    const __m256i a = _mm256_and_si256(u, _mm256_set1_epi32(0x7FFFFFFF));
-    const __m256i inf = _mm256_set1_epi32((int)PYSCAN_F32_INF);
-    const __m256i zero = _mm256_setzero_si256();
-    const __m256i is_nan = _mm256_cmpgt_epi32(a, inf);
+    const vec a = _mm256_and_si256(u, set32(PYSCAN_F32_ABS));
+    const vec inf = set32(PYSCAN_F32_INF), zero = vzero();
+    const vec is_nan = _mm256_cmpgt_epi32(a, inf), is_zero = _mm256_cmpeq_epi32(a, zero);
 
-    l->low16 = _mm256_sub_epi32(l->low16, _mm256_cmpeq_epi32(_mm256_and_si256(u, _mm256_set1_epi32(0xFFFF)), zero));
+    l->low16 = _mm256_sub_epi32(l->low16, _mm256_cmpeq_epi32(_mm256_and_si256(u, set32(0xFFFF)), zero));
     l->nan = _mm256_sub_epi32(l->nan, is_nan);
     l->inf = _mm256_sub_epi32(l->inf, _mm256_cmpeq_epi32(a, inf));
-    l->zero = _mm256_sub_epi32(l->zero, _mm256_cmpeq_epi32(a, zero));
-    l->below_normal = _mm256_sub_epi32(
-        l->below_normal, _mm256_cmpgt_epi32(_mm256_set1_epi32((int)PYSCAN_F32_MIN_NORMAL), a));
+    l->zero = _mm256_sub_epi32(l->zero, is_zero);
+    l->sub = _mm256_sub_epi32(l->sub, _mm256_andnot_si256(is_zero, _mm256_cmpgt_epi32(set32(PYSCAN_F32_MIN_NORMAL), a)));
 
-    __m256i shift = _mm256_max_epi32(_mm256_sub_epi32(_mm256_set1_epi32(126), _mm256_srli_epi32(a, 23)),
-                                     _mm256_set1_epi32(13));
-    __m256i dropped = _mm256_sub_epi32(_mm256_sllv_epi32(_mm256_set1_epi32(1), shift), _mm256_set1_epi32(1));
-    __m256i in_range = _mm256_and_si256(_mm256_cmpgt_epi32(a, _mm256_set1_epi32((int)PYSCAN_F32_FP16_LO - 1)),
-                                        _mm256_cmpgt_epi32(_mm256_set1_epi32((int)PYSCAN_F32_FP16_HI), a));
-    __m256i fits = _mm256_and_si256(in_range, _mm256_cmpeq_epi32(_mm256_and_si256(a, dropped), zero));
-    l->fp16_in_range = _mm256_sub_epi32(l->fp16_in_range, fits);
+    vec shift = _mm256_max_epi32(_mm256_sub_epi32(set32(126), _mm256_srli_epi32(a, 23)), set32(13));
+    vec dropped = _mm256_sub_epi32(_mm256_sllv_epi32(set32(1), shift), set32(1));
+    vec in_range = _mm256_and_si256(_mm256_cmpgt_epi32(a, set32(PYSCAN_F32_FP16_LO - 1)),
+                                    _mm256_cmpgt_epi32(set32(PYSCAN_F32_FP16_HI), a));
+    l->fp16 = _mm256_sub_epi32(l->fp16, _mm256_and_si256(in_range, _mm256_cmpeq_epi32(_mm256_and_si256(a, dropped), zero)));
 
-    __m256i d = _mm256_castps_si256(_mm256_sub_ps(_mm256_castsi256_ps(u), _mm256_set1_ps(1.0f)));
-    __m256i m1 = _mm256_andnot_si256(is_nan,
-                                     _mm256_cmpeq_epi32(_mm256_and_si256(d, _mm256_set1_epi32(0xFFFF)), zero));
+    vec d = _mm256_castps_si256(_mm256_sub_ps(_mm256_castsi256_ps(u), _mm256_set1_ps(1.0f)));
+    vec m1 = _mm256_andnot_si256(is_nan, _mm256_cmpeq_epi32(_mm256_and_si256(d, set32(0xFFFF)), zero));
     l->minus_one = _mm256_sub_epi32(l->minus_one, m1);
 }
 
-static inline __attribute__((always_inline)) void count_f32(const unsigned char *p, size_t n, int swap,
-                                                            pyscan_counts *c)
+/* The F16 magnitude a < 0x7C00 is BF16-exact iff (a & m) == 0, m = 7 / 3 / 1 / 0 (see rules.h). */
+static inline __attribute__((always_inline)) void f16_vector(vec h, struct half_lanes *l)
 {
-    size_t i = 0;
-    while (n - i >= 16) {
-        size_t stop = n - i > BLOCK_WORDS ? i + BLOCK_WORDS : n;
-        struct lanes l;
-        l.low16 = l.fp16_in_range = l.nan = l.inf = l.zero = l.below_normal = l.minus_one =
-            _mm256_setzero_si256();
-        size_t start = i;
-        for (; stop - i >= 16; i += 16) {
-            const unsigned char *q = p + 4 * i;
-            if (PREFETCH_BYTES > 0)
-                _mm_prefetch((const char *)q + PREFETCH_BYTES, _MM_HINT_T0);
-            count_vector(_mm256_loadu_si256((const __m256i *)q), swap, &l);
-            count_vector(_mm256_loadu_si256((const __m256i *)(q + 32)), swap, &l);
-        }
-        uint64_t zero = hsum(l.zero), inf = hsum(l.inf);
-        c->words += i - start;
-        c->low16_zero += hsum(l.low16);
-        c->nan += hsum(l.nan);
-        c->inf += inf;
-        c->zero += zero;
-        c->subnormal += hsum(l.below_normal) - zero;
-        c->fp16_exact += hsum(l.fp16_in_range) + zero + inf;
-        c->low16_zero_minus_one += hsum(l.minus_one);
-    }
-    for (; i < n; i++)
-        pyscan_count_f32_one(pyscan_load_u32(p + 4 * i, swap), c);
+    const vec a = _mm256_and_si256(h, set16(0x7FFF)), zero = vzero();
+    const vec is_nan = _mm256_cmpgt_epi16(a, set16(0x7C00)), is_zero = _mm256_cmpeq_epi16(a, zero);
+    l->nan = _mm256_sub_epi16(l->nan, is_nan);
+    l->inf = _mm256_sub_epi16(l->inf, _mm256_cmpeq_epi16(a, set16(0x7C00)));
+    l->zero = _mm256_sub_epi16(l->zero, is_zero);
+    l->sub = _mm256_sub_epi16(l->sub, _mm256_andnot_si256(is_zero, lt16(a, set16(0x0400))));
+    vec m = _mm256_or_si256(_mm256_and_si256(_mm256_cmpgt_epi16(a, set16(0x03FF)), set16(4)),
+                            _mm256_or_si256(_mm256_and_si256(_mm256_cmpgt_epi16(a, set16(0x01FF)), set16(2)),
+                                            _mm256_and_si256(_mm256_cmpgt_epi16(a, set16(0x00FF)), set16(1))));
+    l->exact = _mm256_sub_epi16(l->exact, _mm256_andnot_si256(is_nan, _mm256_cmpeq_epi16(_mm256_and_si256(a, m), zero)));
 }
 
-void pyscan_count_f32_avx2(const void *data, size_t n, int swap, pyscan_counts *acc)
+/*
+ * The BF16 magnitude a with exponent e in 103..110 is FP16-exact iff its low
+ * 110 - e bits are zero.  The mask 2^(110 - e) - 1 comes from a byte table
+ * indexed by e - 96 (7..14 there); the high byte of each 16-bit index is 0
+ * (table entry 0 is 0) or, for e < 96, has its top bit set (shuffle gives 0).
+ */
+static inline __attribute__((always_inline)) void bf16_vector(vec h, struct half_lanes *l)
 {
-    if (swap)
-        count_f32(data, n, 1, acc);
-    else
-        count_f32(data, n, 0, acc);
+    const vec a = _mm256_and_si256(h, set16(0x7FFF)), zero = vzero();
+    const vec is_inf = _mm256_cmpeq_epi16(a, set16(0x7F80)), is_zero = _mm256_cmpeq_epi16(a, zero);
+    l->nan = _mm256_sub_epi16(l->nan, _mm256_cmpgt_epi16(a, set16(0x7F80)));
+    l->inf = _mm256_sub_epi16(l->inf, is_inf);
+    l->zero = _mm256_sub_epi16(l->zero, is_zero);
+    l->sub = _mm256_sub_epi16(l->sub, _mm256_andnot_si256(is_zero, lt16(a, set16(0x0080))));
+    const vec table = _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 127, 63, 31, 15, 7, 3, 1, 0, 0,
+                                       0, 0, 0, 0, 0, 0, 0, 127, 63, 31, 15, 7, 3, 1, 0, 0);
+    vec m = _mm256_shuffle_epi8(table, _mm256_sub_epi16(_mm256_srli_epi16(a, 7), set16(96)));
+    vec low_range = _mm256_and_si256(_mm256_cmpgt_epi16(a, set16(0x337F)), lt16(a, set16(0x3780)));
+    vec high_range = _mm256_and_si256(_mm256_cmpgt_epi16(a, set16(0x377F)), lt16(a, set16(0x4780)));
+    vec exact = _mm256_or_si256(_mm256_or_si256(is_zero, is_inf), high_range);
+    exact = _mm256_or_si256(exact, _mm256_and_si256(low_range, _mm256_cmpeq_epi16(_mm256_and_si256(a, m), zero)));
+    l->exact = _mm256_sub_epi16(l->exact, exact);
 }
 
-/* Keep `keep` mantissa bits of 8 words; see sse2.c for the scheme. */
-static inline __attribute__((always_inline)) void mantissa_impl(const unsigned char *src, unsigned char *dst,
-                                                                size_t n, unsigned keep, pyscan_tracker *t, int swap,
-                                                                int write, int round)
-{
-    const uint32_t dropped = 23u - keep;
-    const __m256i low = _mm256_set1_epi32((int)((UINT32_C(1) << dropped) - 1u));
-    const __m256i half_minus_one = _mm256_srli_epi32(low, 1);
-    const __m128i shift = _mm_cvtsi32_si128((int)dropped);
-    const __m256i abs_mask = _mm256_set1_epi32(0x7FFFFFFF), inf = _mm256_set1_epi32((int)PYSCAN_F32_INF);
-    const __m256i quiet = _mm256_set1_epi32(0x00400000), one = _mm256_set1_epi32(1);
-    __m256i unchanged = _mm256_setzero_si256();
-    __m256 max_abs = _mm256_setzero_ps(), max_rel = _mm256_setzero_ps();
-    size_t i = 0;
-    for (; n - i >= 8; i += 8) {
-        const unsigned char *q = src + 4 * i;
-        __m256i stored = _mm256_loadu_si256((const __m256i *)q);
-        __m256i u = swap ? bswap32(stored) : stored;
-        __m256i is_nan = _mm256_cmpgt_epi32(_mm256_and_si256(u, abs_mask), inf);
-        __m256i r = round ? _mm256_add_epi32(_mm256_add_epi32(u, half_minus_one),
-                                             _mm256_and_si256(_mm256_srl_epi32(u, shift), one))
-                          : u;
-        r = _mm256_andnot_si256(low, r);
-        r = _mm256_blendv_epi8(r, _mm256_or_si256(_mm256_andnot_si256(low, u), quiet), is_nan);
+/* ---- rewrites ---------------------------------------------------------------- */
 
-        __m256i same = _mm256_cmpeq_epi32(r, u);
-        unchanged = _mm256_sub_epi32(unchanged, same);
-        __m256 skip = _mm256_castsi256_ps(_mm256_or_si256(same, is_nan));
-        __m256 old_abs = _mm256_and_ps(_mm256_castsi256_ps(u), _mm256_castsi256_ps(abs_mask));
-        __m256 err = _mm256_and_ps(_mm256_sub_ps(_mm256_castsi256_ps(r), _mm256_castsi256_ps(u)),
-                                   _mm256_castsi256_ps(abs_mask));
-        max_abs = _mm256_max_ps(max_abs, _mm256_andnot_ps(skip, err));
-        max_rel = _mm256_max_ps(max_rel, _mm256_andnot_ps(skip, _mm256_div_ps(err, old_abs)));
-        if (write && (dst != src || _mm256_movemask_epi8(same) != -1))
-            _mm256_storeu_si256((__m256i *)(dst + 4 * i), swap ? bswap32(r) : r);
-    }
+struct mantissa_k {
+    vec low, half_minus_one, lsb_mask /* 1, or 0 when nothing is dropped */;
+    __m128i shift;
+};
+
+static inline struct mantissa_k mantissa_setup(unsigned keep)
+{
+    struct mantissa_k k;
+    uint32_t dropped = 23u - keep;
+    k.low = set32((UINT32_C(1) << dropped) - 1u);
+    k.lsb_mask = set32(dropped > 0 ? 1u : 0u);
+    k.half_minus_one = _mm256_srli_epi32(k.low, 1);
+    k.shift = _mm_cvtsi32_si128((int)dropped);
+    return k;
+}
+
+/* pyscan_keep_mantissa on 8 words. */
+static inline __attribute__((always_inline)) vec mantissa_vector(vec u, const struct mantissa_k *k, int round)
+{
+    vec is_nan = _mm256_cmpgt_epi32(_mm256_and_si256(u, set32(PYSCAN_F32_ABS)), set32(PYSCAN_F32_INF));
+    vec r = round ? _mm256_add_epi32(_mm256_add_epi32(u, k->half_minus_one),
+                                     _mm256_and_si256(_mm256_srl_epi32(u, k->shift), k->lsb_mask))
+                  : u;
+    r = _mm256_andnot_si256(k->low, r);
+    vec nan_r = round ? _mm256_or_si256(_mm256_and_si256(u, set32(0x80000000u)), set32(0x7FC00000u))
+                      : _mm256_or_si256(_mm256_andnot_si256(k->low, u), set32(0x00400000u));
+    return select(is_nan, nan_r, r);
+}
+
+/*
+ * pyscan_fp16_round_trip on 8 words: F16C's vcvtps2ph rounds to nearest even
+ * or toward zero (overflow to infinity / 65504, gradual underflow) as IEEE
+ * says, and vcvtph2ps widens back exactly.  NaNs take numpy's rule (F16C
+ * would quiet signaling ones).
+ */
+static inline __attribute__((always_inline)) vec fp16_vector(vec u, int toward_zero)
+{
+    __m256 x = _mm256_castsi256_ps(u);
+    __m128i h = toward_zero ? _mm256_cvtps_ph(x, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC)
+                            : _mm256_cvtps_ph(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    vec r = _mm256_castps_si256(_mm256_cvtph_ps(h));
+    vec is_nan = _mm256_cmpgt_epi32(_mm256_and_si256(u, set32(PYSCAN_F32_ABS)), set32(PYSCAN_F32_INF));
+    vec nan_r = _mm256_or_si256(_mm256_and_si256(u, set32(0xFFFFE000u)),
+                                _mm256_and_si256(_mm256_cmpeq_epi32(_mm256_and_si256(u, set32(0x007FE000u)), vzero()),
+                                                 set32(0x2000)));
+    return select(is_nan, nan_r, r);
+}
+
+static inline vec absmax_vector(vec cur, vec u)
+{
+    vec a = _mm256_and_si256(u, set32(PYSCAN_F32_ABS));
+    a = _mm256_and_si256(a, _mm256_cmpgt_epi32(set32(PYSCAN_F32_INF), a));
+    return _mm256_max_epu32(cur, a);
+}
+
+/* pyscan_fake_quant_one on 8 words; see sse2.c for the int32 round trip and the sign. */
+static inline __attribute__((always_inline)) vec quant_vector(vec u, vecf scale, vecf qmax)
+{
+    __m256 x = _mm256_castsi256_ps(u);
+    __m256 q = _mm256_cvtepi32_ps(_mm256_cvtps_epi32(_mm256_div_ps(x, scale)));
+    q = _mm256_min_ps(_mm256_max_ps(q, _mm256_sub_ps(_mm256_setzero_ps(), qmax)), qmax);
+    vec r = _mm256_or_si256(_mm256_castps_si256(_mm256_mul_ps(q, scale)), _mm256_and_si256(u, set32(0x80000000u)));
+    vec finite = _mm256_cmpgt_epi32(set32(PYSCAN_F32_INF), _mm256_and_si256(u, set32(PYSCAN_F32_ABS)));
+    return select(finite, r, u);
+}
+
+struct track_lanes {
+    vec changed;
+    __m256 max_abs, max_rel;
+};
+
+static inline void track_init(struct track_lanes *tl)
+{
+    tl->changed = vzero();
+    tl->max_abs = tl->max_rel = _mm256_setzero_ps();
+}
+
+static inline __attribute__((always_inline)) int track_vector(struct track_lanes *tl, vec u, vec r)
+{
+    const vec abs_mask = set32(PYSCAN_F32_ABS);
+    vec same = _mm256_cmpeq_epi32(r, u);
+    vec is_nan = _mm256_cmpgt_epi32(_mm256_and_si256(u, abs_mask), set32(PYSCAN_F32_INF));
+    tl->changed = _mm256_add_epi32(tl->changed, _mm256_andnot_si256(same, set32(1)));
+    __m256 skip = _mm256_castsi256_ps(_mm256_or_si256(same, is_nan));
+    __m256 old_abs = _mm256_and_ps(_mm256_castsi256_ps(u), _mm256_castsi256_ps(abs_mask));
+    __m256 err = _mm256_and_ps(_mm256_sub_ps(_mm256_castsi256_ps(r), _mm256_castsi256_ps(u)), _mm256_castsi256_ps(abs_mask));
+    tl->max_abs = _mm256_max_ps(tl->max_abs, _mm256_andnot_ps(skip, err));
+    tl->max_rel = _mm256_max_ps(tl->max_rel, _mm256_andnot_ps(skip, _mm256_div_ps(err, old_abs)));
+    return _mm256_movemask_epi8(same) != -1;
+}
+
+static inline void track_flush(struct track_lanes *tl, pyscan_tracker *t)
+{
     float abs_lanes[8], rel_lanes[8];
-    _mm256_storeu_ps(abs_lanes, max_abs);
-    _mm256_storeu_ps(rel_lanes, max_rel);
+    _mm256_storeu_ps(abs_lanes, tl->max_abs);
+    _mm256_storeu_ps(rel_lanes, tl->max_rel);
     for (int k = 0; k < 8; k++) {
         t->max_abs = abs_lanes[k] > t->max_abs ? abs_lanes[k] : t->max_abs;
         t->max_rel = rel_lanes[k] > t->max_rel ? rel_lanes[k] : t->max_rel;
     }
-    t->changed += i - hsum(unchanged);
-    pyscan_mantissa_tail(src + 4 * i, dst == NULL ? NULL : dst + 4 * i, n - i, swap, keep, round, t);
+    t->changed += vhsum32(tl->changed);
+    track_init(tl);
 }
 
-void pyscan_mantissa_avx2(const void *src, void *dst, size_t n, int swap, unsigned keep, int round,
-                          pyscan_tracker *t)
-{
-    const unsigned char *in = src;
-    unsigned char *out = dst;
-    PYSCAN_SPECIALIZE_REWRITE(mantissa_impl, in, out, n, keep, t, swap, round && keep < 23)
-}
-
-PYSCAN_DEFINE_HALF_KERNELS(avx2)
+#include "kernel_tpl.h"

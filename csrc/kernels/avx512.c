@@ -1,165 +1,218 @@
 /*
- * avx512.c - 16 words (one cache line) per vector.  AVX-512F compares give
- * bit masks, so each predicate is counted with a masked add into 32-bit
- * lanes; unsigned compares make the range tests one instruction each.
+ * avx512.c - 16 words (32 halves, one cache line) per vector, built with
+ * -mavx512f -mavx512bw.  This file defines the vector primitives; the loops
+ * are in kernel_tpl.h.  Compares give bit masks, so each predicate is counted
+ * with a masked add, blends are one instruction, and unsigned compares make
+ * the range tests one instruction each.
  */
-#include "kernel.h"
+#include "rules.h"
 
-#if !defined(__AVX512F__)
-#error "avx512.c must be compiled with -mavx512f"
+#if !defined(__AVX512F__) || !defined(__AVX512BW__)
+#error "avx512.c must be compiled with -mavx512f -mavx512bw"
 #endif
 
 #include <immintrin.h>
 
-#define BLOCK_WORDS (UINT64_C(1) << 24)
-#ifndef PYSCAN_PREFETCH_BYTES
-#define PYSCAN_PREFETCH_BYTES 2048 /* measured: see benchmarks/kernel_bench.c */
-#endif
-#define PREFETCH_BYTES PYSCAN_PREFETCH_BYTES
+#define TPL_ISA avx512
+#define VEC_BYTES 64
+typedef __m512i vec;
+typedef __m512 vecf;
 
-static inline __m512i bswap32(__m512i v)
+static inline vec vload(const unsigned char *p) { return _mm512_loadu_si512((const void *)p); }
+static inline void vstore(unsigned char *p, vec v) { _mm512_storeu_si512((void *)p, v); }
+static inline vec vzero(void) { return _mm512_setzero_si512(); }
+static inline vecf vsetf(float f) { return _mm512_set1_ps(f); }
+static inline vec set32(uint32_t x) { return _mm512_set1_epi32((int)x); }
+static inline vec set16(uint32_t x) { return _mm512_set1_epi16((short)(uint16_t)x); }
+static inline void tpl_prefetch(const unsigned char *p) { _mm_prefetch((const char *)p, _MM_HINT_T0); }
+static inline vec count32(vec c, __mmask16 m) { return _mm512_mask_add_epi32(c, m, c, set32(1)); }
+static inline vec count16(vec c, __mmask32 m) { return _mm512_mask_add_epi16(c, m, c, set16(1)); }
+
+static inline vec vbswap32(vec v)
 {
-    /* AVX-512F has no byte shuffle; rotate 16-bit halves, then swap bytes inside them. */
-    v = _mm512_or_si512(_mm512_slli_epi32(v, 16), _mm512_srli_epi32(v, 16));
-    const __m512i lo = _mm512_set1_epi32(0x00FF00FF);
-    return _mm512_or_si512(_mm512_slli_epi32(_mm512_and_si512(v, lo), 8),
-                           _mm512_and_si512(_mm512_srli_epi32(v, 8), lo));
+    const vec order = _mm512_broadcast_i32x4(_mm_setr_epi8(3, 2, 1, 0, 7, 6, 5, 4, 11, 10, 9, 8, 15, 14, 13, 12));
+    return _mm512_shuffle_epi8(v, order);
 }
 
-struct lanes {
-    __m512i low16, fp16_in_range, nan, inf, zero, subnormal, minus_one;
+static inline vec vbswap16(vec v) { return _mm512_or_si512(_mm512_slli_epi16(v, 8), _mm512_srli_epi16(v, 8)); }
+
+/* A block holds at most 2^24 words per lane set, so the 32-bit sums do not wrap. */
+static inline uint64_t vhsum32(vec v)
+{
+    uint32_t lanes[16];
+    _mm512_storeu_si512((void *)lanes, v);
+    uint64_t s = 0;
+    for (int k = 0; k < 16; k++)
+        s += lanes[k];
+    return s;
+}
+
+static inline uint64_t vhsum16(vec v)
+{
+    return vhsum32(_mm512_add_epi32(_mm512_and_si512(v, set32(0xFFFF)), _mm512_srli_epi32(v, 16)));
+}
+
+static inline uint32_t vhmax32(vec v) { return (uint32_t)_mm512_reduce_max_epu32(v); }
+
+struct f32_lanes {
+    vec low16, fp16, nan, inf, zero, sub, minus_one;
+};
+struct half_lanes {
+    vec nan, inf, zero, sub, exact;
 };
 
-static inline __attribute__((always_inline)) void count_vector(__m512i u, int swap, struct lanes *l)
+static inline __attribute__((always_inline)) void f32_vector(vec u, struct f32_lanes *l)
 {
-    if (swap)
-        u = bswap32(u);
-    const __m512i one = _mm512_set1_epi32(1);
-    const __m512i a = _mm512_and_si512(u, _mm512_set1_epi32(0x7FFFFFFF));
-    const __m512i inf = _mm512_set1_epi32((int)PYSCAN_F32_INF);
+    const vec one = set32(1);
+    const vec a = _mm512_and_si512(u, set32(PYSCAN_F32_ABS));
+    const vec inf = set32(PYSCAN_F32_INF);
     const __mmask16 is_nan = _mm512_cmpgt_epu32_mask(a, inf);
 
-    l->low16 = _mm512_mask_add_epi32(l->low16, _mm512_testn_epi32_mask(u, _mm512_set1_epi32(0xFFFF)), l->low16, one);
-    l->nan = _mm512_mask_add_epi32(l->nan, is_nan, l->nan, one);
-    l->inf = _mm512_mask_add_epi32(l->inf, _mm512_cmpeq_epu32_mask(a, inf), l->inf, one);
-    l->zero = _mm512_mask_add_epi32(l->zero, _mm512_testn_epi32_mask(a, a), l->zero, one);
-    __mmask16 sub = _mm512_cmplt_epu32_mask(_mm512_sub_epi32(a, one), _mm512_set1_epi32(0x7FFFFF));
-    l->subnormal = _mm512_mask_add_epi32(l->subnormal, sub, l->subnormal, one);
+    l->low16 = count32(l->low16, _mm512_testn_epi32_mask(u, set32(0xFFFF)));
+    l->nan = count32(l->nan, is_nan);
+    l->inf = count32(l->inf, _mm512_cmpeq_epu32_mask(a, inf));
+    l->zero = count32(l->zero, _mm512_testn_epi32_mask(a, a));
+    l->sub = count32(l->sub, _mm512_cmplt_epu32_mask(_mm512_sub_epi32(a, one), set32(0x7FFFFF)));
 
-    /* FP16 drops the low max(13, 126 - e) mantissa bits; see kernel.h. */
-    __m512i shift = _mm512_max_epi32(_mm512_sub_epi32(_mm512_set1_epi32(126), _mm512_srli_epi32(a, 23)),
-                                     _mm512_set1_epi32(13));
-    __m512i dropped = _mm512_sub_epi32(_mm512_sllv_epi32(one, shift), one);
-    __m512i biased = _mm512_sub_epi32(a, _mm512_set1_epi32((int)PYSCAN_F32_FP16_LO));
-    __mmask16 in_range = _mm512_cmplt_epu32_mask(
-        biased, _mm512_set1_epi32((int)(PYSCAN_F32_FP16_HI - PYSCAN_F32_FP16_LO)));
-    __mmask16 fits = _mm512_mask_testn_epi32_mask(in_range, a, dropped);
-    l->fp16_in_range = _mm512_mask_add_epi32(l->fp16_in_range, fits, l->fp16_in_range, one);
+    /* FP16 drops the low max(13, 126 - e) mantissa bits; see rules.h. */
+    vec shift = _mm512_max_epi32(_mm512_sub_epi32(set32(126), _mm512_srli_epi32(a, 23)), set32(13));
+    vec dropped = _mm512_sub_epi32(_mm512_sllv_epi32(one, shift), one);
+    vec biased = _mm512_sub_epi32(a, set32(PYSCAN_F32_FP16_LO));
+    __mmask16 in_range = _mm512_cmplt_epu32_mask(biased, set32(PYSCAN_F32_FP16_HI - PYSCAN_F32_FP16_LO));
+    l->fp16 = count32(l->fp16, _mm512_mask_testn_epi32_mask(in_range, a, dropped));
 
-    __m512i d = _mm512_castps_si512(_mm512_sub_ps(_mm512_castsi512_ps(u), _mm512_set1_ps(1.0f)));
-    __mmask16 m1 = _mm512_mask_testn_epi32_mask((__mmask16)~is_nan, d, _mm512_set1_epi32(0xFFFF));
-    l->minus_one = _mm512_mask_add_epi32(l->minus_one, m1, l->minus_one, one);
+    vec d = _mm512_castps_si512(_mm512_sub_ps(_mm512_castsi512_ps(u), _mm512_set1_ps(1.0f)));
+    l->minus_one = count32(l->minus_one, _mm512_mask_testn_epi32_mask((__mmask16)~is_nan, d, set32(0xFFFF)));
 }
 
-static inline uint64_t hsum(__m512i v)
+/* The F16 magnitude a < 0x7C00 is BF16-exact iff (a & m) == 0, m = 7 / 3 / 1 / 0 (see rules.h). */
+static inline __attribute__((always_inline)) void f16_vector(vec h, struct half_lanes *l)
 {
-    /* A block holds at most BLOCK_WORDS = 2^24 words, so the total fits in 32 bits. */
-    return (uint32_t)_mm512_reduce_add_epi32(v);
+    const vec a = _mm512_and_si512(h, set16(0x7FFF));
+    const __mmask32 is_nan = _mm512_cmpgt_epu16_mask(a, set16(0x7C00));
+    l->nan = count16(l->nan, is_nan);
+    l->inf = count16(l->inf, _mm512_cmpeq_epu16_mask(a, set16(0x7C00)));
+    l->zero = count16(l->zero, _mm512_testn_epi16_mask(a, a));
+    l->sub = count16(l->sub, _mm512_cmplt_epu16_mask(_mm512_sub_epi16(a, set16(1)), set16(0x03FF)));
+    vec m = _mm512_maskz_mov_epi16(_mm512_cmpgt_epu16_mask(a, set16(0x00FF)), set16(1));
+    m = _mm512_mask_mov_epi16(m, _mm512_cmpgt_epu16_mask(a, set16(0x01FF)), set16(3));
+    m = _mm512_mask_mov_epi16(m, _mm512_cmpgt_epu16_mask(a, set16(0x03FF)), set16(7));
+    l->exact = count16(l->exact, _mm512_mask_testn_epi16_mask((__mmask32)~is_nan, a, m));
 }
 
-static inline __attribute__((always_inline)) void count_f32(const unsigned char *p, size_t n, int swap,
-                                                            pyscan_counts *c)
+/* BF16 -> FP16 exactness: the mask 2^(110 - e) - 1 from a byte table, as in avx2.c. */
+static inline __attribute__((always_inline)) void bf16_vector(vec h, struct half_lanes *l)
 {
-    size_t i = 0;
-    while (n - i >= 16) {
-        size_t stop = n - i > BLOCK_WORDS ? i + BLOCK_WORDS : n;
-        struct lanes l;
-        l.low16 = l.fp16_in_range = l.nan = l.inf = l.zero = l.subnormal = l.minus_one = _mm512_setzero_si512();
-        size_t start = i;
-        for (; stop - i >= 16; i += 16) {
-            const unsigned char *q = p + 4 * i;
-            if (PREFETCH_BYTES > 0)
-                _mm_prefetch((const char *)q + PREFETCH_BYTES, _MM_HINT_T0);
-            count_vector(_mm512_loadu_si512((const void *)q), swap, &l);
-        }
-        uint64_t zero = hsum(l.zero), inf = hsum(l.inf);
-        c->words += i - start;
-        c->low16_zero += hsum(l.low16);
-        c->nan += hsum(l.nan);
-        c->inf += inf;
-        c->zero += zero;
-        c->subnormal += hsum(l.subnormal);
-        c->fp16_exact += hsum(l.fp16_in_range) + zero + inf;
-        c->low16_zero_minus_one += hsum(l.minus_one);
-    }
-    for (; i < n; i++)
-        pyscan_count_f32_one(pyscan_load_u32(p + 4 * i, swap), c);
+    const vec a = _mm512_and_si512(h, set16(0x7FFF));
+    const __mmask32 is_inf = _mm512_cmpeq_epu16_mask(a, set16(0x7F80)), is_zero = _mm512_testn_epi16_mask(a, a);
+    l->nan = count16(l->nan, _mm512_cmpgt_epu16_mask(a, set16(0x7F80)));
+    l->inf = count16(l->inf, is_inf);
+    l->zero = count16(l->zero, is_zero);
+    l->sub = count16(l->sub, _mm512_cmplt_epu16_mask(_mm512_sub_epi16(a, set16(1)), set16(0x007F)));
+    const vec table = _mm512_broadcast_i32x4(_mm_setr_epi8(0, 0, 0, 0, 0, 0, 0, 127, 63, 31, 15, 7, 3, 1, 0, 0));
+    vec m = _mm512_shuffle_epi8(table, _mm512_sub_epi16(_mm512_srli_epi16(a, 7), set16(96)));
+    __mmask32 low_range = _mm512_cmplt_epu16_mask(_mm512_sub_epi16(a, set16(0x3380)), set16(0x3780 - 0x3380));
+    __mmask32 high_range = _mm512_cmplt_epu16_mask(_mm512_sub_epi16(a, set16(0x3780)), set16(0x4780 - 0x3780));
+    __mmask32 exact = is_zero | is_inf | high_range | _mm512_mask_testn_epi16_mask(low_range, a, m);
+    l->exact = count16(l->exact, exact);
 }
 
-void pyscan_count_f32_avx512(const void *data, size_t n, int swap, pyscan_counts *acc)
+/* ---- rewrites ---------------------------------------------------------------- */
+
+struct mantissa_k {
+    vec low, half_minus_one, lsb_mask /* 1, or 0 when nothing is dropped */;
+    __m128i shift;
+};
+
+static inline struct mantissa_k mantissa_setup(unsigned keep)
 {
-    if (swap)
-        count_f32(data, n, 1, acc);
-    else
-        count_f32(data, n, 0, acc);
+    struct mantissa_k k;
+    uint32_t dropped = 23u - keep;
+    k.low = set32((UINT32_C(1) << dropped) - 1u);
+    k.lsb_mask = set32(dropped > 0 ? 1u : 0u);
+    k.half_minus_one = _mm512_srli_epi32(k.low, 1);
+    k.shift = _mm_cvtsi32_si128((int)dropped);
+    return k;
 }
 
-/*
- * Keep `keep` mantissa bits of 16 words; see sse2.c for the scheme.  Masks
- * make the NaN select a blend and let the store write only changed lanes.
- */
-static inline __attribute__((always_inline)) void mantissa_impl(const unsigned char *src, unsigned char *dst,
-                                                                size_t n, unsigned keep, pyscan_tracker *t, int swap,
-                                                                int write, int round)
+static inline __mmask16 nan_mask(vec u)
 {
-    const uint32_t dropped = 23u - keep;
-    const __m512i low = _mm512_set1_epi32((int)((UINT32_C(1) << dropped) - 1u));
-    const __m512i half_minus_one = _mm512_srli_epi32(low, 1);
-    const __m128i shift = _mm_cvtsi32_si128((int)dropped);
-    const __m512i abs_mask = _mm512_set1_epi32(0x7FFFFFFF), inf = _mm512_set1_epi32((int)PYSCAN_F32_INF);
-    const __m512i quiet = _mm512_set1_epi32(0x00400000), one = _mm512_set1_epi32(1);
-    uint64_t changed = 0;
-    __m512 max_abs = _mm512_setzero_ps(), max_rel = _mm512_setzero_ps();
-    size_t i = 0;
-    for (; n - i >= 16; i += 16) {
-        const unsigned char *q = src + 4 * i;
-        __m512i u = _mm512_loadu_si512((const void *)q);
-        if (swap)
-            u = bswap32(u);
-        __mmask16 is_nan = _mm512_cmpgt_epu32_mask(_mm512_and_si512(u, abs_mask), inf);
-        __m512i r = round ? _mm512_add_epi32(_mm512_add_epi32(u, half_minus_one),
-                                             _mm512_and_si512(_mm512_srl_epi32(u, shift), one))
-                          : u;
-        r = _mm512_andnot_si512(low, r);
-        r = _mm512_mask_blend_epi32(is_nan, r, _mm512_or_si512(_mm512_andnot_si512(low, u), quiet));
+    return _mm512_cmpgt_epu32_mask(_mm512_and_si512(u, set32(PYSCAN_F32_ABS)), set32(PYSCAN_F32_INF));
+}
 
-        __mmask16 differ = _mm512_cmpneq_epu32_mask(r, u);
-        changed += (uint64_t)__builtin_popcount(differ);
-        __mmask16 tracked = differ & (__mmask16)~is_nan;
-        __m512 old_abs = _mm512_castsi512_ps(_mm512_and_si512(u, abs_mask));
-        __m512 err = _mm512_castsi512_ps(
-            _mm512_and_si512(_mm512_castps_si512(_mm512_sub_ps(_mm512_castsi512_ps(r), _mm512_castsi512_ps(u))),
-                             abs_mask));
-        max_abs = _mm512_mask_max_ps(max_abs, tracked, max_abs, err);
-        max_rel = _mm512_mask_max_ps(max_rel, tracked, max_rel, _mm512_maskz_div_ps(tracked, err, old_abs));
-        if (write && dst != src)
-            _mm512_storeu_si512((void *)(dst + 4 * i), swap ? bswap32(r) : r);
-        else if (write && differ)
-            _mm512_mask_storeu_epi32((void *)(dst + 4 * i), differ, swap ? bswap32(r) : r);
-    }
-    float abs_max = _mm512_reduce_max_ps(max_abs), rel_max = _mm512_reduce_max_ps(max_rel);
+/* pyscan_keep_mantissa on 16 words. */
+static inline __attribute__((always_inline)) vec mantissa_vector(vec u, const struct mantissa_k *k, int round)
+{
+    vec r = round ? _mm512_add_epi32(_mm512_add_epi32(u, k->half_minus_one),
+                                     _mm512_and_si512(_mm512_srl_epi32(u, k->shift), k->lsb_mask))
+                  : u;
+    r = _mm512_andnot_si512(k->low, r);
+    vec nan_r = round ? _mm512_or_si512(_mm512_and_si512(u, set32(0x80000000u)), set32(0x7FC00000u))
+                      : _mm512_or_si512(_mm512_andnot_si512(k->low, u), set32(0x00400000u));
+    return _mm512_mask_blend_epi32(nan_mask(u), r, nan_r);
+}
+
+/* pyscan_fp16_round_trip on 16 words with vcvtps2ph / vcvtph2ps; see avx2.c. */
+static inline __attribute__((always_inline)) vec fp16_vector(vec u, int toward_zero)
+{
+    __m512 x = _mm512_castsi512_ps(u);
+    __m256i h = toward_zero ? _mm512_cvtps_ph(x, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC)
+                            : _mm512_cvtps_ph(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    vec r = _mm512_castps_si512(_mm512_cvtph_ps(h));
+    vec nan_r = _mm512_or_si512(_mm512_and_si512(u, set32(0xFFFFE000u)),
+                                _mm512_maskz_mov_epi32(_mm512_testn_epi32_mask(u, set32(0x007FE000u)), set32(0x2000)));
+    return _mm512_mask_blend_epi32(nan_mask(u), r, nan_r);
+}
+
+static inline vec absmax_vector(vec cur, vec u)
+{
+    vec a = _mm512_and_si512(u, set32(PYSCAN_F32_ABS));
+    return _mm512_mask_max_epu32(cur, _mm512_cmplt_epu32_mask(a, set32(PYSCAN_F32_INF)), cur, a);
+}
+
+/* pyscan_fake_quant_one on 16 words; see sse2.c for the int32 round trip and the sign. */
+static inline __attribute__((always_inline)) vec quant_vector(vec u, vecf scale, vecf qmax)
+{
+    __m512 x = _mm512_castsi512_ps(u);
+    __m512 q = _mm512_cvtepi32_ps(_mm512_cvtps_epi32(_mm512_div_ps(x, scale)));
+    q = _mm512_min_ps(_mm512_max_ps(q, _mm512_sub_ps(_mm512_setzero_ps(), qmax)), qmax);
+    vec r = _mm512_or_si512(_mm512_castps_si512(_mm512_mul_ps(q, scale)), _mm512_and_si512(u, set32(0x80000000u)));
+    __mmask16 finite = _mm512_cmplt_epu32_mask(_mm512_and_si512(u, set32(PYSCAN_F32_ABS)), set32(PYSCAN_F32_INF));
+    return _mm512_mask_blend_epi32(finite, u, r);
+}
+
+struct track_lanes {
+    uint64_t changed;
+    __m512 max_abs, max_rel;
+};
+
+static inline void track_init(struct track_lanes *tl)
+{
+    tl->changed = 0;
+    tl->max_abs = tl->max_rel = _mm512_setzero_ps();
+}
+
+static inline __attribute__((always_inline)) int track_vector(struct track_lanes *tl, vec u, vec r)
+{
+    const vec abs_mask = set32(PYSCAN_F32_ABS);
+    __mmask16 differ = _mm512_cmpneq_epu32_mask(r, u);
+    tl->changed += (uint64_t)__builtin_popcount(differ);
+    __mmask16 tracked = differ & (__mmask16)~nan_mask(u);
+    __m512 old_abs = _mm512_castsi512_ps(_mm512_and_si512(u, abs_mask));
+    __m512 err = _mm512_castsi512_ps(
+        _mm512_and_si512(_mm512_castps_si512(_mm512_sub_ps(_mm512_castsi512_ps(r), _mm512_castsi512_ps(u))), abs_mask));
+    tl->max_abs = _mm512_mask_max_ps(tl->max_abs, tracked, tl->max_abs, err);
+    tl->max_rel = _mm512_mask_max_ps(tl->max_rel, tracked, tl->max_rel, _mm512_maskz_div_ps(tracked, err, old_abs));
+    return differ != 0;
+}
+
+static inline void track_flush(struct track_lanes *tl, pyscan_tracker *t)
+{
+    float abs_max = _mm512_reduce_max_ps(tl->max_abs), rel_max = _mm512_reduce_max_ps(tl->max_rel);
     t->max_abs = abs_max > t->max_abs ? abs_max : t->max_abs;
     t->max_rel = rel_max > t->max_rel ? rel_max : t->max_rel;
-    t->changed += changed;
-    pyscan_mantissa_tail(src + 4 * i, dst == NULL ? NULL : dst + 4 * i, n - i, swap, keep, round, t);
+    t->changed += tl->changed;
+    track_init(tl);
 }
 
-void pyscan_mantissa_avx512(const void *src, void *dst, size_t n, int swap, unsigned keep, int round,
-                          pyscan_tracker *t)
-{
-    const unsigned char *in = src;
-    unsigned char *out = dst;
-    PYSCAN_SPECIALIZE_REWRITE(mantissa_impl, in, out, n, keep, t, swap, round && keep < 23)
-}
-
-PYSCAN_DEFINE_HALF_KERNELS(avx512)
+#include "kernel_tpl.h"
