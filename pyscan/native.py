@@ -93,9 +93,9 @@ def _check_status(status: int, path: str | None, refused: str) -> None:
         raise PyscanError(path, refused, "usage")
 
 
-def new_counts() -> Any:
-    """A zeroed ``pyscan_counts`` struct for the kernels to add into."""
-    return ffi.new("pyscan_counts *")
+def new_counts(n: int | None = None) -> Any:
+    """A zeroed ``pyscan_counts`` struct for the kernels to add into (or an array of n of them)."""
+    return ffi.new("pyscan_counts *") if n is None else ffi.new("pyscan_counts[]", n)
 
 
 def count_into(
@@ -147,6 +147,15 @@ def start_writeback(fd: int, offset: int, length: int) -> None:
 
 def counts_as_dict(acc: Any) -> dict[str, int]:
     return {name: int(getattr(acc, name)) for name in COUNT_FIELDS}
+
+
+def counts_as_dicts(array: Any, n: int) -> list[dict[str, int]]:
+    """The counts of an array of n structs (new_counts(n)), read in one go: 200,000 getattr loops cost ~0.3 s."""
+    if n == 0:
+        return []
+    words = memoryview(ffi.buffer(array, n * ffi.sizeof("pyscan_counts"))).cast("Q").tolist()
+    width = len(COUNT_FIELDS)
+    return [dict(zip(COUNT_FIELDS, words[i : i + width], strict=True)) for i in range(0, n * width, width)]
 
 
 class Mapping:

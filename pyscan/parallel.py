@@ -8,15 +8,21 @@ machine, a fifth of the fixed cost that stands between a 4.4 GB scan and `cat`.
 from __future__ import annotations
 
 import contextlib
+import os
 import queue
 import threading
-from collections.abc import Callable, Generator, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator, Sized
 from typing import Any, TypeVar
 
 Job = TypeVar("Job")
 Result = TypeVar("Result")
 
 _NO_MORE_JOBS = object()
+
+
+def available_cores() -> int:
+    """The cores this process may run on (its affinity mask, which containers and taskset narrow)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
 @contextlib.contextmanager
@@ -30,6 +36,8 @@ def map_threaded(function: Callable[[Job], Result], jobs: Iterable[Job], threads
     loop.  However the block is left (an exception, Ctrl-C, a break), no thread outlives it:
     leaving waits for the jobs in progress, so none touches a file the caller then closes.
     """
+    if isinstance(jobs, Sized):
+        threads = min(threads, len(jobs))  # a thread per job at most
     results = _run(function, jobs, threads)
     try:
         yield results

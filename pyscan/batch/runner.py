@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import importlib
-import os
 import signal
 from collections.abc import Generator, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
@@ -13,6 +12,7 @@ from typing import Any
 
 from pyscan.batch.records import BatchResult, file_identity
 from pyscan.errors import PyscanError
+from pyscan.parallel import available_cores
 
 
 def scan_one(
@@ -68,7 +68,7 @@ def _worker_start() -> None:
 def _in_processes(
     paths: Sequence[str], jobs: int, include: tuple[str, ...], exclude: tuple[str, ...], threads: int | None
 ) -> Iterator[BatchResult]:
-    per_job = threads or max(1, (os.cpu_count() or 1) // jobs)
+    per_job = threads or max(1, available_cores() // jobs)
     pool = ProcessPoolExecutor(max_workers=min(jobs, len(paths)), initializer=_worker_start)
     pending: dict[Future[BatchResult], str] = {}
     finished = False

@@ -17,6 +17,7 @@ from pyscan.cli.outcome import EXIT_DIFFERENT as EXIT_SOME_FAILED
 from pyscan.cli.outcome import EXIT_OK, emit
 from pyscan.errors import PyscanError
 from pyscan.scan.verdict import verdict
+from pyscan.text import safe_line
 
 
 def run_batch(args: argparse.Namespace) -> int:
@@ -69,8 +70,8 @@ def run_batch(args: argparse.Namespace) -> int:
 
 def _summary_line(result: BatchResult) -> str:
     if result.report is None:
-        return f"{result.path}: FAILED: {result.error}"
-    return f"{result.path}: {result.report.n_tensors:,} tensors. {verdict(result.report)}"
+        return safe_line(f"{result.path}: FAILED: {result.error}")
+    return safe_line(f"{result.path}: {result.report.n_tensors:,} tensors. {verdict(result.report)}")
 
 
 def _print_totals(scanned: int, skipped: int, failed: list[BatchResult], args: argparse.Namespace) -> None:
@@ -79,9 +80,9 @@ def _print_totals(scanned: int, skipped: int, failed: list[BatchResult], args: a
     parts = [f"{scanned:,} files scanned", f"{len(failed):,} failed"]
     if skipped:
         parts.append(f"{skipped:,} skipped (already in {args.resume})")
-    print(", ".join(parts) + (":" if failed else ""), file=out)
+    print(safe_line(", ".join(parts) + (":" if failed else "")), file=out)
     for result in failed:
-        print(f"  {result.path}: {result.error}", file=out)
+        print(safe_line(f"  {result.path}: {result.error}"), file=out)
 
 
 class _NoBar:

@@ -8,6 +8,9 @@ from pyscan.rewrite.engine import RewriteReport
 from pyscan.scan.groups import group_tensors
 from pyscan.scan.report import FileReport, TensorReport
 from pyscan.scan.verdict import verdict
+from pyscan.text import printable, shorten
+
+CELL_LIMIT = 256  # characters of a table cell: a safetensors name can be megabytes long
 
 # (column title, count key) for the precision columns of the tables.
 PRECISION_COLUMNS = (("BF16-exact", "bf16_exact"), ("FP16-exact", "fp16_exact"),
@@ -35,7 +38,11 @@ def percent(fraction: float | None) -> str:
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[str]], left: int = 1) -> list[str]:
-    """Columns padded to fit; the first `left` columns left-aligned, the rest right-aligned."""
+    """Columns padded to fit; the first `left` columns left-aligned, the rest right-aligned.
+
+    Cells are escaped and bounded (names come from the file) before the columns are measured.
+    """
+    rows = [[shorten(printable(cell), CELL_LIMIT) for cell in row] for row in rows]
     widths = [max(len(str(r[i])) for r in [headers, *rows]) for i in range(len(headers))]
 
     def line(cells: Sequence[str]) -> str:
@@ -118,7 +125,12 @@ def render(report: FileReport, per_tensor: bool = False, elapsed: float | None =
 
     out += ["", "Verdict: " + verdict(report)]
     out += [f"Warning: {warning}" for warning in report.warnings]
-    return "\n".join(out)
+    return terminal_text(out)
+
+
+def terminal_text(lines: Sequence[str]) -> str:
+    """The report's lines joined, every one escaped: a name from the file cannot forge a line or move the cursor."""
+    return "\n".join(map(printable, lines))
 
 
 def _error(value: float) -> str:
@@ -158,4 +170,4 @@ def render_rewrite(result: RewriteReport) -> str:
         f"{result.changed:,} of {result.n_elements:,} values ({share}), max |error| "
         f"{_error(result.max_abs_error)}, max relative error {_error(result.max_rel_error)}; {where}"
     )
-    return "\n".join(out)
+    return terminal_text(out)

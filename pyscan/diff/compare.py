@@ -290,21 +290,10 @@ def compare_tensor(a: GGUFFile, ta: TensorInfo, b: GGUFFile, tb: TensorInfo) -> 
         if ta.nbytes is None:
             result.status = NOT_COMPARED
         elif ta.type_name in DECODERS:
-            _compare_values(_words(a, ta), _words(b, tb), DECODERS[ta.type_name], result)
+            _compare_values(a.words(ta), b.words(tb), DECODERS[ta.type_name], result)
         else:
             _compare_bytes(_raw(a, ta), _raw(b, tb), result)
     return result
-
-
-def _words(gguf: GGUFFile, info: TensorInfo) -> Array:
-    """The tensor as a flat zero-copy view of unsigned words in the file's byte order."""
-    assert info.nbytes is not None
-    # Straight from the bytes: no shape needed (a zero-element shape like [2^62, 0] has none numpy can hold).
-    width = info.nbytes // info.n_elements if info.n_elements else 1
-    order = "<" if gguf.byte_order == "little" else ">"
-    return np.frombuffer(
-        gguf.mapping.buffer, dtype=np.dtype(f"{order}u{width}"), count=info.n_elements, offset=info.offset
-    )
 
 
 def _raw(gguf: GGUFFile, info: TensorInfo) -> Array:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pyscan.cli.render import percent, table
+from pyscan.cli.render import percent, table, terminal_text
 from pyscan.diff.compare import (
     DIFFERENT,
     NOT_COMPARED,
@@ -84,4 +84,4 @@ def render(report: DiffReport) -> str:
         out += ["", "Metadata differences"]
         rows = [_metadata_row(m) for m in report.metadata_differences]
         out += ["  " + line.rstrip() for line in table(["key", "change", "A", "B"], rows, left=4)]
-    return "\n".join(out)
+    return terminal_text(out)

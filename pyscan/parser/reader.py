@@ -159,6 +159,21 @@ class GGUFFile:
                 self.path, f"tensor {quote(info.name)} has a shape numpy cannot represent: {list(info.shape)}", "usage"
             ) from None
 
+    def words(self, tensor: TensorInfo) -> np.ndarray[Any, Any]:
+        """A plain-typed tensor as a flat zero-copy view of unsigned words in the file's byte order.
+
+        Straight from the bytes, with no shape: a zero-element shape like [2^62, 0] has none numpy can hold.
+        """
+        import numpy as np
+
+        if tensor.nbytes is None:
+            raise PyscanError(self.path, f"tensor {quote(tensor.name)} has no known size", "usage")
+        width = tensor.nbytes // tensor.n_elements if tensor.n_elements else 1
+        order = "<" if self.byte_order == "little" else ">"
+        return np.frombuffer(
+            self.mapping.buffer, dtype=np.dtype(f"{order}u{width}"), count=tensor.n_elements, offset=tensor.offset
+        )
+
     def check(self) -> None:
         """Raise the one-line PyscanError if the file shrank while it was read (what was read is not data)."""
         if self._mapping is not None:
@@ -332,7 +347,38 @@ class _RawTensor(NamedTuple):
     relative_offset: int
 
 
+# struct layouts of a tensor info after its name, by byte order and dimension count: (n_dims,) dims type offset.
+_INFO_STRUCTS = {
+    order: [struct.Struct(f"{order}{n}QIQ") for n in range(MAX_DIMS + 1)] for order in ("<", ">")
+}  # fmt: skip
+
+
 def _read_tensor_info(cur: Cursor, index: int) -> _RawTensor:
+    """One tensor info; the common, valid case without building a message per field (200,000 tensors: ~0.3 s)."""
+    buf, pos, size, order = cur.buf, cur.pos, cur.size, cur.byte_order
+    if size - pos >= 8:
+        length = int.from_bytes(buf[pos : pos + 8], "little" if order == "<" else "big")
+        start = pos + 8 + length
+        if length <= MAX_NAME_BYTES and size - start >= 4:
+            n_dims = int.from_bytes(buf[start : start + 4], "little" if order == "<" else "big")
+            if n_dims <= MAX_DIMS:
+                layout = _INFO_STRUCTS[order][n_dims]
+                if size - (start + 4) >= layout.size:
+                    *shape, type_id, offset = layout.unpack_from(buf, start + 4)
+                    n_elements = 1
+                    for dim in shape:
+                        n_elements *= dim
+                    try:
+                        name = bytes(buf[pos + 8 : start]).decode("utf-8")
+                    except UnicodeDecodeError:
+                        name = ""
+                    if name and max(shape, default=0) <= INT64_MAX and n_elements <= INT64_MAX:
+                        cur.pos = start + 4 + layout.size
+                        return _RawTensor(name, tuple(shape), n_elements, type_id, offset)
+    return _read_tensor_info_checked(cur, index)  # something is off: read it again, field by field, to say what
+
+
+def _read_tensor_info_checked(cur: Cursor, index: int) -> _RawTensor:
     name = cur.text(f"the name of tensor #{index}")
     label = f"tensor {quote(name)}"
     if len(name.encode()) > MAX_NAME_BYTES:
@@ -360,35 +406,38 @@ def _place_tensors(cur: Cursor, raw: list[_RawTensor], data_offset: int, alignme
     expected = 0  # ggml requires each offset to be the padded sum of the sizes before it
     after_unknown = False  # an unknown type's size is unknown: the next tensor may start later
     for t in raw:
-        label = f"tensor {quote(t.name)}"
+
+        def label(name: str = t.name) -> str:  # only for messages: quoting every name costs
+            return f"tensor {quote(name)}"
+
         if t.name in seen:
-            raise cur.fail(f"{label} appears twice")
+            raise cur.fail(f"{label()} appears twice")
         seen.add(t.name)
         ggml_type = GGML_TYPES.get(t.type_id)
         if t.relative_offset % alignment:
-            raise cur.fail(f"{label}: data offset {t.relative_offset} is not a multiple of the alignment {alignment}")
+            raise cur.fail(f"{label()}: data offset {t.relative_offset} is not a multiple of the alignment {alignment}")
         nbytes: int | None = None
         if ggml_type is not None:
             row_length = t.shape[0] if t.shape else 1  # ggml: absent dimensions are 1
             if row_length % ggml_type.block_elements:
                 raise cur.fail(
-                    f"{label}: row length {row_length} is not a multiple of "
+                    f"{label()}: row length {row_length} is not a multiple of "
                     f"{ggml_type.name}'s block size {ggml_type.block_elements}"
                 )
             nbytes = ggml_type.nbytes(t.n_elements)
         if t.relative_offset < expected:
             raise cur.fail(
-                f"{label}: data offset {t.relative_offset} overlaps the tensor before it (expected {expected})"
+                f"{label()}: data offset {t.relative_offset} overlaps the tensor before it (expected {expected})"
             )
         if t.relative_offset != expected and not after_unknown:
             raise cur.fail(
-                f"{label}: data offset {t.relative_offset} should be {expected} "
+                f"{label()}: data offset {t.relative_offset} should be {expected} "
                 "(tensor data must be contiguous and in header order)"
             )
         start = data_offset + t.relative_offset
         if start > cur.size or (nbytes is not None and nbytes > cur.size - start):
             raise cur.fail(
-                f"{label}: data [{start}, {start + (nbytes or 0)}) lies past the end of the {cur.size}-byte file"
+                f"{label()}: data [{start}, {start + (nbytes or 0)}) lies past the end of the {cur.size}-byte file"
             )
         expected = t.relative_offset + (-(-nbytes // alignment) * alignment if nbytes is not None else 0)
         after_unknown = nbytes is None

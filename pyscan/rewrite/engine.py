@@ -18,7 +18,7 @@ from pyscan.errors import PyscanError
 from pyscan.parallel import map_threaded
 from pyscan.parser.reader import GGUFFile, TensorInfo
 from pyscan.rewrite.modes import RewriteMode
-from pyscan.scan.scanner import default_threads, select
+from pyscan.scan.scanner import capped_threads, select
 
 CHUNK_BYTES = 4 << 20  # small enough for the output buffer to stay in cache
 PARALLEL_MIN_BYTES = 32 << 20
@@ -160,7 +160,7 @@ def rewrite_tensors(
 
     changes = [TensorChange(t.name, t.n_elements) for t in targets]
     total = sum(4 * t.n_elements for t in targets)
-    workers = threads or default_threads()
+    workers = capped_threads(threads)
     if workers <= 1 or total < PARALLEL_MIN_BYTES:
         _merge(changes, map(run, jobs), progress)
     else:

@@ -102,6 +102,16 @@ def _scan_cell(tensors: list[TensorReport], type_fill: dict[str, str]) -> Cell:
     return Cell(colors.ramp(colors.BF16_SCALE, bf16), short_percent(bf16), "\n".join(lines))
 
 
+MAX_MAP_TENSORS = 20_000  # a map of more tensors is unreadable, and its page hundreds of MB
+
+
+def too_many_for_a_map(n_tensors: int) -> str | None:
+    """Why there is no map (a sentence), or None when the tensors fit on one."""
+    if n_tensors <= MAX_MAP_TENSORS:
+        return None
+    return f"{n_tensors:,} tensors are too many for a map (at most {MAX_MAP_TENSORS:,}): see the tables instead."
+
+
 def scan_heatmap(report: FileReport) -> Heatmap:
     grid = build_grid(t.name for t in report.tensors)
     slots = _by_slot(grid, report.tensors, lambda t: t.name)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 
 from pyscan.cli.render import PRECISION_COLUMNS, human_size, percent
 from pyscan.diff.compare import DiffReport, TensorDiff, short_float
@@ -11,12 +12,14 @@ from pyscan.scan.groups import group_tensors
 from pyscan.scan.report import FileReport, TensorReport
 from pyscan.scan.verdict import verdict
 from pyscan.visual import colors
-from pyscan.visual.cells import Heatmap, diff_heatmap, scan_heatmap, shape_text
-from pyscan.visual.mantissa import FORMATS, tensor_histogram
+from pyscan.visual.cells import Heatmap, diff_heatmap, scan_heatmap, shape_text, too_many_for_a_map
+from pyscan.visual.mantissa import FORMATS, tensor_histogram, type_histogram
 from pyscan.visual.page import facts, legend, page, table
 from pyscan.visual.svg import bars_svg, esc, heatmap_svg
 
 OPEN_CHARTS = 12  # more per-tensor histograms than this start collapsed
+MAX_TABLE_ROWS = 2_000  # rows of one table on the page; the rest are counted, not listed
+MAX_CHARTS = 256  # per-tensor histograms on one page, at most (a file may hold 200,000 tensors)
 MAP_HINT = (
     "Rows: layers (non-layer tensors first); columns: tensor kinds. Float cells show the share of BF16-exact "
     "values, quantized cells their type; a dashed outline marks a layer without that tensor. Hover a cell for its "
@@ -24,7 +27,20 @@ MAP_HINT = (
 )
 
 
-def _map_section(title: str, heatmap: Heatmap, hint: str) -> list[str]:
+def _rows_left_out(n_rows: int) -> list[str]:
+    if n_rows <= MAX_TABLE_ROWS:
+        return []
+    return [f'<p class="hint">The first {MAX_TABLE_ROWS:,} of {n_rows:,} rows are shown; --json lists them all.</p>']
+
+
+def _map_section(title: str, n_tensors: int, heatmap: Callable[[], Heatmap], hint: str) -> list[str]:
+    too_many = too_many_for_a_map(n_tensors)
+    if too_many is not None:
+        return [f"<h2>{esc(title)}</h2>", f'<p class="hint">{esc(too_many)}</p>']
+    return _map_parts(title, heatmap(), hint)
+
+
+def _map_parts(title: str, heatmap: Heatmap, hint: str) -> list[str]:
     return [
         f"<h2>{esc(title)}</h2>",
         f'<p class="hint">{esc(hint)}</p>',
@@ -83,7 +99,11 @@ def _groups_section(report: FileReport) -> list[str]:
             [g.pattern, f"{len(g.tensors):,}", g.type, sizes, *(percent(g.fraction(k)) for _, k in PRECISION_COLUMNS)]
         )
     headers = ["pattern", "count", "type", "elements/tensor", *(title for title, _ in PRECISION_COLUMNS)]
-    return ["<h2>Tensors by name pattern</h2>", table(headers, rows, numeric=(1, 3, 4, 5, 6))]
+    return [
+        "<h2>Tensors by name pattern</h2>",
+        table(headers, rows[:MAX_TABLE_ROWS], numeric=(1, 3, 4, 5, 6)),
+        *_rows_left_out(len(rows)),
+    ]
 
 
 # Per float type: (last bin a narrower format keeps, its name), drawn as dashed lines on the charts.
@@ -110,27 +130,29 @@ def _mantissa_section(report: FileReport, gguf: GGUFFile | None) -> list[str]:
     if gguf is None:
         return [*out, '<p class="hint">Not computed: the report was rendered without the open file.</p>']
     infos = {info.name: info for info in gguf.tensors}
-    per_tensor = {t.name: tensor_histogram(gguf, infos[t.name]) for t in floats if t.name in infos}
-    totals: dict[str, list[int]] = {}
-    for t in floats:
-        if t.name in per_tensor:
-            acc = totals.setdefault(t.type, [0] * (FORMATS[t.type][1] + 1))
-            acc[:] = [a + b for a, b in zip(acc, per_tensor[t.name], strict=True)]
+    floats = [t for t in floats if t.name in infos]
     summary = [
-        _chart(f"all {n:,} {esc(type_name)} tensors", counts, type_name, big=True)
-        for type_name, counts in totals.items()
-        for n in [sum(1 for t in floats if t.type == type_name)]
+        _chart(f"all {len(tensors):,} {esc(type_name)} tensors", type_histogram(gguf, tensors), type_name, big=True)
+        for type_name in dict.fromkeys(t.type for t in floats)
+        for tensors in [[infos[t.name] for t in floats if t.type == type_name]]
     ]
+    # One chart per tensor, but a bounded page: past MAX_CHARTS, the largest tensors (in file order).
+    shown = floats
+    if len(floats) > MAX_CHARTS:
+        largest = set(sorted(range(len(floats)), key=lambda i: -floats[i].n_elements)[:MAX_CHARTS])
+        shown = [t for i, t in enumerate(floats) if i in largest]
     charts = [
-        _chart(f"<code>{esc(t.name)}</code> {esc(t.type)} {esc(shape_text(t.shape))}", per_tensor[t.name], t.type)
-        for t in floats
-        if t.name in per_tensor
-    ]
+        _chart(f"<code>{esc(t.name)}</code> {esc(t.type)} {esc(shape_text(t.shape))}",
+               tensor_histogram(gguf, infos[t.name]), t.type)
+        for t in shown
+    ]  # fmt: skip
+    title = f"Per tensor ({len(charts):,})" if len(shown) == len(floats) else (
+        f"Per tensor: the {len(charts):,} largest of {len(floats):,}")  # fmt: skip
     attribute = " open" if len(charts) <= OPEN_CHARTS else ""
     return [
         *out,
         f'<div class="charts">{"".join(summary)}</div>',
-        f"<details{attribute}><summary>Per tensor ({len(charts):,})</summary>",
+        f"<details{attribute}><summary>{title}</summary>",
         f'<div class="charts">{"".join(charts)}</div></details>',
     ]
 
@@ -143,7 +165,7 @@ def render_html(report: FileReport, gguf: GGUFFile | None = None) -> str:
     """
     body = [
         *_header(report),
-        *_map_section("Precision map", scan_heatmap(report), MAP_HINT),
+        *_map_section("Precision map", len(report.tensors), lambda: scan_heatmap(report), MAP_HINT),
         *_types_section(report),
         *_groups_section(report),
         *_mantissa_section(report, gguf),
@@ -179,7 +201,8 @@ def render_diff_html(report: DiffReport) -> str:
         *(f'<p class="warning">note: {esc(n)}</p>' for n in report.notes),
         *_map_section(
             "Difference map",
-            diff_heatmap(report),
+            len(report.tensors),
+            lambda: diff_heatmap(report),
             "Rows: layers (non-layer tensors first); columns: tensor kinds. Each cell shows the share of values "
             "that differ; hover it for the tensor's name, status and largest differences.",
         ),
@@ -187,8 +210,9 @@ def render_diff_html(report: DiffReport) -> str:
     differing = [t for t in report.tensors if t.differs]
     if differing:
         headers = ["name", "status", "type", "differing", "share", "max |d|", "max rel", "RMSE"]
-        rows = [_diff_row(t) for t in differing]
-        body += [f"<h2>Differing tensors ({len(rows):,})</h2>", table(headers, rows, numeric=(3, 4, 5, 6, 7))]
+        rows = [_diff_row(t) for t in differing[:MAX_TABLE_ROWS]]
+        body += [f"<h2>Differing tensors ({len(differing):,})</h2>", table(headers, rows, numeric=(3, 4, 5, 6, 7))]
+        body += _rows_left_out(len(differing))
     if report.metadata_differences:
         rows = [
             [m.key, m.status.replace("_", " "), m.value_a or "-", m.value_b or "-"]

@@ -48,15 +48,27 @@ def bit_histogram(words: Array, type_name: str) -> list[int]:
     return [int(by_exponent[0])] + [int(by_exponent[127 + width - k]) for k in range(1, width + 1)]
 
 
-def file_words(gguf: GGUFFile, info: TensorInfo) -> Array:
-    """A float tensor as a flat zero-copy view of unsigned words in the file's byte order."""
-    view = gguf.to_numpy(info).reshape(-1)
-    order = "<" if gguf.byte_order == "little" else ">"
-    return view.view(np.dtype(f"{order}u{view.dtype.itemsize}"))
-
-
 def tensor_histogram(gguf: GGUFFile, info: TensorInfo) -> list[int]:
     """The mantissa-bits histogram of an F32, F16 or BF16 tensor of an open file."""
     if info.n_elements == 0:  # nothing to count; and to_numpy cannot reshape e.g. a [2**62, 0] tensor
         return [0] * (FORMATS[info.type_name][1] + 1)
-    return bit_histogram(file_words(gguf, info), info.type_name)
+    return bit_histogram(gguf.words(info), info.type_name)
+
+
+SMALL_TENSOR_ELEMENTS = 1 << 14  # below this, tensors are counted together: numpy's per-call cost dominates
+
+
+def type_histogram(gguf: GGUFFile, tensors: list[TensorInfo]) -> list[int]:
+    """The histogram of all these tensors of one type together (sum of tensor_histogram, computed faster)."""
+    total = np.zeros(FORMATS[tensors[0].type_name][1] + 1, dtype=np.int64) if tensors else np.zeros(0, np.int64)
+    small: list[Array] = []
+    for info in tensors:
+        if info.n_elements == 0:
+            continue
+        if info.n_elements >= SMALL_TENSOR_ELEMENTS:
+            total += tensor_histogram(gguf, info)
+        else:
+            small.append(gguf.words(info))
+    if small:
+        total += bit_histogram(np.concatenate(small), tensors[0].type_name)
+    return [int(n) for n in total]

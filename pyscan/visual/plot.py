@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from pyscan.diff.compare import DiffReport
 from pyscan.errors import PyscanError
 from pyscan.scan.report import FileReport
-from pyscan.visual.cells import Heatmap, diff_heatmap, scan_heatmap
+from pyscan.visual.cells import Heatmap, diff_heatmap, scan_heatmap, too_many_for_a_map
 from pyscan.visual.colors import text_color
 from pyscan.visual.files import report_inputs, write_atomically
 from pyscan.visual.grid import NON_LAYER
@@ -103,6 +103,9 @@ def write_png(report: FileReport | DiffReport, path: str | os.PathLike[str], for
         from matplotlib.backends.backend_agg import FigureCanvasAgg
     except ImportError:
         raise PyscanError(None, "--plot needs matplotlib: pip install 'pyscan[plot]'", "usage") from None
+    too_many = too_many_for_a_map(len(report.tensors))
+    if too_many is not None:
+        raise PyscanError(os.fspath(path), f"no map drawn: {too_many}", "usage")
     if isinstance(report, DiffReport):
         heatmap, title = diff_heatmap(report), f"pyscan diff: {report.summary}"
     else:
