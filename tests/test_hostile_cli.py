@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import stat
 import subprocess
 import sys
@@ -33,6 +34,9 @@ import pytest
 from gguf_bytes import BE, LE, Tensor
 
 U64_MAX = 2**64 - 1
+ESCAPES = "\x1b]0;owned\x07\x1b[2J\x1b[31m\u202e\x9b1;1H\x00\x7f"  # title, clear, colour, bidi, C1 CSI
+CONTROL = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")  # all but \n
+LINE_LIMIT = 1200
 TIMEOUT_S = 60
 
 
@@ -283,6 +287,22 @@ CASES = [
     file_case("no-tensors-no-keys", gb.header(0, 0), odd=True),
     file_case("trailing-garbage", lambda: base(tail=b"\xff" * 100), odd=True),
     file_case("big-endian-header-little-endian-data", be_header_le_data, odd=True),
+    # names and strings made to attack a terminal or a log, and sizes made to amplify (issue 11)
+    file_case("tensor-name-escapes", lambda: with_tensors(Tensor(ESCAPES[:60], [4])), odd=True),
+    file_case("tensor-name-newlines", lambda: with_tensors(Tensor("a\nVerdict: forged\r\x1b[2K", [4])), odd=True),
+    file_case(
+        "general-name-escapes",
+        lambda: with_kv(gb.kv("general.name", gb.STRING, ESCAPES), gb.kv("x\x1b[2J", gb.STRING, ESCAPES)),
+        odd=True,
+    ),
+    file_case("key-escapes-duplicated", lambda: with_kv(gb.kv(ESCAPES, gb.UINT8, 1), gb.kv(ESCAPES, gb.UINT8, 2))),
+    file_case("tensor-name-escapes-too-long", lambda: with_tensors(Tensor(ESCAPES * 4, [4]))),
+    file_case("tensor-name-20-mib", lambda: with_tensors(Tensor("t" * (20 << 20), [4]))),
+    file_case("key-20-mib-bad-type", lambda: with_kv(gb.kv_raw("k" * (20 << 20), 99, b""))),
+    file_case("key-20-mib-duplicated", lambda: with_kv(gb.kv("k" * (20 << 20), gb.UINT8, 1),
+                                                       gb.kv("k" * (20 << 20), gb.UINT8, 2))),  # fmt: skip
+    file_case("tensor-name-invalid-utf8-escapes", lambda: with_tensors(Tensor(b"\x1b[2J\xff\xfe", [4]))),
+    file_case("20000-tensors", lambda: with_tensors(*(Tensor(f"blk.{i}.w", [1]) for i in range(20_000))), odd=True),
     # things that are not regular files
     Case("folder", make_folder),  # the rewrite's error did not name the folder (fixed in 5f85d6e)
     Case("missing-path", make_missing),
@@ -385,7 +405,14 @@ def outcomes(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFa
         path = case.make(folder)
         results[case.id] = Outcome(path, fingerprint(path))
         jobs.append((case.id, [str(path), "--json"], None))
+        jobs.append((case.id, [str(path)], None))  # the text report
         jobs.append((case.id, ["diff", str(path), str(path)], None))
+        page = folder / "page" / "report.html"
+        page.parent.mkdir()
+        jobs.append((case.id, [str(path), "--html", str(page)], page))
+        diff_page = folder / "diff-page" / "diff.html"
+        diff_page.parent.mkdir()
+        jobs.append((case.id, ["diff", str(path), str(path), "--html", str(diff_page)], diff_page))
         for k, mode in enumerate(case.rewrites):
             out = folder / f"out-{k}" / "out.gguf"
             out.parent.mkdir()
@@ -409,8 +436,13 @@ def check_run(case: Case, path: Path, run: Run) -> None:
     assert run.returncode >= 0, f"killed by signal {-run.returncode}\n{shown}"
     assert "Traceback" not in run.stdout + run.stderr, shown
     assert len(run.stderr.splitlines()) <= 3, shown
+    assert all(len(line) <= LINE_LIMIT for line in run.stderr.splitlines()), shown[:3000]
+    assert not CONTROL.search(run.stdout + run.stderr), f"a control character reached the terminal\n{shown[:3000]}"
     assert run.leftovers == [], shown
+    is_page = run.out is not None and run.out.suffix == ".html"
     if case.odd:
+        if is_page:
+            assert run.out_exists and run.out.read_text().startswith("<!DOCTYPE html>"), shown
         if run.args[0] == "diff":
             # A file against itself: identical, or 1 when some tensor's type is unknown ('not compared').
             assert run.returncode in (0, 1) and run.stdout.strip(), shown
@@ -419,7 +451,7 @@ def check_run(case: Case, path: Path, run: Run) -> None:
         if "--json" in run.args:
             report = json.loads(run.stdout)
             assert report["path"] == str(path), shown
-        if run.out is not None:
+        if run.out is not None and not is_page:
             assert run.out_exists, shown
             import pyscan
 
@@ -436,7 +468,7 @@ def check_run(case: Case, path: Path, run: Run) -> None:
 @pytest.mark.parametrize("case", PARAMS)
 def test_hostile_input(case: Case, outcomes: dict[str, Outcome]) -> None:
     outcome = outcomes[case.id]
-    assert len(outcome.runs) == 2 + len(case.rewrites)
+    assert len(outcome.runs) == 5 + len(case.rewrites)
     for run in outcome.runs:
         check_run(case, outcome.path, run)
     assert outcome.after == outcome.before, "the input changed"

@@ -1,0 +1,234 @@
+"""Where pyscan may write: never over an input or a device, never over a file that appeared meanwhile.
+
+Every output (-o, --html, --plot, the --resume report) follows pyscan.writer.atomic's rules; these
+tests try to break them through the command line, with real links, device nodes, FIFOs, a real
+second writer and leftovers of a killed run.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import os
+import stat
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+from cli_runner import pyscan_cli as cli
+
+from pyscan.demo import write_tinyllama_like
+
+
+def digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def temporaries(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if ".pyscan-" in p.name)
+
+
+@pytest.fixture
+def model(tmp_path: Path) -> Path:
+    path = tmp_path / "model.gguf"
+    write_tinyllama_like(path)
+    return path
+
+
+def assert_refused(result: subprocess.CompletedProcess[str], *words: str) -> None:
+    assert result.returncode == 2, (result.returncode, result.stderr)
+    assert len(result.stderr.splitlines()) == 1 and "Traceback" not in result.stderr, result.stderr
+    for word in words:
+        assert word in result.stderr, result.stderr
+
+
+# ---- an output that is an input ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("option", ["--html", "--plot"])
+@pytest.mark.parametrize("spelling", ["same", "symlink", "hardlink"])
+def test_a_picture_over_the_model_is_refused(model: Path, tmp_path: Path, option: str, spelling: str) -> None:
+    target = {"same": model, "symlink": tmp_path / "link.gguf", "hardlink": tmp_path / "hard.gguf"}[spelling]
+    if spelling == "symlink":
+        target.symlink_to(model)
+    if spelling == "hardlink":
+        os.link(model, target)
+    before = digest(model)
+    for force in ([], ["--force"]):
+        assert_refused(cli(str(model), option, str(target), *force), "input")
+    assert digest(model) == before and temporaries(tmp_path) == []
+
+
+def test_a_diff_page_over_either_input_is_refused(model: Path, tmp_path: Path) -> None:
+    other = tmp_path / "other.gguf"
+    other.write_bytes(model.read_bytes())
+    before = digest(model)
+    for target in (model, other):
+        assert_refused(cli("diff", str(model), str(other), "--html", str(target), "--force"), "input")
+    assert digest(model) == before == digest(other)
+
+
+def test_stdout_appended_to_the_model_is_refused(model: Path) -> None:
+    before = digest(model)
+    with open(model, "a") as appended:
+        result = subprocess.run(
+            [sys.executable, "-m", "pyscan", str(model), "--json"], stdout=appended, stderr=subprocess.PIPE,
+            text=True, check=False, timeout=60, cwd=tempfile.gettempdir(),
+        )  # fmt: skip
+    assert_refused(result, "standard output")
+    assert digest(model) == before
+
+
+# ---- an output that is not a regular file --------------------------------------------------------
+
+
+def special_file(tmp_path: Path) -> Path:
+    """A character device node where we may make one (root), else a FIFO: neither may become a file."""
+    path = tmp_path / "node"
+    if os.geteuid() == 0:
+        os.mknod(path, 0o666 | stat.S_IFCHR, os.makedev(1, 3))  # what /dev/null is
+    else:
+        os.mkfifo(path)
+    return path
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--html", "{node}"],
+        ["--html", "{node}", "--force"],
+        ["--plot", "{node}", "--force"],
+        ["--truncate", "bf16", "-o", "{node}", "--force"],
+        ["--truncate", "bf16", "-o", "{node}"],
+    ],
+    ids=["html", "html-force", "plot-force", "o-force", "o"],
+)
+def test_a_device_or_fifo_is_never_replaced(model: Path, tmp_path: Path, args: list[str]) -> None:
+    node = special_file(tmp_path)
+    kind = stat.S_IFMT(os.lstat(node).st_mode)
+    result = cli(str(model), *[a.format(node=node) for a in args], timeout=60)
+    assert_refused(result, "not a regular file")
+    assert stat.S_IFMT(os.lstat(node).st_mode) == kind and temporaries(tmp_path) == []
+
+
+def test_an_existing_picture_is_replaced_only_with_force(model: Path, tmp_path: Path) -> None:
+    page = tmp_path / "report.html"
+    page.write_text("keep me")
+    assert_refused(cli(str(model), "--html", str(page)), "already exists", "--force")
+    assert page.read_text() == "keep me"
+    result = cli(str(model), "--html", str(page), "--force")
+    assert result.returncode == 0, result.stderr
+    assert page.read_text().startswith("<!DOCTYPE html>")
+
+
+# ---- an output that appears meanwhile -------------------------------------------------------------
+
+# Run the command line; just before OUT is published, another "process" creates OUT.
+APPEARS_MEANWHILE = """
+import sys
+from pyscan.writer import output
+real = output._check_copy
+def check_then_race(gguf, temporary, out):
+    real(gguf, temporary, out)
+    with open(out, "w") as other:
+        other.write("the other writer's file")
+output._check_copy = check_then_race
+from pyscan.cli.main import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_an_out_that_appears_during_the_write_is_never_replaced(model: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out.gguf"
+    result = subprocess.run(
+        [sys.executable, "-c", APPEARS_MEANWHILE, str(model), "--truncate", "bf16", "-o", str(out)],
+        capture_output=True, text=True, check=False, timeout=120, cwd=tempfile.gettempdir(),
+    )  # fmt: skip
+    assert_refused(result, "appeared while")
+    assert out.read_text() == "the other writer's file" and temporaries(tmp_path) == []
+
+
+# ---- leftovers of a killed run ----------------------------------------------------------------------
+
+
+def test_a_dead_runs_leftover_is_removed_and_named(model: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out.gguf"
+    stale = tmp_path / ".out.gguf.0123456789ab.pyscan-tmp"
+    stale.write_bytes(b"half of a model")  # nobody holds its lock: its writer is gone
+    result = cli(str(model), "--truncate", "bf16", "-o", str(out))
+    assert result.returncode == 0, result.stderr
+    assert f"removed {str(stale)!r}" in result.stderr and "killed" in result.stderr
+    assert not stale.exists() and out.exists() and temporaries(tmp_path) == []
+
+
+def test_a_live_writers_temporary_file_is_left_alone(model: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out.gguf"
+    live = tmp_path / ".out.gguf.ba9876543210.pyscan-tmp"
+    live.write_bytes(b"being written")
+    with open(live, "rb") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)  # as a running pyscan holds it
+        result = cli(str(model), "--truncate", "bf16", "-o", str(out))
+    assert result.returncode == 0, result.stderr
+    assert "being written by another running pyscan" in result.stderr
+    assert live.read_bytes() == b"being written" and out.exists()
+
+
+# ---- options that would be ignored ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("write", [["--dry-run"], ["-o", "{tmp}/out.gguf"], ["--in-place"]])
+@pytest.mark.parametrize("picture", ["--html", "--plot"])
+def test_pictures_with_a_rewrite_are_a_usage_error(model: Path, tmp_path: Path, write: list[str], picture: str) -> None:
+    before = digest(model)
+    args = [a.format(tmp=tmp_path) for a in write]
+    assert_refused(cli(str(model), "--truncate", "bf16", *args, picture, str(tmp_path / "p")), "describe a scan")
+    assert digest(model) == before and not (tmp_path / "p").exists() and not (tmp_path / "out.gguf").exists()
+
+
+SHRINK_IN_PLACE = """
+import os, sys
+from pyscan.writer import output
+real = output.rewrite_tensors
+def shrink_then_rewrite(gguf, *args, **kwargs):
+    os.truncate(gguf.path, gguf.data_offset + 4096)
+    return real(gguf, *args, **kwargs)
+output.rewrite_tensors = shrink_then_rewrite
+from pyscan.cli.main import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_a_shrink_during_in_place_says_what_may_be_rewritten(model: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-c", SHRINK_IN_PLACE, str(model), "--truncate", "m3", "--in-place"],
+        capture_output=True, text=True, check=False, timeout=120, cwd=tempfile.gettempdir(),
+    )  # fmt: skip
+    assert_refused(result, "shrank", "may already be rewritten")
+    assert "nothing was written" not in result.stderr
+
+
+# ---- file modes: the umask applied by the kernel, never changed -------------------------------------
+
+NO_UMASK_CALLS = """
+import os, sys
+os.umask(0o027)
+def refuse(mask):
+    raise AssertionError("os.umask called: it changes the mask of every thread of the process")
+os.umask = refuse
+from pyscan.cli.main import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+@pytest.mark.parametrize("output", [["--truncate", "bf16", "-o", "{tmp}/out.gguf"], ["--html", "{tmp}/out.html"]])
+def test_outputs_get_the_umask_without_touching_it(model: Path, tmp_path: Path, output: list[str]) -> None:
+    args = [a.format(tmp=tmp_path) for a in output]
+    result = subprocess.run(
+        [sys.executable, "-c", NO_UMASK_CALLS, str(model), *args],
+        capture_output=True, text=True, check=False, timeout=120, cwd=tempfile.gettempdir(),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    written = Path(args[-1])
+    assert stat.S_IMODE(written.stat().st_mode) == 0o666 & ~0o027
