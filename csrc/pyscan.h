@@ -184,6 +184,31 @@ void pyscan_map_close(pyscan_map *map);
 int pyscan_rename_noreplace(const char *from, const char *to);
 
 /*
+ * Read count GGUF tensor infos starting at offset inside [base, base + size),
+ * the common, valid case only, into fields: PYSCAN_INFO_FIELDS u64 per tensor
+ * (name offset, name length, n_dims, ne[4] (absent ones 1), type id, data
+ * offset, element count).  *end is the offset past the last tensor read.
+ * Returns -1 when all were read, else the index of the first tensor that is not plainly
+ * valid (empty or longer than max_name name, n_dims > 4, a negative
+ * dimension, an element count past INT64_MAX, or past the end): the caller's
+ * careful reader takes over there and says what is wrong.
+ */
+#define PYSCAN_INFO_FIELDS 10
+int64_t pyscan_walk_tensor_infos(const void *base, uint64_t size, uint64_t offset,
+                                 uint64_t count, int swap, uint64_t max_name,
+                                 uint64_t *fields, uint64_t *end);
+
+/*
+ * pyscan_count for n pieces at once: piece i (dtypes[i], lengths[i] elements
+ * at addresses[i]) adds into accs[acc_index[i]].  Returns 0, or the first
+ * non-zero status of pyscan_count (the pieces after it are not counted).
+ */
+int pyscan_count_batch(int isa, size_t n, const int32_t *dtypes,
+                       const uint64_t *addresses, const uint64_t *lengths,
+                       int swap, pyscan_counts *accs,
+                       const uint32_t *acc_index);
+
+/*
  * Walk count GGUF strings (u64 length + bytes) starting at offset inside
  * [base, base + size).  On success stores the offset just past the last one
  * in *end and returns 0; returns 1 if a string runs past the end, 2 if one is

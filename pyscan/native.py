@@ -107,6 +107,27 @@ def count_into(
     _check_status(status, path, f"kernel path {ISA_NAMES[index]!r} cannot count dtype {dtype}")
 
 
+def count_batch(
+    totals: Any, jobs: list[tuple[int, int, int, int, int]], base: int, swap: bool, path: str | None = None
+) -> None:
+    """count_into for many pieces in one call; jobs: (accumulator index, dtype, offset from base, elements, bytes)."""
+    import array
+
+    indexes, dtypes, offsets, lengths, _ = zip(*jobs, strict=True)
+    addresses = array.array("Q", [base + offset for offset in offsets])
+    status = lib.pyscan_count_batch(
+        _isa_index(),
+        len(jobs),
+        ffi.from_buffer("int32_t[]", array.array("i", dtypes)),
+        ffi.from_buffer("uint64_t[]", addresses),
+        ffi.from_buffer("uint64_t[]", array.array("Q", lengths)),
+        int(swap),
+        totals,
+        ffi.from_buffer("uint32_t[]", array.array("I", indexes)),
+    )
+    _check_status(status, path, "the kernel refused a batch of tensors")
+
+
 def new_change_stats() -> Any:
     """A zeroed ``pyscan_change_stats`` struct for the rewrite kernels to add into."""
     return ffi.new("pyscan_change_stats *")

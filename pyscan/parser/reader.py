@@ -239,7 +239,7 @@ def parse(mapping: Mapping) -> GGUFFile:
 
     metadata = _read_metadata(cur, n_kv)
     alignment = _alignment(cur, metadata)
-    tensors_raw = [_read_tensor_info(cur, i) for i in range(n_tensors)]
+    tensors_raw = _read_tensor_infos(cur, mapping, n_tensors)
     data_offset = -(-cur.pos // alignment) * alignment
     tensors = _place_tensors(cur, tensors_raw, data_offset, alignment)
     return GGUFFile(mapping.path, mapping.size, version, byte_order, alignment, data_offset, metadata, tensors, mapping)
@@ -339,6 +339,9 @@ def _alignment(cur: Cursor, metadata: dict[str, MetadataEntry]) -> int:
     return value
 
 
+_new_tuple = tuple.__new__  # builds a NamedTuple without its Python-level __new__
+
+
 class _RawTensor(NamedTuple):
     name: str
     shape: tuple[int, ...]
@@ -347,38 +350,44 @@ class _RawTensor(NamedTuple):
     relative_offset: int
 
 
-# struct layouts of a tensor info after its name, by byte order and dimension count: (n_dims,) dims type offset.
-_INFO_STRUCTS = {
-    order: [struct.Struct(f"{order}{n}QIQ") for n in range(MAX_DIMS + 1)] for order in ("<", ">")
-}  # fmt: skip
+def _read_tensor_infos(cur: Cursor, mapping: Mapping, count: int) -> list[_RawTensor]:
+    """Every tensor info: the plainly valid ones walked in C (200,000 of them in ~0.1 s), the rest here.
+
+    Where the walk stops (or a name is not UTF-8), the careful reader reads that one tensor and
+    either says what is wrong or hands back to the walk.
+    """
+    raw: list[_RawTensor] = []
+    fields = ffi.new("uint64_t[]", max(1, count) * lib.PYSCAN_INFO_FIELDS)
+    end = ffi.new("uint64_t *")
+    width = lib.PYSCAN_INFO_FIELDS
+    buf = mapping.buffer
+    while len(raw) < count:
+        base = ffi.NULL if mapping.address == 0 else ffi.cast("void *", mapping.address)
+        left = count - len(raw)
+        stopped = lib.pyscan_walk_tensor_infos(
+            base, mapping.size, cur.pos, left, cur.byte_order == ">", MAX_NAME_BYTES, fields, end
+        )
+        walked = left if stopped < 0 else stopped
+        values = memoryview(ffi.buffer(fields, 8 * width * walked)).cast("Q").tolist() if walked else []
+        for k in range(0, len(values), width):
+            name_at, name_length, n_dims, *dims = values[k : k + 8]
+            try:
+                name = bytes(buf[name_at : name_at + name_length]).decode("utf-8")
+            except UnicodeDecodeError:
+                cur.pos = name_at - 8
+                walked = k // width  # the careful reader says which byte
+                break
+            # tuple.__new__, not _RawTensor(...): a NamedTuple's own __new__ is a Python call (~0.4 s per 200,000).
+            fields_k = (name, tuple(dims[:n_dims]), values[k + 9], values[k + 7], values[k + 8])
+            raw.append(_new_tuple(_RawTensor, fields_k))
+        else:
+            cur.pos = int(end[0])
+        if len(raw) < count:
+            raw.append(_read_tensor_info(cur, len(raw)))
+    return raw
 
 
 def _read_tensor_info(cur: Cursor, index: int) -> _RawTensor:
-    """One tensor info; the common, valid case without building a message per field (200,000 tensors: ~0.3 s)."""
-    buf, pos, size, order = cur.buf, cur.pos, cur.size, cur.byte_order
-    if size - pos >= 8:
-        length = int.from_bytes(buf[pos : pos + 8], "little" if order == "<" else "big")
-        start = pos + 8 + length
-        if length <= MAX_NAME_BYTES and size - start >= 4:
-            n_dims = int.from_bytes(buf[start : start + 4], "little" if order == "<" else "big")
-            if n_dims <= MAX_DIMS:
-                layout = _INFO_STRUCTS[order][n_dims]
-                if size - (start + 4) >= layout.size:
-                    *shape, type_id, offset = layout.unpack_from(buf, start + 4)
-                    n_elements = 1
-                    for dim in shape:
-                        n_elements *= dim
-                    try:
-                        name = bytes(buf[pos + 8 : start]).decode("utf-8")
-                    except UnicodeDecodeError:
-                        name = ""
-                    if name and max(shape, default=0) <= INT64_MAX and n_elements <= INT64_MAX:
-                        cur.pos = start + 4 + layout.size
-                        return _RawTensor(name, tuple(shape), n_elements, type_id, offset)
-    return _read_tensor_info_checked(cur, index)  # something is off: read it again, field by field, to say what
-
-
-def _read_tensor_info_checked(cur: Cursor, index: int) -> _RawTensor:
     name = cur.text(f"the name of tensor #{index}")
     label = f"tensor {quote(name)}"
     if len(name.encode()) > MAX_NAME_BYTES:
@@ -405,43 +414,45 @@ def _place_tensors(cur: Cursor, raw: list[_RawTensor], data_offset: int, alignme
     seen: set[str] = set()
     expected = 0  # ggml requires each offset to be the padded sum of the sizes before it
     after_unknown = False  # an unknown type's size is unknown: the next tensor may start later
-    for t in raw:
 
-        def label(name: str = t.name) -> str:  # only for messages: quoting every name costs
-            return f"tensor {quote(name)}"
+    def label(name: str) -> str:  # only for messages: quoting every name up front costs
+        return f"tensor {quote(name)}"
 
-        if t.name in seen:
-            raise cur.fail(f"{label()} appears twice")
-        seen.add(t.name)
-        ggml_type = GGML_TYPES.get(t.type_id)
-        if t.relative_offset % alignment:
-            raise cur.fail(f"{label()}: data offset {t.relative_offset} is not a multiple of the alignment {alignment}")
+    for name, shape, n_elements, type_id, relative_offset in raw:
+        if name in seen:
+            raise cur.fail(f"{label(name)} appears twice")
+        seen.add(name)
+        ggml_type = GGML_TYPES.get(type_id)
+        if relative_offset % alignment:
+            raise cur.fail(
+                f"{label(name)}: data offset {relative_offset} is not a multiple of the alignment {alignment}"
+            )
         nbytes: int | None = None
         if ggml_type is not None:
-            row_length = t.shape[0] if t.shape else 1  # ggml: absent dimensions are 1
+            row_length = shape[0] if shape else 1  # ggml: absent dimensions are 1
             if row_length % ggml_type.block_elements:
                 raise cur.fail(
-                    f"{label()}: row length {row_length} is not a multiple of "
+                    f"{label(name)}: row length {row_length} is not a multiple of "
                     f"{ggml_type.name}'s block size {ggml_type.block_elements}"
                 )
-            nbytes = ggml_type.nbytes(t.n_elements)
-        if t.relative_offset < expected:
+            nbytes = ggml_type.nbytes(n_elements)
+        if relative_offset < expected:
             raise cur.fail(
-                f"{label()}: data offset {t.relative_offset} overlaps the tensor before it (expected {expected})"
+                f"{label(name)}: data offset {relative_offset} overlaps the tensor before it (expected {expected})"
             )
-        if t.relative_offset != expected and not after_unknown:
+        if relative_offset != expected and not after_unknown:
             raise cur.fail(
-                f"{label()}: data offset {t.relative_offset} should be {expected} "
+                f"{label(name)}: data offset {relative_offset} should be {expected} "
                 "(tensor data must be contiguous and in header order)"
             )
-        start = data_offset + t.relative_offset
+        start = data_offset + relative_offset
         if start > cur.size or (nbytes is not None and nbytes > cur.size - start):
             raise cur.fail(
-                f"{label()}: data [{start}, {start + (nbytes or 0)}) lies past the end of the {cur.size}-byte file"
+                f"{label(name)}: data [{start}, {start + (nbytes or 0)}) lies past the end of the {cur.size}-byte file"
             )
-        expected = t.relative_offset + (-(-nbytes // alignment) * alignment if nbytes is not None else 0)
+        expected = relative_offset + (-(-nbytes // alignment) * alignment if nbytes is not None else 0)
         after_unknown = nbytes is None
         tensors.append(
-            TensorInfo(t.name, t.type_id, type_label(t.type_id), t.shape, t.n_elements, start, nbytes, ggml_type)
+            _new_tuple(TensorInfo, (name, type_id, type_label(type_id), shape, n_elements, start, nbytes, ggml_type))
         )
     return tensors
