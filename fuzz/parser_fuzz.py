@@ -90,7 +90,7 @@ def dumps(obj: Any) -> str:
     return json.dumps(obj, allow_nan=False)
 
 
-def exercise_metadata(model: pyscan.GGUFFile) -> None:
+def exercise_metadata(model: pyscan.ModelFile) -> None:
     decoded = 0
     for entry in model.metadata.values():
         value = entry.value
@@ -102,7 +102,7 @@ def exercise_metadata(model: pyscan.GGUFFile) -> None:
                 assert len(value.to_numpy()) == len(value)
 
 
-def exercise_tensors(model: pyscan.GGUFFile) -> None:
+def exercise_tensors(model: pyscan.ModelFile) -> None:
     for info in model.tensors:
         assert model.tensor(info.name) == info  # names are unique
         if info.nbytes is not None:

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from pyscan.errors import PyscanError
 from pyscan.native import available_isas, current_isa
-from pyscan.parser import GGUFFile, TensorInfo
+from pyscan.parser import ModelFile, TensorInfo
 from pyscan.parser import open_model as open
 from pyscan.rewrite import RewriteMode, RewriteReport, parse_mode
 from pyscan.scan import FileReport, TensorReport, scan
@@ -47,7 +47,7 @@ __all__ = [
     "parse_mode",
     "rewrite_file",
     "FileReport",
-    "GGUFFile",
+    "ModelFile",
     "PyscanError",
     "TensorInfo",
     "TensorReport",

@@ -57,7 +57,7 @@ def bits(a: np.ndarray) -> np.ndarray:
     return native.view(f"u{native.dtype.itemsize}")
 
 
-def assert_same_as_reader(path: Path) -> pyscan.GGUFFile:
+def assert_same_as_reader(path: Path) -> pyscan.ModelFile:
     """Everything pyscan reports about the header equals what GGUFReader reports."""
     f = pyscan.open(path)
     r = gguf.GGUFReader(path)

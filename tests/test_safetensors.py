@@ -105,7 +105,7 @@ def test_header_matches_an_independent_parse(checkpoint: Path) -> None:
     metadata = header.pop("__metadata__")
     expected = sorted(header.items(), key=lambda kv: kv[1]["data_offsets"])
     with pyscan.open(checkpoint) as model:
-        assert (model.format, model.version, model.byte_order) == ("safetensors", 0, "little")
+        assert (model.format, model.version, model.byte_order) == ("safetensors", None, "little")  # no version
         assert (model.data_offset, model.size) == (8 + n, checkpoint.stat().st_size)
         assert {k: (e.type, e.value) for k, e in model.metadata.items()} == {
             k: (pyscan.parser.metadata.ValueType.STRING, v) for k, v in metadata.items()
@@ -114,7 +114,7 @@ def test_header_matches_an_independent_parse(checkpoint: Path) -> None:
         for info, (_, fields) in zip(model.tensors, expected, strict=True):
             begin, end = fields["data_offsets"]
             assert info.type_name == fields["dtype"]
-            assert info.type_id == GGML_IDS.get(fields["dtype"], -1)
+            assert info.type_id == GGML_IDS.get(fields["dtype"])  # None: a dtype GGUF has no id for
             assert (info.ggml_type is None) == (fields["dtype"] not in GGML_IDS)
             assert info.shape == tuple(reversed(fields["shape"]))  # innermost first, like GGUF
             assert info.n_elements == int(np.prod(fields["shape"]))

@@ -17,9 +17,9 @@ from pyscan.demo import write_tinyllama_like
 SCAN = """
 import os, sys
 from pyscan.errors import PyscanError
-from pyscan.parser import open_gguf
+from pyscan.parser import open_model
 from pyscan.scan import scan_file
-gguf = open_gguf(sys.argv[1])
+gguf = open_model(sys.argv[1])
 os.truncate(sys.argv[1], gguf.data_offset + 4096)  # the tensors' pages now lie past the end
 try:
     scan_file(gguf, threads=int(sys.argv[2]))

@@ -26,7 +26,7 @@ from pyscan.demo import write_tinyllama_like
 SHRINK_AFTER_MAPPING = """
 import os, sys
 from pyscan import native
-from pyscan.parser import reader
+from pyscan.parser import opener
 victim, cut = sys.argv[1], int(sys.argv[2])
 real_map_file = native.map_file
 def map_then_shrink(path, writable=False):
@@ -34,7 +34,7 @@ def map_then_shrink(path, writable=False):
     if victim in os.fspath(path):
         os.truncate(path, cut)
     return mapping
-reader.map_file = map_then_shrink
+opener.map_file = map_then_shrink
 from pyscan.cli.main import main
 sys.exit(main(sys.argv[3:]))
 """

@@ -2,55 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
+from pyscan.formatting import PRECISION_COLUMNS, human_size, percent, shape_text, table, terminal_text
 from pyscan.rewrite.engine import RewriteReport
 from pyscan.scan.groups import group_tensors
 from pyscan.scan.report import FileReport, TensorReport
 from pyscan.scan.verdict import verdict
-from pyscan.text import printable, shorten
-
-CELL_LIMIT = 256  # characters of a table cell: a safetensors name can be megabytes long
-
-# (column title, count key) for the precision columns of the tables.
-PRECISION_COLUMNS = (("BF16-exact", "bf16_exact"), ("FP16-exact", "fp16_exact"),
-                     ("w-1 BF16-exact", "low16_zero_minus_one"))  # fmt: skip
-
-
-def human_size(n: int) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if n < 1024 or unit == "GiB":
-            return f"{n:,} {unit}" if unit == "B" else f"{n:,.1f} {unit}"
-        n /= 1024  # type: ignore[assignment]
-    raise AssertionError("unreachable")
-
-
-def percent(fraction: float | None) -> str:
-    if fraction is None:
-        return "-"
-    text = f"{100 * fraction:.2f}%"
-    # Never round a partial share up to a clean 100% or down to 0%.
-    if text == "100.00%" and fraction < 1:
-        return ">99.99%"
-    if text == "0.00%" and fraction > 0:
-        return "<0.01%"
-    return text
-
-
-def table(headers: Sequence[str], rows: Sequence[Sequence[str]], left: int = 1) -> list[str]:
-    """Columns padded to fit; the first `left` columns left-aligned, the rest right-aligned.
-
-    Cells are escaped and bounded (names come from the file) before the columns are measured.
-    """
-    rows = [[shorten(printable(cell), CELL_LIMIT) for cell in row] for row in rows]
-    widths = [max(len(str(r[i])) for r in [headers, *rows]) for i in range(len(headers))]
-
-    def line(cells: Sequence[str]) -> str:
-        return "  ".join(
-            c.ljust(w) if i < left else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths, strict=True))
-        )
-
-    return [line(headers), line(["-" * w for w in widths])] + [line(r) for r in rows]
 
 
 def render(report: FileReport, per_tensor: bool = False, elapsed: float | None = None) -> str:
@@ -100,7 +56,7 @@ def render(report: FileReport, per_tensor: bool = False, elapsed: float | None =
             [
                 t.name,
                 t.type,
-                "x".join(map(str, t.shape)) or "scalar",
+                shape_text(t.shape),
                 f"{t.offset:,}",
                 *(percent(t.fraction(key)) for _, key in PRECISION_COLUMNS),
                 f"{t.count('nan'):,}" if t.scanned else "-",
@@ -126,11 +82,6 @@ def render(report: FileReport, per_tensor: bool = False, elapsed: float | None =
     out += ["", "Verdict: " + verdict(report)]
     out += [f"Warning: {warning}" for warning in report.warnings]
     return terminal_text(out)
-
-
-def terminal_text(lines: Sequence[str]) -> str:
-    """The report's lines joined, every one escaped: a name from the file cannot forge a line or move the cursor."""
-    return "\n".join(map(printable, lines))
 
 
 def _error(value: float) -> str:

@@ -44,7 +44,8 @@ from typing import Any
 import numpy as np
 
 from pyscan.parser.metadata import MetadataArray, MetadataEntry, ValueType
-from pyscan.parser.reader import GGUFFile, TensorInfo, open_model
+from pyscan.parser.model import ModelFile, ModelFormat, TensorInfo
+from pyscan.parser.opener import open_model
 from pyscan.scan.scanner import select
 
 CHUNK_ELEMENTS = 1 << 20  # about 50 MiB of float64 and mask temporaries per chunk
@@ -166,8 +167,10 @@ class DiffReport:
     path_b: str
     endianness_a: str
     endianness_b: str
-    version_a: int
-    version_b: int
+    version_a: int | None  # None: a safetensors file (no version)
+    version_b: int | None
+    format_a: ModelFormat = "gguf"
+    format_b: ModelFormat = "gguf"
     tensors: list[TensorDiff] = field(default_factory=list)
     metadata_differences: list[MetadataDifference] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
@@ -229,8 +232,10 @@ class DiffReport:
             "summary": self.summary,
             "endianness_a": self.endianness_a,
             "endianness_b": self.endianness_b,
-            "version_a": self.version_a,
-            "version_b": self.version_b,
+            "version_a": 0 if self.version_a is None else self.version_a,  # as documented: 0 for safetensors
+            "version_b": 0 if self.version_b is None else self.version_b,
+            "format_a": self.format_a,
+            "format_b": self.format_b,
             "n_tensors_compared": len(self.tensors),
             "n_tensors_differ": self.n_tensors_differ,
             "n_values_differ": self.n_values_differ,
@@ -252,11 +257,13 @@ def diff(
         return diff_files(a, b, include, exclude)
 
 
-def diff_files(a: GGUFFile, b: GGUFFile, include: Sequence[str] = (), exclude: Sequence[str] = ()) -> DiffReport:
-    report = DiffReport(a.path, b.path, a.byte_order, b.byte_order, a.version, b.version)
+def diff_files(a: ModelFile, b: ModelFile, include: Sequence[str] = (), exclude: Sequence[str] = ()) -> DiffReport:
+    report = DiffReport(a.path, b.path, a.byte_order, b.byte_order, a.version, b.version, a.format, b.format)
     if a.byte_order != b.byte_order:
         report.notes.append(f"byte order differs ({a.byte_order} vs {b.byte_order}): values compared, not bytes")
-    if a.version != b.version:
+    if a.format != b.format:
+        report.notes.append(f"formats differ ({a.format} vs {b.format}): tensors compared by name")
+    elif a.version != b.version:
         report.notes.append(f"GGUF version differs ({a.version} vs {b.version})")
 
     by_name_b = {t.name: t for t in b.tensors}
@@ -279,7 +286,7 @@ def _only(info: TensorInfo, status: str) -> TensorDiff:
     return TensorDiff(info.name, status, None, info.type_name, None, info.shape, info.n_elements)
 
 
-def compare_tensor(a: GGUFFile, ta: TensorInfo, b: GGUFFile, tb: TensorInfo) -> TensorDiff:
+def compare_tensor(a: ModelFile, ta: TensorInfo, b: ModelFile, tb: TensorInfo) -> TensorDiff:
     result = TensorDiff(ta.name, IDENTICAL, ta.type_name, tb.type_name, ta.shape, tb.shape)
     if (ta.type_id, ta.type_name) != (tb.type_id, tb.type_name):  # safetensors-only dtypes share id -1
         result.status = TYPE_CHANGED
@@ -296,7 +303,7 @@ def compare_tensor(a: GGUFFile, ta: TensorInfo, b: GGUFFile, tb: TensorInfo) -> 
     return result
 
 
-def _raw(gguf: GGUFFile, info: TensorInfo) -> Array:
+def _raw(gguf: ModelFile, info: TensorInfo) -> Array:
     assert info.nbytes is not None
     return np.frombuffer(gguf.mapping.buffer, dtype=np.uint8, count=info.nbytes, offset=info.offset)
 
@@ -353,7 +360,7 @@ def _compare_bytes(ra: Array, rb: Array, result: TensorDiff) -> None:
         result.status = DIFFERENT
 
 
-def compare_metadata(a: GGUFFile, b: GGUFFile) -> list[MetadataDifference]:
+def compare_metadata(a: ModelFile, b: ModelFile) -> list[MetadataDifference]:
     """Keys in A's order, then keys only in B, each with both sides described."""
     found: list[MetadataDifference] = []
     for key, ea in a.metadata.items():
@@ -394,7 +401,7 @@ def describe(entry: MetadataEntry, limit: int = 60) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def _canonical(gguf: GGUFFile, entry: MetadataEntry) -> object:
+def _canonical(gguf: ModelFile, entry: MetadataEntry) -> object:
     """A form of a value equal between files exactly when the values are the same."""
     value = entry.value
     if isinstance(value, MetadataArray):
@@ -404,7 +411,7 @@ def _canonical(gguf: GGUFFile, entry: MetadataEntry) -> object:
     return value
 
 
-def _array_bytes(gguf: GGUFFile, array: MetadataArray) -> bytes:
+def _array_bytes(gguf: ModelFile, array: MetadataArray) -> bytes:
     """An array's elements as bytes in one byte order (strings: little-endian length prefixes)."""
     if array.element_type != ValueType.STRING:
         values = array.to_numpy()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pyscan.cli.render import percent, table, terminal_text
 from pyscan.diff.compare import (
     DIFFERENT,
     NOT_COMPARED,
@@ -15,10 +14,7 @@ from pyscan.diff.compare import (
     TensorDiff,
     short_float,
 )
-
-
-def _shape(shape: tuple[int, ...] | None) -> str:
-    return "?" if shape is None else "x".join(map(str, shape)) or "scalar"
+from pyscan.formatting import percent, shape_text, table, terminal_text
 
 
 def _stat(x: float | None) -> str:
@@ -42,15 +38,15 @@ def _differing_row(t: TensorDiff) -> list[str]:
     return [t.name, t.type, f"{n:,}", percent(share), _stat(t.max_abs_diff), _stat(t.max_rel_diff), _stat(t.rmse)]
 
 
-def container(version: int) -> str:
-    """How a file's format reads: 'GGUF v3', or 'safetensors' (which has no version: 0)."""
-    return f"GGUF v{version}" if version else "safetensors"
+def container(model_format: str, version: int | None) -> str:
+    """How a file's format reads: 'GGUF v3', or 'safetensors'."""
+    return f"GGUF v{version}" if model_format == "gguf" else model_format
 
 
 def render(report: DiffReport) -> str:
     out = [report.summary]
-    out.append(f"  A: {report.path_a} ({container(report.version_a)}, {report.endianness_a}-endian)")
-    out.append(f"  B: {report.path_b} ({container(report.version_b)}, {report.endianness_b}-endian)")
+    out.append(f"  A: {report.path_a} ({container(report.format_a, report.version_a)}, {report.endianness_a}-endian)")
+    out.append(f"  B: {report.path_b} ({container(report.format_b, report.version_b)}, {report.endianness_b}-endian)")
     out += [f"  note: {note}" for note in report.notes]
 
     different = report.with_status(DIFFERENT)
@@ -63,14 +59,14 @@ def render(report: DiffReport) -> str:
         tensors = report.with_status(status)
         if tensors:
             out += ["", title]
-            rows = [[t.name, t.type, _shape(t.shape_a if status == ONLY_IN_A else t.shape_b)] for t in tensors]
+            rows = [[t.name, t.type, shape_text(t.shape_a if status == ONLY_IN_A else t.shape_b)] for t in tensors]
             out += ["  " + line.rstrip() for line in table(["name", "type", "shape"], rows, left=3)]
 
     changed = report.with_status(TYPE_CHANGED, SHAPE_CHANGED)
     if changed:
         out += ["", "Type or shape changed"]
         rows = [
-            [t.name, f"{t.type_a} {_shape(t.shape_a)}", f"{t.type_b} {_shape(t.shape_b)}"]
+            [t.name, f"{t.type_a} {shape_text(t.shape_a)}", f"{t.type_b} {shape_text(t.shape_b)}"]
             for t in changed
         ]  # fmt: skip
         out += ["  " + line.rstrip() for line in table(["name", "A", "B"], rows, left=3)]

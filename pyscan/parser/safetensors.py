@@ -1,4 +1,4 @@
-"""Parse and validate a safetensors file's header into the same GGUFFile interface as GGUF.
+"""Parse and validate a safetensors file's header into the same ModelFile interface as GGUF.
 
 Layout: a little-endian u64 header length N, N bytes of UTF-8 JSON, then the
 data section.  The JSON object maps each tensor name to
@@ -15,7 +15,7 @@ and the fault.
 
 Each TensorInfo's ``shape`` is the safetensors shape *reversed*: innermost
 dimension first, as GGUF stores it (ne0 = row length), so that row-wise code
-and ``GGUFFile.to_numpy`` treat both formats alike.
+and ``ModelFile.to_numpy`` treat both formats alike.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from pyscan.errors import PyscanError
 from pyscan.native import Mapping
 from pyscan.parser.ggml_types import TYPES_BY_NAME, GGMLType
 from pyscan.parser.metadata import MetadataEntry, ValueType
-from pyscan.parser.reader import GGUFFile, TensorInfo
+from pyscan.parser.model import ModelFile, TensorInfo
 from pyscan.text import quote
 
 LENGTH_BYTES = 8  # the u64 header length
@@ -54,7 +54,7 @@ GGML_TWINS = ("F32", "F16", "BF16", "F64", "I8", "I16", "I32", "I64")
 Fail = Callable[[str], NoReturn]  # raises PyscanError naming the file
 
 
-def parse_safetensors(mapping: Mapping) -> GGUFFile:
+def parse_safetensors(mapping: Mapping) -> ModelFile:
     path = mapping.path
 
     def fail(reason: str) -> NoReturn:
@@ -88,10 +88,10 @@ def parse_safetensors(mapping: Mapping) -> GGUFFile:
         expected = end
     if expected != data_size:
         fail(f"the tensors cover {expected} bytes of the {data_size}-byte data section (the rest belongs to none)")
-    return GGUFFile(
+    return ModelFile(
         path=path,
         size=size,
-        version=0,  # safetensors has no version
+        version=None,  # safetensors has no version
         byte_order="little",  # the format is little-endian only
         alignment=1,  # the format promises none
         data_offset=data_offset,
@@ -210,7 +210,7 @@ def _tensor(name: str, entry: object, data_offset: int, data_size: int, fail: Fa
     ggml_type: GGMLType | None = TYPES_BY_NAME[dtype] if dtype in GGML_TWINS else None
     info = TensorInfo(
         name=name,
-        type_id=-1 if ggml_type is None else ggml_type.id,
+        type_id=None if ggml_type is None else ggml_type.id,
         type_name=dtype,
         shape=tuple(reversed(shape)),  # innermost first, like GGUF (see the module docstring)
         n_elements=n_elements,

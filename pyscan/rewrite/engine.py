@@ -16,7 +16,7 @@ from typing import Any, NamedTuple
 from pyscan import native
 from pyscan.errors import PyscanError
 from pyscan.parallel import map_threaded
-from pyscan.parser.reader import GGUFFile, TensorInfo
+from pyscan.parser.model import ModelFile, TensorInfo
 from pyscan.rewrite.modes import RewriteMode
 from pyscan.scan.scanner import capped_threads, select
 
@@ -73,7 +73,7 @@ class RewriteReport(NamedTuple):
         }  # fmt: skip
 
 
-def select_targets(gguf: GGUFFile, include: Sequence[str] = (), exclude: Sequence[str] = ()) -> list[TensorInfo]:
+def select_targets(gguf: ModelFile, include: Sequence[str] = (), exclude: Sequence[str] = ()) -> list[TensorInfo]:
     """The F32 tensors a rewrite touches: those the globs choose."""
     chosen = select((t.name for t in gguf.tensors), include, exclude)
     return [t for t in gguf.tensors if t.type_name == "F32" and t.name in chosen]
@@ -113,7 +113,7 @@ def _write_all(fd: int, data: memoryview, offset: int, path: str) -> None:
 
 
 def rewrite_tensors(
-    gguf: GGUFFile,
+    gguf: ModelFile,
     targets: Sequence[TensorInfo],
     mode: RewriteMode,
     *,

@@ -11,7 +11,7 @@ both orders) and deliberate special values are not flagged.
 from __future__ import annotations
 
 from pyscan import native
-from pyscan.parser.reader import GGUFFile, TensorInfo
+from pyscan.parser.model import ModelFile, TensorInfo
 
 KERNEL_DTYPES = {"F32": native.F32, "F16": native.F16, "BF16": native.BF16}
 MIN_ODD_SHARE = 1 / 1000  # fewer odd values than this is normal data
@@ -22,7 +22,7 @@ def odd_values(counts: dict[str, int]) -> int:
     return counts["nan"] + counts["inf"] + counts["subnormal"]
 
 
-def looks_byte_swapped(gguf: GGUFFile, info: TensorInfo, counts: dict[str, int]) -> bool:
+def looks_byte_swapped(gguf: ModelFile, info: TensorInfo, counts: dict[str, int]) -> bool:
     """Whether the tensor reads far more plausibly in the other byte order (costs a rescan if suspicious)."""
     odd = odd_values(counts)
     if info.n_elements < 16 or odd < max(4, info.n_elements * MIN_ODD_SHARE):

@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
+from pyscan.parser.model import ModelFormat
+
 # The counts reported for each scanned element type, in this order.
 COUNTS_BY_TYPE: dict[str, tuple[str, ...]] = {
     "F32": ("low16_zero", "bf16_exact", "fp16_exact", "low16_zero_minus_one", "nan", "inf", "zero", "subnormal"),
@@ -85,14 +87,14 @@ class FileReport:
         self,
         path: str,
         size: int,
-        version: int,  # the GGUF version; 0 for safetensors, which has none
+        version: int | None,  # the GGUF version; 0 for safetensors, which has none
         endianness: str,
         alignment: int,
         n_kv: int,
         architecture: str | None,
         model_name: str | None,
         kernel: str,
-        format: str = "gguf",  # or "safetensors"
+        format: ModelFormat = "gguf",
     ) -> None:
         self.path = path
         self.size = size
@@ -127,7 +129,7 @@ class FileReport:
             "path": self.path,
             "format": self.format,
             "size": self.size,
-            "version": self.version,
+            "version": 0 if self.version is None else self.version,  # as documented: 0 for safetensors
             "endianness": self.endianness,
             "alignment": self.alignment,
             "n_tensors": self.n_tensors,

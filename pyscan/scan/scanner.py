@@ -13,7 +13,8 @@ from typing import Any
 
 from pyscan import native
 from pyscan.parallel import available_cores, map_threaded
-from pyscan.parser.reader import GGUFFile, TensorInfo, open_model
+from pyscan.parser.model import ModelFile, TensorInfo
+from pyscan.parser.opener import open_model
 from pyscan.scan.byte_order import looks_byte_swapped
 from pyscan.scan.report import COUNTS_BY_TYPE, SCANNED_TYPES, FileReport, TensorReport
 
@@ -53,12 +54,12 @@ def scan(
         return scan_file(gguf, include, exclude, threads, progress)
 
 
-def scanned_bytes(gguf: GGUFFile, include: Sequence[str] = (), exclude: Sequence[str] = ()) -> int:
+def scanned_bytes(gguf: ModelFile, include: Sequence[str] = (), exclude: Sequence[str] = ()) -> int:
     """How many bytes a scan with these globs reads (the total for a progress bar)."""
     return sum(t.nbytes or 0 for t in _targets(gguf, include, exclude))
 
 
-def _targets(gguf: GGUFFile, include: Sequence[str], exclude: Sequence[str]) -> list[TensorInfo]:
+def _targets(gguf: ModelFile, include: Sequence[str], exclude: Sequence[str]) -> list[TensorInfo]:
     scanned = [t for t in gguf.tensors if t.type_name in SCANNED_TYPES]
     if not include and not exclude:
         return scanned
@@ -67,7 +68,7 @@ def _targets(gguf: GGUFFile, include: Sequence[str], exclude: Sequence[str]) -> 
 
 
 def scan_file(
-    gguf: GGUFFile,
+    gguf: ModelFile,
     include: Sequence[str] = (),
     exclude: Sequence[str] = (),
     threads: int | None = None,
@@ -111,7 +112,7 @@ def _text(value: object) -> str | None:
 
 
 def count_tensors(
-    gguf: GGUFFile, tensors: Sequence[TensorInfo], threads: int, progress: Progress | None = None
+    gguf: ModelFile, tensors: Sequence[TensorInfo], threads: int, progress: Progress | None = None
 ) -> dict[str, dict[str, int]]:
     """Run the kernels over the tensors; name -> the counts that apply to its type."""
     mapping, swap = gguf.mapping, gguf.swap

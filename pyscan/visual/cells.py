@@ -10,7 +10,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from pyscan.cli.render import PRECISION_COLUMNS, percent
 from pyscan.diff.compare import (
     DIFFERENT,
     IDENTICAL,
@@ -23,6 +22,7 @@ from pyscan.diff.compare import (
     TensorDiff,
     short_float,
 )
+from pyscan.formatting import PRECISION_COLUMNS, percent, shape_text
 from pyscan.scan.groups import TensorGroup, name_pattern
 from pyscan.scan.report import FileReport, TensorReport
 from pyscan.visual import colors
@@ -65,10 +65,6 @@ def short_percent(fraction: float) -> str:
         return "0%"
     text = f"{100 * fraction:.1f}%"
     return ">99.9%" if text == "100.0%" else "<0.1%" if text == "0.0%" else text
-
-
-def shape_text(shape: Sequence[int] | None) -> str:
-    return "?" if shape is None else "x".join(map(str, shape)) or "scalar"
 
 
 def _names(items: Sequence[T], name: Callable[[T], str]) -> list[str]:

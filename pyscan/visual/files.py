@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 
 from pyscan.diff.compare import DiffReport
 from pyscan.errors import PyscanError
-from pyscan.parser.reader import GGUFFile
+from pyscan.parser.model import ModelFile
 from pyscan.scan.report import FileReport
 from pyscan.writer.atomic import AtomicFile, check_target
 
@@ -33,7 +33,7 @@ def write_atomically(
 def write_html(
     path_out: str | os.PathLike[str],
     report: FileReport | DiffReport,
-    gguf: GGUFFile | None = None,
+    gguf: ModelFile | None = None,
     force: bool = False,
 ) -> None:
     """Write the HTML page of a scan report (with gguf: and its mantissa histograms) or of a diff report."""

@@ -5,14 +5,15 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 
-from pyscan.cli.render import PRECISION_COLUMNS, human_size, percent
 from pyscan.diff.compare import DiffReport, TensorDiff, short_float
-from pyscan.parser.reader import GGUFFile
+from pyscan.diff.render import container
+from pyscan.formatting import PRECISION_COLUMNS, human_size, percent, shape_text
+from pyscan.parser.model import ModelFile
 from pyscan.scan.groups import group_tensors
 from pyscan.scan.report import FileReport, TensorReport
 from pyscan.scan.verdict import verdict
 from pyscan.visual import colors
-from pyscan.visual.cells import Heatmap, diff_heatmap, scan_heatmap, shape_text, too_many_for_a_map
+from pyscan.visual.cells import Heatmap, diff_heatmap, scan_heatmap, too_many_for_a_map
 from pyscan.visual.mantissa import FORMATS, tensor_histogram, type_histogram
 from pyscan.visual.page import facts, legend, page, table
 from pyscan.visual.svg import bars_svg, esc, heatmap_svg
@@ -50,8 +51,7 @@ def _map_parts(title: str, heatmap: Heatmap, hint: str) -> list[str]:
 
 
 def _header(report: FileReport) -> list[str]:
-    fmt = getattr(report, "format", "gguf")  # safetensors reports carry no GGUF version
-    container = f"GGUF v{report.version}" if fmt == "gguf" else str(fmt)
+    container = f"GGUF v{report.version}" if report.format == "gguf" else report.format
     items = [
         ("format", container),
         ("byte order", f"{report.endianness}-endian"),
@@ -61,11 +61,11 @@ def _header(report: FileReport) -> list[str]:
         ("float tensors scanned", f"{len(report.scanned()):,}"),
         ("kernel", report.kernel),
     ]
-    if fmt == "gguf":
+    if report.format == "gguf":
         items.insert(2, ("alignment", str(report.alignment)))
     if report.architecture or report.model_name:
         items.insert(0, ("model", f"{report.model_name or '?'} ({report.architecture or '?'})"))
-    warnings: list[str] = list(getattr(report, "warnings", []))
+    warnings: list[str] = list(report.warnings)
     return [
         f"<h1>{esc(os.path.basename(report.path) or report.path)}</h1>",
         f'<p class="sub">{esc(report.path)}</p>',
@@ -117,7 +117,7 @@ def _chart(caption: str, counts: list[int], type_name: str, big: bool = False) -
     return f"<figure>{chart}<figcaption>{caption}</figcaption></figure>"
 
 
-def _mantissa_section(report: FileReport, gguf: GGUFFile | None) -> list[str]:
+def _mantissa_section(report: FileReport, gguf: ModelFile | None) -> list[str]:
     floats = [t for t in report.scanned() if t.type in FORMATS]
     if not floats:
         return []
@@ -157,7 +157,7 @@ def _mantissa_section(report: FileReport, gguf: GGUFFile | None) -> list[str]:
     ]
 
 
-def render_html(report: FileReport, gguf: GGUFFile | None = None) -> str:
+def render_html(report: FileReport, gguf: ModelFile | None = None) -> str:
     """The scan report as one self-contained HTML page.
 
     gguf, the open file the report was made from, adds the mantissa-bits
@@ -195,8 +195,10 @@ def render_diff_html(report: DiffReport) -> str:
     """A diff (pyscan diff A B) as one self-contained HTML page."""
     body = [
         "<h1>pyscan diff</h1>",
-        f'<p class="sub">A: {esc(report.path_a)} (GGUF v{report.version_a}, {esc(report.endianness_a)}-endian)</p>',
-        f'<p class="sub">B: {esc(report.path_b)} (GGUF v{report.version_b}, {esc(report.endianness_b)}-endian)</p>',
+        f'<p class="sub">A: {esc(report.path_a)} ({esc(container(report.format_a, report.version_a))}, '
+        f"{esc(report.endianness_a)}-endian)</p>",
+        f'<p class="sub">B: {esc(report.path_b)} ({esc(container(report.format_b, report.version_b))}, '
+        f"{esc(report.endianness_b)}-endian)</p>",
         f'<p class="verdict"><b>Summary:</b> {esc(report.summary)}</p>',
         *(f'<p class="warning">note: {esc(n)}</p>' for n in report.notes),
         *_map_section(

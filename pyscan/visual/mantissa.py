@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from pyscan.parser.reader import GGUFFile, TensorInfo
+from pyscan.parser.model import ModelFile, TensorInfo
 
 CHUNK_ELEMENTS = 1 << 16  # small enough that a chunk's temporaries stay in cache (2-3x faster than 1 << 20)
 
@@ -48,7 +48,7 @@ def bit_histogram(words: Array, type_name: str) -> list[int]:
     return [int(by_exponent[0])] + [int(by_exponent[127 + width - k]) for k in range(1, width + 1)]
 
 
-def tensor_histogram(gguf: GGUFFile, info: TensorInfo) -> list[int]:
+def tensor_histogram(gguf: ModelFile, info: TensorInfo) -> list[int]:
     """The mantissa-bits histogram of an F32, F16 or BF16 tensor of an open file."""
     if info.n_elements == 0:  # nothing to count; and to_numpy cannot reshape e.g. a [2**62, 0] tensor
         return [0] * (FORMATS[info.type_name][1] + 1)
@@ -58,7 +58,7 @@ def tensor_histogram(gguf: GGUFFile, info: TensorInfo) -> list[int]:
 SMALL_TENSOR_ELEMENTS = 1 << 14  # below this, tensors are counted together: numpy's per-call cost dominates
 
 
-def type_histogram(gguf: GGUFFile, tensors: list[TensorInfo]) -> list[int]:
+def type_histogram(gguf: ModelFile, tensors: list[TensorInfo]) -> list[int]:
     """The histogram of all these tensors of one type together (sum of tensor_histogram, computed faster)."""
     total = np.zeros(FORMATS[tensors[0].type_name][1] + 1, dtype=np.int64) if tensors else np.zeros(0, np.int64)
     small: list[Array] = []

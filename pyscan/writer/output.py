@@ -28,7 +28,8 @@ from collections.abc import Callable, Sequence
 
 from pyscan import native
 from pyscan.errors import FileShrankError, PyscanError
-from pyscan.parser.reader import GGUFFile, TensorInfo, open_model
+from pyscan.parser.model import ModelFile, TensorInfo
+from pyscan.parser.opener import open_model
 from pyscan.rewrite.engine import RewriteReport, TensorChange, rewrite_tensors, select_targets
 from pyscan.rewrite.modes import RewriteMode
 from pyscan.writer.atomic import AtomicFile, check_target
@@ -93,7 +94,7 @@ def check_output(source: str, output: str, force: bool) -> None:
 
 
 def _write_copy(
-    gguf: GGUFFile,
+    gguf: ModelFile,
     targets: list[TensorInfo],
     mode: RewriteMode,
     output: str,
@@ -123,7 +124,7 @@ def _write_copy(
         return changes
 
 
-def _copy_unchanged(gguf: GGUFFile, targets: list[TensorInfo], out_fd: int, output: str, durable: bool) -> None:
+def _copy_unchanged(gguf: ModelFile, targets: list[TensorInfo], out_fd: int, output: str, durable: bool) -> None:
     """Copy every byte outside the target tensors, at the same offsets.
 
     When the targets are a small part of the file (F32 norms in a quantized model), the
@@ -141,7 +142,7 @@ def _copy_unchanged(gguf: GGUFFile, targets: list[TensorInfo], out_fd: int, outp
             position = max(position, end)
 
 
-def _copy_range(in_fd: int, out_fd: int, offset: int, count: int, gguf: GGUFFile, durable: bool) -> None:
+def _copy_range(in_fd: int, out_fd: int, offset: int, count: int, gguf: ModelFile, durable: bool) -> None:
     done = 0
     while done < count:
         step = min(count - done, COPY_STEP)
@@ -158,7 +159,7 @@ def _copy_range(in_fd: int, out_fd: int, offset: int, count: int, gguf: GGUFFile
         done += copied
 
 
-def _check_copy(gguf: GGUFFile, temporary: str, output: str) -> None:
+def _check_copy(gguf: ModelFile, temporary: str, output: str) -> None:
     """Re-parse the written file: the same size, header bytes and layout as IN.
 
     The rewritten data was checked chunk by chunk before it was written (see rewrite_tensors).

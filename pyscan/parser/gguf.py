@@ -1,4 +1,4 @@
-"""Parse and validate a GGUF file's header: metadata, tensor infos, data layout.
+"""The GGUF reader: parse and validate a GGUF file's header (metadata, tensor infos, data layout).
 
 Nothing read from the file is trusted.  Counts, lengths, offsets and sizes are
 Python integers (no wrap-around) and each is checked against the file size
@@ -8,19 +8,12 @@ inside the file.  Any failure raises PyscanError naming the file and the fault.
 
 from __future__ import annotations
 
-import os
 import struct
-import sys
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import NamedTuple
 
-if TYPE_CHECKING:  # numpy is imported only for to_numpy(): it costs ~100 ms at start-up
-    import numpy as np
-
-from pyscan.errors import PyscanError
-from pyscan.native import Mapping, ffi, lib, map_file
+from pyscan.native import Mapping, ffi, lib
 from pyscan.parser.cursor import Cursor
-from pyscan.parser.ggml_types import GGML_TYPES, GGMLType, type_label
+from pyscan.parser.ggml_types import GGML_TYPES, type_label
 from pyscan.parser.metadata import (
     SCALAR_CODES,
     SCALAR_SIZES,
@@ -29,6 +22,7 @@ from pyscan.parser.metadata import (
     MetadataValue,
     ValueType,
 )
+from pyscan.parser.model import ModelFile, TensorInfo
 from pyscan.text import quote
 
 MAGIC = b"GGUF"
@@ -42,186 +36,7 @@ HEADER_BYTES = 24  # magic, version, n_tensors, n_kv
 MIN_KV_BYTES = 8 + 1 + 4 + 1  # key length, a one-byte key, value type, a one-byte value
 MIN_TENSOR_INFO_BYTES = 8 + 1 + 4 + 4 + 8  # name length, name, n_dims, type, offset
 
-# numpy dtypes of the tensor types that have a plain element layout.
-PLAIN_DTYPES: dict[str, str] = {
-    "U8": "u1", "U16": "u2", "U32": "u4", "U64": "u8", "BOOL": "?",  # safetensors only
-    "F32": "f4", "F16": "f2", "F64": "f8", "I8": "i1", "I16": "i2", "I32": "i4", "I64": "i8",
-}  # fmt: skip
-
-
-class TensorInfo(NamedTuple):
-    """One tensor as the header describes it.
-
-    ``shape`` lists dimensions innermost first (ne0 = row length), as GGUF
-    stores them; ``offset`` is absolute.  ``nbytes`` and ``ggml_type`` are None
-    for a type id pyscan does not know: such a tensor is listed, never read.
-    """
-
-    name: str
-    type_id: int
-    type_name: str
-    shape: tuple[int, ...]
-    n_elements: int
-    offset: int
-    nbytes: int | None
-    ggml_type: GGMLType | None
-
-
-class GGUFFile:
-    """A parsed GGUF file over a memory mapping.  Use ``pyscan.open(path)``."""
-
-    __slots__ = ("path", "size", "version", "byte_order", "alignment", "data_offset", "metadata", "tensors",
-                 "_mapping", "format")  # fmt: skip
-
-    def __init__(
-        self,
-        path: str,
-        size: int,
-        version: int,
-        byte_order: str,  # "little" or "big"
-        alignment: int,
-        data_offset: int,
-        metadata: dict[str, MetadataEntry],
-        tensors: list[TensorInfo],
-        mapping: Mapping | None,
-        format: str = "gguf",  # or "safetensors" (see pyscan.parser.safetensors): same interface
-    ) -> None:
-        self.path = path
-        self.size = size
-        self.version = version
-        self.byte_order = byte_order
-        self.alignment = alignment
-        self.data_offset = data_offset
-        self.metadata = metadata
-        self.tensors = tensors
-        self._mapping = mapping
-        self.format = format
-
-    def __repr__(self) -> str:
-        state = "" if self._mapping is not None else ", closed"
-        return (
-            f"GGUFFile({self.path!r}, {self.format} v{self.version}, {self.byte_order}-endian, "
-            f"{len(self.tensors)} tensors, {len(self.metadata)} metadata keys{state})"
-        )
-
-    @property
-    def n_kv(self) -> int:
-        return len(self.metadata)
-
-    @property
-    def swap(self) -> bool:
-        """True when the file's byte order differs from this machine's."""
-        return self.byte_order != sys.byteorder
-
-    @property
-    def mapping(self) -> Mapping:
-        if self._mapping is None:
-            raise PyscanError(self.path, "the file has been closed", "usage")
-        return self._mapping
-
-    def value(self, key: str) -> MetadataValue | None:
-        entry = self.metadata.get(key)
-        return None if entry is None else entry.value
-
-    def tensor(self, name: str) -> TensorInfo:
-        for info in self.tensors:
-            if info.name == name:
-                return info
-        raise KeyError(name)
-
-    def to_numpy(self, tensor: TensorInfo | str) -> np.ndarray[Any, Any]:
-        """A zero-copy, read-only view of a plain-typed tensor, numpy shape order.
-
-        BF16 comes back as ml_dtypes.bfloat16 (a little-endian file only; a
-        big-endian BF16 tensor comes back as its raw big-endian uint16 words).
-        """
-        import numpy as np
-
-        info = self.tensor(tensor) if isinstance(tensor, str) else tensor
-        order = "<" if self.byte_order == "little" else ">"
-        if info.type_name in PLAIN_DTYPES:
-            dtype: Any = np.dtype(order + PLAIN_DTYPES[info.type_name])
-        elif info.type_name == "BF16" and not self.swap:
-            import ml_dtypes
-
-            dtype = np.dtype(ml_dtypes.bfloat16)
-        elif info.type_name == "BF16":
-            dtype = np.dtype(order + "u2")
-        else:
-            raise PyscanError(
-                self.path, f"tensor {quote(info.name)} of type {info.type_name} has no plain element layout", "usage"
-            )
-        array = np.frombuffer(self.mapping.buffer, dtype=dtype, count=info.n_elements, offset=info.offset)
-        try:
-            return array.reshape(tuple(reversed(info.shape)) or ())
-        except ValueError:  # e.g. [2^62, 0]: no elements, but a shape numpy cannot index
-            raise PyscanError(
-                self.path, f"tensor {quote(info.name)} has a shape numpy cannot represent: {list(info.shape)}", "usage"
-            ) from None
-
-    def words(self, tensor: TensorInfo) -> np.ndarray[Any, Any]:
-        """A plain-typed tensor as a flat zero-copy view of unsigned words in the file's byte order.
-
-        Straight from the bytes, with no shape: a zero-element shape like [2^62, 0] has none numpy can hold.
-        """
-        import numpy as np
-
-        if tensor.nbytes is None:
-            raise PyscanError(self.path, f"tensor {quote(tensor.name)} has no known size", "usage")
-        width = tensor.nbytes // tensor.n_elements if tensor.n_elements else 1
-        order = "<" if self.byte_order == "little" else ">"
-        return np.frombuffer(
-            self.mapping.buffer, dtype=np.dtype(f"{order}u{width}"), count=tensor.n_elements, offset=tensor.offset
-        )
-
-    def check(self) -> None:
-        """Raise the one-line PyscanError if the file shrank while it was read (what was read is not data)."""
-        if self._mapping is not None:
-            self._mapping.check()
-
-    def close(self) -> None:
-        """Drop this file's hold on the mapping; views made from it stay valid."""
-        self._mapping = None
-
-    def __enter__(self) -> GGUFFile:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        # Whatever the block computed or failed with, zeros read from a shrunk file explain it first.
-        try:
-            self.check()
-        finally:
-            self.close()
-
-
-def open_model(path: str | os.PathLike[str], writable: bool = False) -> GGUFFile:
-    """Map and parse a GGUF or safetensors file, told apart by their first bytes."""
-    mapping = map_file(path, writable)
-    # safetensors starts with a little-endian u64 header length, then the JSON header's "{".
-    if bytes(mapping.buffer[:4]) != MAGIC and mapping.size > 8 and mapping.buffer[8] == ord("{"):
-        from pyscan.parser.safetensors import parse_safetensors
-
-        return _checked(mapping, parse_safetensors)
-    return _checked(mapping, parse)
-
-
-def open_gguf(path: str | os.PathLike[str], writable: bool = False) -> GGUFFile:
-    """Map and parse a GGUF file (writable: a shared, writable mapping); PyscanError if it is not valid."""
-    return _checked(map_file(path, writable), parse)
-
-
-def _checked(mapping: Mapping, parse_mapping: Callable[[Mapping], GGUFFile]) -> GGUFFile:
-    """Parse, then make sure the header was read from the file and not from the zero pages of a shrunk one."""
-    try:
-        model = parse_mapping(mapping)
-    except PyscanError:
-        mapping.check()  # a header that reads as garbage because the file shrank: say that instead
-        raise
-    mapping.check()
-    return model
-
-
-def parse(mapping: Mapping) -> GGUFFile:
+def parse_gguf(mapping: Mapping) -> ModelFile:
     cur = Cursor(mapping.buffer, mapping.path)
     if mapping.size < 4:
         raise cur.fail(f"not a GGUF file: only {mapping.size} bytes")
@@ -242,7 +57,9 @@ def parse(mapping: Mapping) -> GGUFFile:
     tensors_raw = _read_tensor_infos(cur, mapping, n_tensors)
     data_offset = -(-cur.pos // alignment) * alignment
     tensors = _place_tensors(cur, tensors_raw, data_offset, alignment)
-    return GGUFFile(mapping.path, mapping.size, version, byte_order, alignment, data_offset, metadata, tensors, mapping)
+    return ModelFile(
+        mapping.path, mapping.size, version, byte_order, alignment, data_offset, metadata, tensors, mapping
+    )
 
 
 def _read_version(cur: Cursor) -> tuple[int, str]:

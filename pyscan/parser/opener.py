@@ -1,0 +1,33 @@
+"""Open a model file: map it, tell GGUF from safetensors by their first bytes, parse it, check it."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+
+from pyscan.errors import PyscanError
+from pyscan.native import Mapping, map_file
+from pyscan.parser.gguf import MAGIC, parse_gguf
+from pyscan.parser.model import ModelFile
+
+
+def open_model(path: str | os.PathLike[str], writable: bool = False) -> ModelFile:
+    """Map and parse a GGUF or safetensors file, told apart by their first bytes."""
+    mapping = map_file(path, writable)
+    # safetensors starts with a little-endian u64 header length, then the JSON header's "{".
+    if bytes(mapping.buffer[:4]) != MAGIC and mapping.size > 8 and mapping.buffer[8] == ord("{"):
+        from pyscan.parser.safetensors import parse_safetensors
+
+        return _checked(mapping, parse_safetensors)
+    return _checked(mapping, parse_gguf)
+
+
+def _checked(mapping: Mapping, parse_mapping: Callable[[Mapping], ModelFile]) -> ModelFile:
+    """Parse, then make sure the header was read from the file and not from the zero pages of a shrunk one."""
+    try:
+        model = parse_mapping(mapping)
+    except PyscanError:
+        mapping.check()  # a header that reads as garbage because the file shrank: say that instead
+        raise
+    mapping.check()
+    return model
