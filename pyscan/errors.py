@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+from typing import Literal
+
+ErrorKind = Literal["format", "io", "usage"]
 
 
 class PyscanError(Exception):
@@ -15,7 +18,7 @@ class PyscanError(Exception):
     system refused), or ``"usage"`` (a bad option or request).
     """
 
-    def __init__(self, path: str | os.PathLike[str] | None, reason: str, kind: str = "format") -> None:
+    def __init__(self, path: str | os.PathLike[str] | None, reason: str, kind: ErrorKind = "format") -> None:
         self.path = None if path is None else os.fspath(path)
         self.reason = reason
         self.kind = kind

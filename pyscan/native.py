@@ -19,6 +19,7 @@ ffi: Any = _ffi
 lib: Any = _lib
 
 F32, F16, BF16 = lib.PYSCAN_F32, lib.PYSCAN_F16, lib.PYSCAN_BF16
+KERNEL_DTYPES = {"F32": F32, "F16": F16, "BF16": BF16}  # tensor type name -> the kernels' dtype
 
 ISA_NAMES: tuple[str, ...] = tuple(ffi.string(lib.pyscan_isa_name(i)).decode() for i in range(lib.PYSCAN_ISA_COUNT))
 

@@ -34,7 +34,7 @@ WIDE_TYPES = ("F64", "I8", "I16", "I32", "I64")
 def diff_cli(*args: str | Path) -> subprocess.CompletedProcess[str]:
     # A separate process outside the source tree, as a user's shell runs it.
     return subprocess.run(
-        [sys.executable, "-m", "pyscan.cli.diff_command", *map(str, args)],
+        [sys.executable, "-m", "pyscan", "diff", *map(str, args)],
         capture_output=True,
         text=True,
         check=False,

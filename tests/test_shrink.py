@@ -34,7 +34,7 @@ from pyscan.cli.main import main
 from pyscan.writer import output
 real = output.rewrite_tensors
 def shrink_then_rewrite(gguf, *args, **kwargs):
-    if kwargs.get("out_fd") is not None:
+    if kwargs.get("sink") is not None:
         os.truncate(gguf.path, gguf.data_offset + 4096)
     return real(gguf, *args, **kwargs)
 output.rewrite_tensors = shrink_then_rewrite

@@ -136,16 +136,19 @@ def test_threaded_chunked_write_equals_ml_dtypes(
         np.testing.assert_array_equal(written[tensor][finite].view(np.uint32), want[finite].view(np.uint32))
 
 
-def test_fake_quant_int8_output_matches_numpy(models: dict[str, Path], tmp_path: Path) -> None:
+@pytest.mark.parametrize(("kind", "group", "qmax"), [("int8", None, 127), ("int4", 16, 7)])
+def test_fake_quant_output_matches_numpy(
+    models: dict[str, Path], tmp_path: Path, kind: str, group: int | None, qmax: int
+) -> None:
     source = models["little"]
-    out = tmp_path / "int8.gguf"
-    rewrite_file(source, parse_mode(fake_quant="int4", group_size=16), output=out)  # type: ignore[arg-type]
+    out = tmp_path / f"{kind}.gguf"
+    rewrite_file(source, parse_mode(fake_quant=kind, group_size=group), output=out)  # type: ignore[arg-type]
     reader = gguf.GGUFReader(source)
     written = f32_values(out)
     for t in reader.tensors:
         if t.tensor_type.name == "F32":
             x = np.asarray(t.data).astype(np.float32).reshape(-1)
-            want = fake_quant(x, int(t.shape[0]), 16, 7)
+            want = fake_quant(x, int(t.shape[0]), group or int(t.shape[0]), qmax)
             got = written[t.name]
             np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
             np.testing.assert_array_equal(got[~np.isnan(want)], want[~np.isnan(want)])

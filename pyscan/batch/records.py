@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
+from pyscan.errors import ErrorKind
 from pyscan.scan.report import FileReport
 
 
@@ -23,7 +24,7 @@ class BatchResult:
     mtime_ns: int | None
     report: FileReport | None = None
     error: str | None = None
-    error_kind: str | None = None  # PyscanError.kind, or "internal" for a bug in pyscan
+    error_kind: ErrorKind | Literal["internal"] | None = None  # "internal": a bug in pyscan, or a dead worker
 
     @property
     def ok(self) -> bool:

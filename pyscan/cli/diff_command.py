@@ -75,7 +75,3 @@ def main_diff(argv: Sequence[str]) -> int:
     """
     args = build_parser().parse_args(list(argv))  # argparse exits 2 on bad options
     return guarded(lambda: run(args))
-
-
-if __name__ == "__main__":
-    sys.exit(main_diff(sys.argv[1:]))

@@ -171,12 +171,6 @@ def show_progress(args: argparse.Namespace) -> bool:
     return not (args.json or args.quiet)
 
 
-def rewrite_bytes(path: str, args: argparse.Namespace) -> int:
-    """The bytes a rewrite will process, for the progress bar's total."""
-    with open_model(path) as gguf:
-        return sum(4 * t.n_elements for t in select_targets(gguf, args.include, args.exclude))
-
-
 def rewrite(path: str, mode: RewriteMode, args: argparse.Namespace) -> int:
     if sum(map(bool, (args.output, args.in_place, args.dry_run))) != 1:
         raise PyscanError(None, f"--{mode.kind} needs exactly one of -o OUT, --in-place or --dry-run", "usage")
@@ -185,22 +179,24 @@ def rewrite(path: str, mode: RewriteMode, args: argparse.Namespace) -> int:
     if args.html or args.plot:
         # The page describes a scan; a rewrite's report is its table (or --json).  Scan OUT for its page.
         raise PyscanError(None, "--html and --plot describe a scan, not a rewrite: run pyscan OUT --html FILE", "usage")
-    check_outputs([], [path], args.force)  # rewrite_file checks OUT itself
-    from pyscan.writer import rewrite_file
+    check_outputs([], [path], args.force)  # rewrite_model checks OUT itself
+    from pyscan.writer import rewrite_model
 
-    with progress_bar(lambda: rewrite_bytes(path, args), str(mode), show_progress(args)) as progress:
-        result = rewrite_file(
-            path,
-            mode,
-            output=args.output,
-            in_place=args.in_place,
-            force=args.force,
-            include=args.include,
-            exclude=args.exclude,
-            threads=args.threads,
-            progress=progress,
-            durable=args.fsync,
-        )
+    with open_model(path, writable=args.in_place) as model:  # parsed once: bar total, rewrite, checks
+        total = sum(4 * t.n_elements for t in select_targets(model, args.include, args.exclude))
+        with progress_bar(total, str(mode), show_progress(args)) as progress:
+            result = rewrite_model(
+                model,
+                mode,
+                output=args.output,
+                in_place=args.in_place,
+                force=args.force,
+                include=args.include,
+                exclude=args.exclude,
+                threads=args.threads,
+                progress=progress,
+                durable=args.fsync,
+            )
     if args.json:
         print_json(result.to_dict())
     else:
@@ -244,10 +240,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(arguments)
     return guarded(lambda: run(args, parser))
-
-
-if __name__ == "__main__":
-    sys.exit(main())
 
 
 def entry() -> NoReturn:

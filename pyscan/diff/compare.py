@@ -39,14 +39,14 @@ import os
 import struct
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final, Literal
 
 import numpy as np
 
 from pyscan.parser.metadata import MetadataArray, MetadataEntry, ValueType
 from pyscan.parser.model import ModelFile, ModelFormat, TensorInfo
 from pyscan.parser.opener import open_model
-from pyscan.scan.scanner import select
+from pyscan.selection import select
 
 CHUNK_ELEMENTS = 1 << 20  # about 50 MiB of float64 and mask temporaries per chunk
 CHUNK_BYTES = 1 << 24  # for byte-compared tensors
@@ -66,10 +66,17 @@ DECODERS: dict[str, Callable[[Array], Array]] = {
 }
 
 # Tensor statuses, as the JSON spells them.
-IDENTICAL, DIFFERENT = "identical", "different"
-ONLY_IN_A, ONLY_IN_B = "only_in_a", "only_in_b"
-TYPE_CHANGED, SHAPE_CHANGED = "type_changed", "shape_changed"
-NOT_COMPARED = "not_compared"  # same unknown type id: its data extent is unknown
+TensorStatus = Literal[
+    "identical", "different", "only_in_a", "only_in_b", "type_changed", "shape_changed", "not_compared"
+]
+MetadataStatus = Literal["only_in_a", "only_in_b", "type_changed", "value_changed"]
+IDENTICAL: Final = "identical"
+DIFFERENT: Final = "different"
+ONLY_IN_A: Final = "only_in_a"
+ONLY_IN_B: Final = "only_in_b"
+TYPE_CHANGED: Final = "type_changed"
+SHAPE_CHANGED: Final = "shape_changed"
+NOT_COMPARED: Final = "not_compared"  # same unknown type id: its data extent is unknown
 
 
 def json_float(x: float | None) -> float | str | None:
@@ -90,7 +97,7 @@ class TensorDiff:
     """One tensor name's comparison.  Stats are None where they do not apply."""
 
     name: str
-    status: str
+    status: TensorStatus
     type_a: str | None
     type_b: str | None
     shape_a: tuple[int, ...] | None
@@ -138,7 +145,7 @@ class MetadataDifference:
     """One metadata key that differs; values are short descriptions, None where absent."""
 
     key: str
-    status: str  # only_in_a, only_in_b, type_changed, value_changed
+    status: MetadataStatus
     type_a: str | None
     type_b: str | None
     value_a: str | None
@@ -280,7 +287,7 @@ def diff_files(a: ModelFile, b: ModelFile, include: Sequence[str] = (), exclude:
     return report
 
 
-def _only(info: TensorInfo, status: str) -> TensorDiff:
+def _only(info: TensorInfo, status: TensorStatus) -> TensorDiff:
     if status == ONLY_IN_A:
         return TensorDiff(info.name, status, info.type_name, None, info.shape, None, info.n_elements)
     return TensorDiff(info.name, status, None, info.type_name, None, info.shape, info.n_elements)
@@ -368,6 +375,7 @@ def compare_metadata(a: ModelFile, b: ModelFile) -> list[MetadataDifference]:
         if eb is None:
             found.append(MetadataDifference(key, ONLY_IN_A, _type_name(ea), None, describe(ea), None))
             continue
+        status: MetadataStatus
         if ea.type != eb.type or _element_type(ea) != _element_type(eb):
             status = TYPE_CHANGED
         elif _canonical(a, ea) != _canonical(b, eb):

@@ -8,17 +8,16 @@ input's mapping, and written once).
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
 from pyscan import native
 from pyscan.errors import PyscanError
-from pyscan.parallel import map_threaded
+from pyscan.parallel import capped_threads, map_threaded
 from pyscan.parser.model import ModelFile, TensorInfo
 from pyscan.rewrite.modes import RewriteMode
-from pyscan.scan.scanner import capped_threads, select
+from pyscan.selection import select
 
 CHUNK_BYTES = 4 << 20  # small enough for the output buffer to stay in cache
 PARALLEL_MIN_BYTES = 32 << 20
@@ -103,31 +102,21 @@ def _check_idempotent(mode: RewriteMode, address: int, n: int, row_len: int, swa
         raise PyscanError(path, "a rewritten chunk failed its check (rewriting it again would change it)")
 
 
-def _write_all(fd: int, data: memoryview, offset: int, path: str) -> None:
-    while data:
-        try:
-            written = os.pwrite(fd, data, offset)
-        except OSError as exc:
-            raise PyscanError(path, f"cannot write: {exc.strerror or exc}", "io") from None
-        data, offset = data[written:], offset + written
-
-
 def rewrite_tensors(
     gguf: ModelFile,
     targets: Sequence[TensorInfo],
     mode: RewriteMode,
     *,
-    out_fd: int | None = None,
-    out_path: str = "",
+    sink: Callable[[memoryview, int], None] | None = None,
     in_place: bool = False,
     threads: int | None = None,
     progress: Callable[[int], None] | None = None,
-    start_writeback: bool = False,
 ) -> list[TensorChange]:
-    """Apply mode to the targets: into out_fd at the same offsets, in place, or (neither) as a dry run.
+    """Apply mode to the targets: into sink, in place, or (neither) as a dry run.
 
-    progress, if given, is called with the bytes of each chunk as it completes; start_writeback
-    asks the kernel to start writing each output chunk to disk at once (for a durable write).
+    With a sink, each rewritten chunk is made in a small per-thread buffer, checked (the mode
+    run over it again changes nothing), and handed to sink(bytes, file offset): the writer owns
+    the file.  progress, if given, is called with the bytes of each chunk as it completes.
     """
     if in_place and not gguf.mapping.writable:
         raise PyscanError(gguf.path, "in-place rewrite needs a writable mapping", "usage")
@@ -142,7 +131,7 @@ def rewrite_tensors(
         src = base + info.offset + 4 * first
         row_len = info.shape[0] if info.shape else 1
         gguf.mapping.prefetch(info.offset + 4 * first, 4 * n)
-        if out_fd is None:
+        if sink is None:
             mode.run(acc, src, src if in_place else None, n, row_len, swap, gguf.path)
             gguf.mapping.release(info.offset + 4 * first, 4 * n)  # done with it: bound the resident set
             return index, acc, 4 * n
@@ -152,10 +141,8 @@ def rewrite_tensors(
         address = int(native.ffi.cast("uintptr_t", native.ffi.from_buffer(buffer)))
         mode.run(acc, src, address, n, row_len, swap, gguf.path)
         gguf.mapping.release(info.offset + 4 * first, 4 * n)
-        _check_idempotent(mode, address, n, row_len, swap, out_path)
-        _write_all(out_fd, memoryview(buffer)[: 4 * n], info.offset + 4 * first, out_path)
-        if start_writeback:  # overlap the disk with the next chunk instead of one long fsync at the end
-            native.start_writeback(out_fd, info.offset + 4 * first, 4 * n)
+        _check_idempotent(mode, address, n, row_len, swap, gguf.path)
+        sink(memoryview(buffer)[: 4 * n], info.offset + 4 * first)
         return index, acc, 4 * n
 
     changes = [TensorChange(t.name, t.n_elements) for t in targets]

@@ -11,7 +11,7 @@ Every mode maps a NaN to a NaN and is idempotent: applying it twice changes noth
 from __future__ import annotations
 
 import re
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 from pyscan import native
 from pyscan.errors import PyscanError
@@ -19,8 +19,11 @@ from pyscan.errors import PyscanError
 FAKE_QUANT_LEVELS = {"int8": 127, "int4": 7}  # symmetric: q in [-qmax, qmax]
 
 
+RewriteKind = Literal["truncate", "round", "fake-quant"]
+
+
 class RewriteMode(NamedTuple):
-    kind: str  # "truncate", "round" or "fake-quant"
+    kind: RewriteKind
     target: str  # "bf16", "fp16", "mN", "int8" or "int4"
     group_size: int | None = None  # fake-quant only; None: one group per row
 
@@ -51,7 +54,7 @@ class RewriteMode(NamedTuple):
         native.transform_into(acc, op, keep, src, dst, n_words, swap, path)
 
 
-def parse_target(kind: str, text: str) -> RewriteMode:
+def parse_target(kind: Literal["truncate", "round"], text: str) -> RewriteMode:
     target = text.strip().lower()
     match = re.fullmatch(r"m(\d{1,2})", target)
     if target in ("bf16", "fp16") or (match and int(match.group(1)) <= 23):

@@ -13,7 +13,6 @@ from __future__ import annotations
 from pyscan import native
 from pyscan.parser.model import ModelFile, TensorInfo
 
-KERNEL_DTYPES = {"F32": native.F32, "F16": native.F16, "BF16": native.BF16}
 MIN_ODD_SHARE = 1 / 1000  # fewer odd values than this is normal data
 CLEAR_WIN = 16  # the swapped reading must have at least this many times fewer odd values
 
@@ -30,7 +29,7 @@ def looks_byte_swapped(gguf: ModelFile, info: TensorInfo, counts: dict[str, int]
     swapped = native.new_counts()
     native.count_into(
         swapped,
-        KERNEL_DTYPES[info.type_name],
+        native.KERNEL_DTYPES[info.type_name],
         gguf.mapping.address + info.offset,
         info.n_elements,
         not gguf.swap,

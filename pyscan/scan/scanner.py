@@ -6,37 +6,22 @@ kernels run without the GIL, and counts are sums, so chunks add up exactly.
 
 from __future__ import annotations
 
-import fnmatch
 import os
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from pyscan import native
-from pyscan.parallel import available_cores, map_threaded
+from pyscan.parallel import capped_threads, map_threaded
 from pyscan.parser.model import ModelFile, TensorInfo
 from pyscan.parser.opener import open_model
 from pyscan.scan.byte_order import looks_byte_swapped
 from pyscan.scan.report import COUNTS_BY_TYPE, SCANNED_TYPES, FileReport, TensorReport
+from pyscan.selection import select
 
-KERNEL_DTYPES = {"F32": native.F32, "F16": native.F16, "BF16": native.BF16}
 ELEMENT_BYTES = {"F32": 4, "F16": 2, "BF16": 2}
 CHUNK_BYTES = 16 << 20  # big enough to amortize a call, small enough to balance threads
 PARALLEL_MIN_BYTES = 64 << 20  # below this, threads cost more than they save
 PREFETCH_MIN_BYTES = 64 << 10  # below this, a madvise call costs more than the page faults it saves
-
-
-def select(names: Iterable[str], include: Sequence[str] = (), exclude: Sequence[str] = ()) -> set[str]:
-    """Names matching any include glob (all, if none given) and no exclude glob."""
-    return {
-        n for n in names
-        if (not include or any(fnmatch.fnmatchcase(n, g) for g in include))
-        and not any(fnmatch.fnmatchcase(n, g) for g in exclude)
-    }  # fmt: skip
-
-
-def capped_threads(threads: int | None) -> int:
-    """The threads to use: all cores by default, never more than the cores (more only queue up)."""
-    return min(threads or available_cores(), available_cores())
 
 
 Progress = Callable[[int], None]  # called with the bytes just processed
@@ -122,7 +107,7 @@ def count_tensors(
         step = max(1, CHUNK_BYTES // width)
         for first in range(0, info.n_elements, step):
             n = min(step, info.n_elements - first)
-            jobs.append((index, KERNEL_DTYPES[info.type_name], info.offset + first * width, n, n * width))
+            jobs.append((index, native.KERNEL_DTYPES[info.type_name], info.offset + first * width, n, n * width))
 
     def run(job: tuple[int, int, int, int, int]) -> tuple[int, Any, int]:
         index, dtype, offset, n, nbytes = job

@@ -58,9 +58,6 @@ class Grid:
     n_non_layer_columns: int  # the first columns hold the non-layer tensors
     cells: dict[tuple[str, str], list[str]] = field(default_factory=dict)  # (row, column) -> names
 
-    def names_at(self, row: str, column: str) -> list[str]:
-        return self.cells.get((row, column), [])
-
 
 def build_grid(names: Iterable[str]) -> Grid:
     """The map of these tensor names; a (row, column) slot shared by several names keeps them all."""

@@ -56,20 +56,43 @@ def rewrite_file(
     progress, if given, is called with the bytes of each rewritten chunk; the total is
     4 * (elements of the chosen F32 tensors), see select_targets.
     """
-    source = os.fspath(path)
+    if output is not None and in_place:
+        raise PyscanError(None, "choose either -o OUT or --in-place", "usage")
+    with open_model(path, writable=in_place) as model:
+        return rewrite_model(
+            model, mode, output=output, in_place=in_place, force=force, include=include, exclude=exclude,
+            threads=threads, progress=progress, durable=durable,
+        )  # fmt: skip
+
+
+def rewrite_model(
+    model: ModelFile,
+    mode: RewriteMode,
+    *,
+    output: str | os.PathLike[str] | None = None,
+    in_place: bool = False,
+    force: bool = False,
+    include: Sequence[str] = (),
+    exclude: Sequence[str] = (),
+    threads: int | None = None,
+    progress: Callable[[int], None] | None = None,
+    durable: bool = False,
+) -> RewriteReport:
+    """rewrite_file for a model already open (writable for in_place): the command line parses IN once."""
+    source = model.path
     if output is not None and in_place:
         raise PyscanError(None, "choose either -o OUT or --in-place", "usage")
     if output is not None:
         check_output(source, os.fspath(output), force)
     try:
-        with open_model(source, writable=in_place) as gguf:
-            targets = select_targets(gguf, include, exclude)
-            if output is not None:
-                changes = _write_copy(gguf, targets, mode, os.fspath(output), force, threads, progress, durable)
-            else:
-                changes = rewrite_tensors(gguf, targets, mode, in_place=in_place, threads=threads, progress=progress)
-                if in_place:
-                    _flush(source)
+        targets = select_targets(model, include, exclude)
+        if output is not None:
+            changes = _write_copy(model, targets, mode, os.fspath(output), force, threads, progress, durable)
+        else:
+            changes = rewrite_tensors(model, targets, mode, in_place=in_place, threads=threads, progress=progress)
+            if in_place:
+                _flush(source)
+        model.check()
     except FileShrankError:
         if in_place:
             raise FileShrankError(
@@ -107,16 +130,13 @@ def _write_copy(
         try:
             # No ftruncate to the final size first: on ext4, filling a sparse file is 2-3x slower.
             _copy_unchanged(gguf, targets, out.fd, output, durable)
-            changes = rewrite_tensors(
-                gguf,
-                targets,
-                mode,
-                out_fd=out.fd,
-                out_path=output,
-                threads=threads,
-                progress=progress,
-                start_writeback=durable,
-            )
+
+            def write_chunk(data: memoryview, offset: int) -> None:
+                _write_all(out.fd, data, offset, output)
+                if durable:  # overlap the disk with the next chunk instead of one long fsync at the end
+                    native.start_writeback(out.fd, offset, len(data))
+
+            changes = rewrite_tensors(gguf, targets, mode, sink=write_chunk, threads=threads, progress=progress)
         except OSError as exc:
             raise PyscanError(output, f"cannot write: {exc.strerror or exc}", "io") from None
         _check_copy(gguf, out.temporary, output)
@@ -170,6 +190,15 @@ def _check_copy(gguf: ModelFile, temporary: str, output: str) -> None:
         ]
         if not same_layout or written.mapping.buffer[: gguf.data_offset] != gguf.mapping.buffer[: gguf.data_offset]:
             raise PyscanError(output, "the written file does not match the input's layout; nothing was written")
+
+
+def _write_all(fd: int, data: memoryview, offset: int, path: str) -> None:
+    while data:
+        try:
+            written = os.pwrite(fd, data, offset)
+        except OSError as exc:
+            raise PyscanError(path, f"cannot write: {exc.strerror or exc}", "io") from None
+        data, offset = data[written:], offset + written
 
 
 def _flush(path: str) -> None:
