@@ -8,15 +8,13 @@ path, which --resume matches on); a file or folder that could not be scanned giv
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from pyscan.errors import ErrorKind
 from pyscan.scan.report import FileReport
 
 
-@dataclass
-class BatchResult:
+class BatchResult(NamedTuple):
     """What scanning one file of a batch gave: a report, or an error."""
 
     path: str

@@ -38,8 +38,7 @@ import math
 import os
 import struct
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, NamedTuple
 
 import numpy as np
 
@@ -92,24 +91,40 @@ def short_float(x: float) -> str:
     return text if len(text) <= 10 else f"{x:#.6g}"
 
 
-@dataclass
 class TensorDiff:
-    """One tensor name's comparison.  Stats are None where they do not apply."""
+    """One tensor name's comparison, filled in as it is compared.  Stats are None where they do not apply."""
 
-    name: str
-    status: TensorStatus
-    type_a: str | None
-    type_b: str | None
-    shape_a: tuple[int, ...] | None
-    shape_b: tuple[int, ...] | None
-    n_elements: int | None = None
-    compared: str | None = None  # "values", "bytes", or None when the data was not compared
-    n_values_differ: int | None = None
-    n_nan_mismatch: int | None = None
-    n_bytes_differ: int | None = None
-    max_abs_diff: float | None = None
-    max_rel_diff: float | None = None
-    rmse: float | None = None
+    __slots__ = ("name", "status", "type_a", "type_b", "shape_a", "shape_b", "n_elements", "compared",
+                 "n_values_differ", "n_nan_mismatch", "n_bytes_differ", "max_abs_diff", "max_rel_diff",
+                 "rmse")  # fmt: skip
+
+    def __init__(
+        self,
+        name: str,
+        status: TensorStatus,
+        type_a: str | None,
+        type_b: str | None,
+        shape_a: tuple[int, ...] | None,
+        shape_b: tuple[int, ...] | None,
+        n_elements: int | None = None,
+    ) -> None:
+        self.name = name
+        self.status = status
+        self.type_a = type_a
+        self.type_b = type_b
+        self.shape_a = shape_a
+        self.shape_b = shape_b
+        self.n_elements = n_elements
+        self.compared: str | None = None  # "values", "bytes", or None when the data was not compared
+        self.n_values_differ: int | None = None
+        self.n_nan_mismatch: int | None = None
+        self.n_bytes_differ: int | None = None
+        self.max_abs_diff: float | None = None
+        self.max_rel_diff: float | None = None
+        self.rmse: float | None = None
+
+    def __repr__(self) -> str:
+        return f"TensorDiff({self.name!r}, {self.status})"
 
     @property
     def differs(self) -> bool:
@@ -140,8 +155,7 @@ class TensorDiff:
         }
 
 
-@dataclass
-class MetadataDifference:
+class MetadataDifference(NamedTuple):
     """One metadata key that differs; values are short descriptions, None where absent."""
 
     key: str
@@ -162,7 +176,6 @@ class MetadataDifference:
         }
 
 
-@dataclass
 class DiffReport:
     """Two files compared.  ``identical``: same tensor names, types, shapes, data and metadata.
 
@@ -170,17 +183,21 @@ class DiffReport:
     version) are reported in ``notes`` and do not make the files differ.
     """
 
-    path_a: str
-    path_b: str
-    endianness_a: str
-    endianness_b: str
-    version_a: int | None  # None: a safetensors file (no version)
-    version_b: int | None
-    format_a: ModelFormat = "gguf"
-    format_b: ModelFormat = "gguf"
-    tensors: list[TensorDiff] = field(default_factory=list)
-    metadata_differences: list[MetadataDifference] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
+    __slots__ = ("path_a", "path_b", "endianness_a", "endianness_b", "version_a", "version_b", "format_a",
+                 "format_b", "tensors", "metadata_differences", "notes")  # fmt: skip
+
+    def __init__(self, a: ModelFile, b: ModelFile) -> None:
+        self.path_a, self.path_b = a.path, b.path
+        self.endianness_a, self.endianness_b = a.byte_order, b.byte_order
+        self.version_a, self.version_b = a.version, b.version  # None: a safetensors file (no version)
+        self.format_a: ModelFormat = a.format
+        self.format_b: ModelFormat = b.format
+        self.tensors: list[TensorDiff] = []
+        self.metadata_differences: list[MetadataDifference] = []
+        self.notes: list[str] = []
+
+    def __repr__(self) -> str:
+        return f"DiffReport({self.path_a!r}, {self.path_b!r}: {self.summary})"
 
     @property
     def differing(self) -> list[TensorDiff]:
@@ -265,7 +282,7 @@ def diff(
 
 
 def diff_files(a: ModelFile, b: ModelFile, include: Sequence[str] = (), exclude: Sequence[str] = ()) -> DiffReport:
-    report = DiffReport(a.path, b.path, a.byte_order, b.byte_order, a.version, b.version, a.format, b.format)
+    report = DiffReport(a, b)
     if a.byte_order != b.byte_order:
         report.notes.append(f"byte order differs ({a.byte_order} vs {b.byte_order}): values compared, not bytes")
     if a.format != b.format:

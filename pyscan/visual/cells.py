@@ -7,8 +7,7 @@ the matplotlib PNG, so they cannot disagree.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import NamedTuple, TypeVar
 
 from pyscan.diff.compare import (
     DIFFERENT,
@@ -32,15 +31,13 @@ MAX_TOOLTIP_NAMES = 6
 T = TypeVar("T")
 
 
-@dataclass(frozen=True)
-class Cell:
+class Cell(NamedTuple):
     fill: str
     label: str  # a few characters drawn inside the cell
     tooltip: str  # lines: name(s), type and shape, shares
 
 
-@dataclass(frozen=True)
-class Scale:
+class Scale(NamedTuple):
     """A sequential colour scale: title, colour stops, and (position, text) ticks."""
 
     title: str
@@ -48,12 +45,11 @@ class Scale:
     ticks: Sequence[tuple[float, str]]
 
 
-@dataclass
-class Heatmap:
+class Heatmap(NamedTuple):
     grid: Grid
     cells: dict[tuple[str, str], Cell]
     scale: Scale
-    swatches: list[tuple[str, str]] = field(default_factory=list)  # (colour, meaning) of categorical cells
+    swatches: Sequence[tuple[str, str]] = ()  # (colour, meaning) of categorical cells
     swatch_title: str = ""
 
 

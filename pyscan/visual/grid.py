@@ -10,15 +10,14 @@ column of its own.  The layer is the first all-digit dotted component, so
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from pyscan.scan.groups import name_pattern
 
 NON_LAYER = "other"  # the row key (and data-layer value) of tensors without a layer number
 
 
-@dataclass(frozen=True)
-class Placement:
+class Placement(NamedTuple):
     row: str  # "blk.7", or NON_LAYER
     column: str  # "attn_q", "token_embd", ...
 
@@ -49,14 +48,13 @@ def _layer_order(row: str, first_seen: dict[str, int]) -> tuple[int, int, str, s
     return first_seen[prefix], len(digits), digits, number
 
 
-@dataclass
-class Grid:
+class Grid(NamedTuple):
     """Rows (non-layer first, then layers in numeric order) x columns, and where each name sits."""
 
     rows: list[str]
     columns: list[str]
     n_non_layer_columns: int  # the first columns hold the non-layer tensors
-    cells: dict[tuple[str, str], list[str]] = field(default_factory=dict)  # (row, column) -> names
+    cells: dict[tuple[str, str], list[str]]  # (row, column) -> names
 
 
 def build_grid(names: Iterable[str]) -> Grid:
