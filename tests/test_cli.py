@@ -198,3 +198,34 @@ def test_a_reader_that_goes_away_is_no_error(extra: list[str], tinyllama: Path) 
     errors = process.stderr.read()
     assert process.wait(timeout=300) == 0
     assert errors == b""
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["--include", "nomatch*"], ["--exclude", "*"], ["--include", "nomatch*", "--truncate", "bf16", "--dry-run"],
+     ["--include", "*.q.weight", "--truncate", "bf16", "-o", "OUT"]],  # matches only a quantized tensor
+    ids=["include", "exclude-all", "rewrite", "rewrite-no-f32"],
+)  # fmt: skip
+def test_globs_that_select_nothing_are_a_usage_error(tinyllama: Path, tmp_path: Path, args: list[str]) -> None:
+    out = tmp_path / "out.gguf"
+    result = pyscan_cli(str(tinyllama), *[str(out) if a == "OUT" else a for a in args])
+    assert result.returncode == 2 and len(result.stderr.splitlines()) == 1, result.stderr
+    assert "select no" in result.stderr and ("nomatch*" in result.stderr or "'*'" in result.stderr or "q.weight" in
+                                              result.stderr)  # fmt: skip
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("args", [["--bogus"], [], ["--threads", "x", "m.gguf"], ["diff"], ["diff", "a"]])
+def test_usage_errors_are_one_line(args: list[str]) -> None:
+    result = pyscan_cli(*args)
+    assert result.returncode == 2 and len(result.stderr.splitlines()) == 1, result.stderr
+    assert "error:" in result.stderr and "--help)" in result.stderr
+
+
+def test_help_names_diff_and_repeats_no_section() -> None:
+    text = pyscan_cli("--help").stdout
+    assert "pyscan diff A B" in text
+    headings = [line.rstrip(":") for line in text.splitlines() if line and not line.startswith(" ") and
+                line.endswith(":")]  # fmt: skip
+    assert len(headings) == len(set(headings)), headings
+    assert "safetensors" in pyscan_cli("diff", "--help").stdout and "2 invalid" in pyscan_cli("diff", "--help").stdout

@@ -453,7 +453,8 @@ def test_malformed_file_is_one_line_and_exit_2(model: Path, folder: Path, damage
 
 def test_usage_errors_exit_2(model: Path) -> None:
     result = diff_cli(model)
-    assert result.returncode == 2 and "usage: pyscan diff" in result.stderr
+    assert result.returncode == 2 and len(result.stderr.splitlines()) == 1  # one line, as every error
+    assert result.stderr.startswith("pyscan diff: error: ") and "(see pyscan diff --help)" in result.stderr
 
 
 def test_real_llama_cpp_model_truncated_to_bf16(folder: Path) -> None:

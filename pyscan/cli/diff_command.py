@@ -28,7 +28,14 @@ import os
 import sys
 from collections.abc import Sequence
 
-from pyscan.cli.options import HelpFormatter, add_picture_options, add_tensor_globs, check_outputs, write_pictures
+from pyscan.cli.options import (
+    ArgumentParser,
+    HelpFormatter,
+    add_picture_options,
+    add_tensor_globs,
+    check_outputs,
+    write_pictures,
+)
 from pyscan.cli.outcome import EXIT_DIFFERENT, emit, guarded
 from pyscan.diff.compare import diff
 from pyscan.diff.render import render
@@ -38,14 +45,16 @@ EXIT_IDENTICAL = 0
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="pyscan diff",
-        description="Compare two GGUF files: tensors by name, type, shape and value; metadata by key.",
-        epilog="exit status: 0 identical; 1 different; 2 invalid or unreadable file, or bad options.",
+        description="Compare two model files (GGUF or safetensors): tensors by name, type, shape and value; "
+        "metadata by key.",
+        epilog="exit status: 0 identical; 1 different; 2 invalid or unreadable file, an output refused, "
+        "or bad options.",
         formatter_class=HelpFormatter,
     )
-    parser.add_argument("a", metavar="A", help="the first GGUF file")
-    parser.add_argument("b", metavar="B", help="the second GGUF file")
+    parser.add_argument("a", metavar="A", help="the first model file (GGUF or safetensors)")
+    parser.add_argument("b", metavar="B", help="the second model file")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of the report")
     add_tensor_globs(parser, "compare")
     add_picture_options(parser, "a self-contained HTML page of the differences", "the difference map")

@@ -16,7 +16,14 @@ from typing import Any, NoReturn
 
 import pyscan
 from pyscan import native
-from pyscan.cli.options import HelpFormatter, add_picture_options, add_tensor_globs, check_outputs, write_pictures
+from pyscan.cli.options import (
+    ArgumentParser,
+    HelpFormatter,
+    add_picture_options,
+    add_tensor_globs,
+    check_outputs,
+    write_pictures,
+)
 from pyscan.cli.outcome import EXIT_ERROR, EXIT_OK, emit, guarded
 from pyscan.cli.progress import progress_bar
 from pyscan.errors import PyscanError
@@ -28,29 +35,28 @@ from pyscan.scan.scanner import scan_file, scanned_bytes
 MAX_THREADS = 1024  # more is a typo, not a plan: --threads is capped at the cores and chunks anyway
 
 EPILOG = """\
-many files: pyscan PATH... with folders, --jsonl, --jobs N, --resume REPORT.jsonl,
-  --dask-scheduler ADDRESS: one record per file; exit 1 if any file failed.
+examples:
+  pyscan model.gguf                               the report: types, precision per pattern, verdict
+  pyscan model.gguf --truncate bf16 -o out.gguf   a fake-quantized copy (IN is never modified)
+  pyscan diff model.gguf out.gguf                 what changed (exit 0 identical, 1 different)
+  pyscan /models --jsonl --jobs 4 --resume r.jsonl   a collection, one record per file
 
-fake quantization (F32 tensors; --include/--exclude choose which):
-  --truncate bf16|fp16|mN   toward zero: BF16, IEEE FP16, or N = 0..23 mantissa bits
-  --round bf16|fp16|mN      the same, to nearest, ties to even (overflow to infinity)
-  --fake-quant int8|int4    symmetric absmax per row, or per --group-size G values
-  with -o OUT (a checked copy; IN is never modified), --in-place, or --dry-run.
-  A NaN always stays a NaN.  Every mode is idempotent: running it again changes
-  nothing, so an interrupted --in-place run is finished by simply re-running it.
-
-compare two models: pyscan diff A B [--json]   (exit 0 identical, 1 different)
+how fake quantization works: every mode applies to F32 tensors (--include/--exclude choose which),
+  toward zero (--truncate) or to nearest, ties to even (--round); --fake-quant int8|int4 is symmetric
+  absmax per row or per --group-size G values.  A NaN always stays a NaN.  Every mode is idempotent:
+  running it again changes nothing, so an interrupted --in-place run is finished by re-running it.
 
 exit status: 0 success; 1 diff found differences or a batch had failures; 2 invalid or unreadable file,
-or bad options; 130 interrupted.
+an output refused, or bad options; 130 interrupted.
 environment: PYSCAN_ISA=scalar|sse2|avx2|avx512|neon forces a kernel path.
 JSON schema: see README.md ("JSON report")."""
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="pyscan",
-        description="Report how much precision the weights of a GGUF model really carry.",
+        description="Report how much precision the weights of a GGUF or safetensors model really carry.\n"
+        "Compare two models: pyscan diff A B [options] (see pyscan diff --help).",
         epilog=EPILOG,
         formatter_class=HelpFormatter,
     )
@@ -127,8 +133,7 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             write_tinyllama_like(path)
             return report(path, args)
     if not args.paths:
-        parser.print_usage(sys.stderr)
-        raise PyscanError(None, "a FILE to scan is required (or --demo)", "usage")
+        raise PyscanError(None, "error: a FILE to scan is required, or --demo (see pyscan --help)", "usage")
     if args.jobs < 1:
         raise PyscanError(None, "--jobs must be at least 1", "usage")
     mode = parse_mode(args.truncate, args.round, args.fake_quant, args.group_size)

@@ -7,7 +7,7 @@ import os
 import stat
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 from pyscan.errors import PyscanError
 
@@ -22,6 +22,13 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
 
     def __init__(self, prog: str) -> None:
         super().__init__(prog, width=terminal_columns() - 2)  # argparse's own margin
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse, with an option error as one line: `pyscan: error: ... (see pyscan --help)`, exit 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 def terminal_columns() -> int:

@@ -17,7 +17,7 @@ from pyscan.errors import PyscanError
 from pyscan.parallel import capped_threads, map_threaded
 from pyscan.parser.model import ModelFile, TensorInfo
 from pyscan.rewrite.modes import RewriteMode
-from pyscan.selection import select
+from pyscan.selection import nothing_selected, select
 
 CHUNK_BYTES = 4 << 20  # small enough for the output buffer to stay in cache
 PARALLEL_MIN_BYTES = 32 << 20
@@ -75,7 +75,10 @@ class RewriteReport(NamedTuple):
 def select_targets(gguf: ModelFile, include: Sequence[str] = (), exclude: Sequence[str] = ()) -> list[TensorInfo]:
     """The F32 tensors a rewrite touches: those the globs choose."""
     chosen = select((t.name for t in gguf.tensors), include, exclude)
-    return [t for t in gguf.tensors if t.type_name == "F32" and t.name in chosen]
+    targets = [t for t in gguf.tensors if t.type_name == "F32" and t.name in chosen]
+    if not targets and (include or exclude):
+        raise nothing_selected(gguf.path, include, exclude, "F32 tensor")
+    return targets
 
 
 def _chunks(info: TensorInfo, mode: RewriteMode) -> list[tuple[int, int]]:

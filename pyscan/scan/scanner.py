@@ -16,7 +16,7 @@ from pyscan.parser.model import ModelFile, TensorInfo
 from pyscan.parser.opener import open_model
 from pyscan.scan.byte_order import looks_byte_swapped
 from pyscan.scan.report import COUNTS_BY_TYPE, SCANNED_TYPES, FileReport, TensorReport
-from pyscan.selection import select
+from pyscan.selection import nothing_selected, select
 
 ELEMENT_BYTES = {"F32": 4, "F16": 2, "BF16": 2}
 CHUNK_BYTES = 16 << 20  # big enough to amortize a call, small enough to balance threads
@@ -48,7 +48,9 @@ def _targets(gguf: ModelFile, include: Sequence[str], exclude: Sequence[str]) ->
     scanned = [t for t in gguf.tensors if t.type_name in SCANNED_TYPES]
     if not include and not exclude:
         return scanned
-    chosen = select((t.name for t in scanned), include, exclude)
+    chosen = select((t.name for t in gguf.tensors), include, exclude)
+    if not chosen:
+        raise nothing_selected(gguf.path, include, exclude)
     return [t for t in scanned if t.name in chosen]
 
 
