@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -171,10 +172,31 @@ def test_dask_cluster_gives_identical_records(folder: Path, dask_scheduler: str)
     local = cli(str(folder), "--jsonl")
     remote = cli(str(folder), "--jsonl", "--dask-scheduler", dask_scheduler)
     assert remote.returncode == 1, remote.stderr
-    assert records(remote.stdout) == records(local.stdout)
+    got = records(remote.stdout)
+    for record in got.values():  # an error also names the worker that met it
+        if "error" in record:
+            record["error"] = re.sub(r" \(on Dask worker tcp://127\.0\.0\.1:\d+\)$", "", record["error"])
+    assert got == records(local.stdout)
 
 
 def test_unreachable_scheduler_is_one_clean_line(folder: Path) -> None:
     pytest.importorskip("distributed")
     result = cli(str(folder), "--jsonl", "--dask-scheduler", "tcp://127.0.0.1:9")
     assert result.returncode == 2 and len(result.stderr.splitlines()) == 1 and "Traceback" not in result.stderr
+
+
+def test_dask_workers_get_absolute_paths_and_name_themselves(folder: Path, dask_scheduler: str) -> None:
+    """A relative path typed in another folder than the workers': every file still scans there."""
+    here = folder.parent
+    relative = os.path.relpath(folder, here)
+    local = subprocess.run([sys.executable, "-m", "pyscan", relative, "--jsonl"], capture_output=True, text=True,
+                           cwd=here, check=False)  # fmt: skip
+    remote = subprocess.run(
+        [sys.executable, "-m", "pyscan", relative, "--jsonl", "--dask-scheduler", dask_scheduler],
+        capture_output=True, text=True, cwd=here, check=False,
+    )  # fmt: skip
+    assert remote.returncode == 1, remote.stderr  # the broken file only
+    assert records(remote.stdout).keys() == records(local.stdout).keys()
+    assert all(not path.startswith("/") for path in records(remote.stdout))  # paths as typed
+    broken = records(remote.stdout)[os.path.join(relative, "nested", "broken.gguf")]
+    assert "truncated" in broken["error"] and "(on Dask worker tcp://127.0.0.1:" in broken["error"]

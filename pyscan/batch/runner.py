@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import os
 import signal
 from collections.abc import Generator, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
@@ -109,10 +110,30 @@ def _on_dask(
     client: Any, paths: Sequence[str], include: tuple[str, ...], exclude: tuple[str, ...], threads: int | None
 ) -> Iterator[BatchResult]:
     distributed: Any = importlib.import_module("distributed")  # untyped: keep mypy's view the same without it
+    # Workers run in folders of their own: send absolute paths, and give each result back its path as typed.
+    typed = {os.path.abspath(path): path for path in paths}
     # pure=False: a file may have changed since the last job; never reuse a cached result.
-    futures = client.map(scan_one, list(paths), include=include, exclude=exclude, threads=threads, pure=False)
+    futures = client.map(scan_on_worker, list(typed), include=include, exclude=exclude, threads=threads, pure=False)
     for future in distributed.as_completed(futures):
-        yield future.result()
+        result = future.result()
+        path = typed.get(result.path, result.path)
+        if result.report is not None:
+            result.report.path = path
+        yield result._replace(path=path)
+
+
+def scan_on_worker(
+    path: str, include: tuple[str, ...] = (), exclude: tuple[str, ...] = (), threads: int | None = None
+) -> BatchResult:
+    """scan_one on a Dask worker: an error says which worker met it (its files may differ from ours)."""
+    result = scan_one(path, include, exclude, threads)
+    if result.error is None:
+        return result
+    try:
+        worker = importlib.import_module("distributed").get_worker().address
+    except (ImportError, ValueError):  # not on a worker after all
+        return result
+    return result._replace(error=f"{result.error} (on Dask worker {worker})")
 
 
 def connect(address: str) -> Any:
