@@ -92,10 +92,10 @@ def parse_counts(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
     counts: dict[str, int] = {}
     real = opener.parse_gguf
 
-    def counting(mapping: pyscan.native.Mapping) -> pyscan.ModelFile:
+    def counting(mapping: pyscan.native.Mapping, header_only: bool = False) -> pyscan.ModelFile:
         key = os.path.basename(mapping.path)
         counts[key] = counts.get(key, 0) + 1
-        return real(mapping)
+        return real(mapping, header_only)
 
     monkeypatch.setattr(opener, "parse_gguf", counting)
     return counts

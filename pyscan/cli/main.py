@@ -67,6 +67,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="GGUF or safetensors files, or folders to search for *.gguf / *.safetensors",
     )
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of the report")
+    parser.add_argument(
+        "--header-only",
+        action="store_true",
+        help="show the metadata and tensor table only, scanning nothing (works on a cut download)",
+    )
     parser.add_argument("--per-tensor", action="store_true", help="also list every tensor")
     add_picture_options(parser, "a self-contained HTML report (precision map)", "the precision map")
     add_tensor_globs(parser, "scan")
@@ -149,6 +154,8 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 
         return run_batch(args)
     if mode is not None:
+        if args.header_only:
+            raise PyscanError(None, "--header-only scans nothing; it cannot go with a rewrite", "usage")
         return rewrite(args.paths[0], mode, args)
     if args.output or args.in_place or args.dry_run or args.fsync:
         raise PyscanError(
@@ -156,7 +163,22 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         )
     if args.force and not (args.html or args.plot):
         raise PyscanError(None, "--force goes with -o OUT, --html FILE or --plot FILE", "usage")
+    if args.header_only:
+        return header(args.paths[0], args)
     return report(args.paths[0], args)
+
+
+def header(path: str, args: argparse.Namespace) -> int:
+    if args.html or args.plot or args.per_tensor or args.include or args.exclude:
+        raise PyscanError(None, "--header-only scans nothing: it takes only --json", "usage")
+    from pyscan.cli.header import header_dict, render_header
+
+    with open_model(path, header_only=True) as model:
+        if args.json:
+            print_json(header_dict(model))
+        else:
+            emit(render_header(model))
+    return EXIT_OK
 
 
 def is_batch(args: argparse.Namespace) -> bool:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import struct
 from typing import NamedTuple
 
+from pyscan.formatting import human_size
 from pyscan.native import Mapping, ffi, lib
 from pyscan.parser.cursor import Cursor
 from pyscan.parser.ggml_types import GGML_TYPES, type_label
@@ -36,7 +37,8 @@ HEADER_BYTES = 24  # magic, version, n_tensors, n_kv
 MIN_KV_BYTES = 8 + 1 + 4 + 1  # key length, a one-byte key, value type, a one-byte value
 MIN_TENSOR_INFO_BYTES = 8 + 1 + 4 + 4 + 8  # name length, name, n_dims, type, offset
 
-def parse_gguf(mapping: Mapping) -> ModelFile:
+def parse_gguf(mapping: Mapping, header_only: bool = False) -> ModelFile:
+    """Parse a GGUF file; header_only accepts one whose tensor data is missing or cut (a partial download)."""
     cur = Cursor(mapping.buffer, mapping.path)
     if mapping.size < 4:
         raise cur.fail(f"not a GGUF file: only {mapping.size} bytes")
@@ -57,8 +59,25 @@ def parse_gguf(mapping: Mapping) -> ModelFile:
     tensors_raw = _read_tensor_infos(cur, mapping, n_tensors)
     data_offset = -(-cur.pos // alignment) * alignment
     tensors = _place_tensors(cur, tensors_raw, data_offset, alignment)
-    return ModelFile(
+    model = ModelFile(
         mapping.path, mapping.size, version, byte_order, alignment, data_offset, metadata, tensors, mapping
+    )
+    if model.missing and not header_only:
+        raise cur.fail(_truncated(model))
+    return model
+
+
+def _truncated(model: ModelFile) -> str:
+    """What a file whose header is whole but whose data is cut is: most likely an incomplete download."""
+    complete = len(model.tensors) - len(model.missing)
+    first = next(t for t in model.tensors if t.name in model.missing)
+    end = first.offset + (first.nbytes or 0)
+    return (
+        f"truncated: the header is complete (GGUF v{model.version}, {len(model.tensors):,} tensors, "
+        f"{model.n_kv:,} metadata keys), but the file ends at {human_size(model.size)} of the "
+        f"{human_size(model.described_size)} its header describes, and {complete:,} of {len(model.tensors):,} "
+        f"tensors are complete (the first past the end: tensor {quote(first.name)}, data [{first.offset}, {end})): "
+        "an incomplete download? (pyscan FILE --header-only shows the header)"
     )
 
 
@@ -262,11 +281,7 @@ def _place_tensors(cur: Cursor, raw: list[_RawTensor], data_offset: int, alignme
                 f"{label(name)}: data offset {relative_offset} should be {expected} "
                 "(tensor data must be contiguous and in header order)"
             )
-        start = data_offset + relative_offset
-        if start > cur.size or (nbytes is not None and nbytes > cur.size - start):
-            raise cur.fail(
-                f"{label(name)}: data [{start}, {start + (nbytes or 0)}) lies past the end of the {cur.size}-byte file"
-            )
+        start = data_offset + relative_offset  # past the end of the file: see _check_data_present
         expected = relative_offset + (-(-nbytes // alignment) * alignment if nbytes is not None else 0)
         after_unknown = nbytes is None
         tensors.append(

@@ -92,6 +92,16 @@ class ModelFile:
         return len(self.metadata)
 
     @property
+    def described_size(self) -> int:
+        """The size the header describes: the end of the last tensor's data (at least the header)."""
+        return max([self.data_offset, *(t.offset + (t.nbytes or 0) for t in self.tensors)])
+
+    @property
+    def missing(self) -> frozenset[str]:
+        """Names of the tensors whose data is not (all) in the file; only a header-only open allows any."""
+        return frozenset(t.name for t in self.tensors if t.offset + (t.nbytes or 0) > self.size)
+
+    @property
     def swap(self) -> bool:
         """True when the file's byte order differs from this machine's."""
         return self.byte_order != sys.byteorder
@@ -121,6 +131,7 @@ class ModelFile:
         import numpy as np
 
         info = self.tensor(tensor) if isinstance(tensor, str) else tensor
+        self._require_data(info)
         order = "<" if self.byte_order == "little" else ">"
         if info.type_name in PLAIN_DTYPES:
             dtype: Any = np.dtype(order + PLAIN_DTYPES[info.type_name])
@@ -151,11 +162,16 @@ class ModelFile:
 
         if tensor.nbytes is None:
             raise PyscanError(self.path, f"tensor {quote(tensor.name)} has no known size", "usage")
+        self._require_data(tensor)
         width = tensor.nbytes // tensor.n_elements if tensor.n_elements else 1
         order = "<" if self.byte_order == "little" else ">"
         return np.frombuffer(
             self.mapping.buffer, dtype=np.dtype(f"{order}u{width}"), count=tensor.n_elements, offset=tensor.offset
         )
+
+    def _require_data(self, info: TensorInfo) -> None:
+        if info.offset + (info.nbytes or 0) > self.size:
+            raise PyscanError(self.path, f"tensor {quote(info.name)}: its data is not in the file (cut short)", "usage")
 
     def check(self) -> None:
         """Raise the one-line PyscanError if the file shrank while it was read (what was read is not data)."""

@@ -11,15 +11,19 @@ from pyscan.parser.gguf import MAGIC, parse_gguf
 from pyscan.parser.model import ModelFile
 
 
-def open_model(path: str | os.PathLike[str], writable: bool = False) -> ModelFile:
-    """Map and parse a GGUF or safetensors file, told apart by their first bytes."""
+def open_model(path: str | os.PathLike[str], writable: bool = False, header_only: bool = False) -> ModelFile:
+    """Map and parse a GGUF or safetensors file, told apart by their first bytes.
+
+    header_only: a GGUF file whose tensor data is missing or cut still opens (``missing`` names
+    those tensors, and reading them is an error): the header of a partial download.
+    """
     mapping = map_file(path, writable)
     # safetensors starts with a little-endian u64 header length, then the JSON header's "{".
     if bytes(mapping.buffer[:4]) != MAGIC and mapping.size > 8 and mapping.buffer[8] == ord("{"):
         from pyscan.parser.safetensors import parse_safetensors
 
         return _checked(mapping, parse_safetensors)
-    return _checked(mapping, parse_gguf)
+    return _checked(mapping, lambda m: parse_gguf(m, header_only))
 
 
 def _checked(mapping: Mapping, parse_mapping: Callable[[Mapping], ModelFile]) -> ModelFile:
