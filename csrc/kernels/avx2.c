@@ -162,9 +162,12 @@ static inline __attribute__((always_inline)) vec mantissa_vector(vec u, const st
                                      _mm256_and_si256(_mm256_srl_epi32(u, k->shift), k->lsb_mask))
                   : u;
     r = _mm256_andnot_si256(k->low, r);
-    vec nan_r = round ? _mm256_or_si256(_mm256_and_si256(u, set32(0x80000000u)), set32(0x7FC00000u))
-                      : _mm256_or_si256(_mm256_andnot_si256(k->low, u), set32(0x00400000u));
-    return select(is_nan, nan_r, r);
+    if (__builtin_expect(!_mm256_testz_si256(is_nan, is_nan), 0)) { /* NaNs are rare: their rule only when present */
+        vec nan_r = round ? _mm256_or_si256(_mm256_and_si256(u, set32(0x80000000u)), set32(0x7FC00000u))
+                          : _mm256_or_si256(_mm256_andnot_si256(k->low, u), set32(0x00400000u));
+        r = select(is_nan, nan_r, r);
+    }
+    return r;
 }
 
 /*
@@ -180,10 +183,13 @@ static inline __attribute__((always_inline)) vec fp16_vector(vec u, int toward_z
                             : _mm256_cvtps_ph(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
     vec r = _mm256_castps_si256(_mm256_cvtph_ps(h));
     vec is_nan = _mm256_cmpgt_epi32(_mm256_and_si256(u, set32(PYSCAN_F32_ABS)), set32(PYSCAN_F32_INF));
-    vec nan_r = _mm256_or_si256(_mm256_and_si256(u, set32(0xFFFFE000u)),
-                                _mm256_and_si256(_mm256_cmpeq_epi32(_mm256_and_si256(u, set32(0x007FE000u)), vzero()),
-                                                 set32(0x2000)));
-    return select(is_nan, nan_r, r);
+    if (__builtin_expect(!_mm256_testz_si256(is_nan, is_nan), 0)) {
+        vec nan_r = _mm256_or_si256(
+            _mm256_and_si256(u, set32(0xFFFFE000u)),
+            _mm256_and_si256(_mm256_cmpeq_epi32(_mm256_and_si256(u, set32(0x007FE000u)), vzero()), set32(0x2000)));
+        r = select(is_nan, nan_r, r);
+    }
+    return r;
 }
 
 static inline vec absmax_vector(vec cur, vec u)
