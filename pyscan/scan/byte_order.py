@@ -30,7 +30,7 @@ def looks_byte_swapped(gguf: GGUFFile, info: TensorInfo, counts: dict[str, int])
     The swapped reading is counted in growing prefixes and stops as soon as it has enough odd
     values to rule the tensor out: a prefix never has more than the whole tensor, so the answer
     is the same as a full rescan's.  Real F16 weights often pass the first test (their smallest
-    values are FP16 subnormals), and read swapped they have odd values at once: a few KiB decide.
+    values are FP16 subnormals), and read swapped they have odd values at once: the first prefix decides.
     """
     odd = odd_values(counts)
     if info.n_elements < 16 or odd < max(4, info.n_elements * MIN_ODD_SHARE):
