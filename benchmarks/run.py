@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Benchmark pyscan against its baselines and print one table of medians, ratios and targets.
 
-    python benchmarks/run.py [--quick] [--work-dir DIR] [--repeats N] [--markdown]
+    python benchmarks/run.py [--quick] [--work-dir DIR] [--repeats N] [--markdown] [--only NAME]
 
 Inputs are written with gguf-py into the work folder and reused on later runs when their size
 matches: a TinyLlama 1.1B-shaped all-F32 file (4.4 GB), the same layout Q4_K_M-shaped (668 MB),
@@ -64,8 +64,9 @@ Q4KM_EXPECTED_BYTES = 668e6  # TinyLlama 1.1B Chat Q4_K_M as published
 @dataclass(frozen=True)
 class TensorSpec:
     name: str
-    type_name: str  # a gguf-py type name: F32, Q4_K, Q6_K
+    type_name: str  # a gguf-py type name: F32, F16, BF16, Q4_K, Q6_K
     shape: tuple[int, ...]  # ne0 (the row length) first, as GGUF stores it
+    std: float = 1.0  # of the random normal values of a float tensor
 
     @property
     def qtype(self) -> gguf.GGMLQuantizationType:
@@ -100,15 +101,24 @@ def vocab_file_tensors() -> list[TensorSpec]:
 
 
 def random_data(rng: np.random.Generator, spec: TensorSpec) -> np.ndarray:
-    """Random normal F32 values, or random block bytes (pyscan never decodes quantized data)."""
-    if spec.type_name == "F32":
-        return rng.standard_normal(int(np.prod(spec.shape)), dtype=np.float32)
+    """Random normal F32/F16/BF16 values, or random block bytes (pyscan never decodes quantized data)."""
+    if spec.type_name in ("F32", "F16", "BF16"):
+        values = rng.standard_normal(int(np.prod(spec.shape)), dtype=np.float32)
+        if spec.std != 1.0:
+            values *= np.float32(spec.std)
+        if spec.type_name == "F16":
+            return values.astype(np.float16)
+        if spec.type_name == "BF16":  # round to nearest even (no NaNs here), as bytes
+            bits = values.view(np.uint32)
+            return ((bits + 0x7FFF + ((bits >> 16) & 1)) >> 16).astype(np.uint16).view(np.uint8)
+        return values
     return np.frombuffer(rng.bytes(spec.nbytes), dtype=np.uint8)
 
 
 def add_tensor_info(writer: gguf.GGUFWriter, spec: TensorSpec) -> None:
-    if spec.type_name == "F32":
-        writer.add_tensor_info(spec.name, spec.shape[::-1], np.dtype(np.float32), spec.nbytes)
+    if spec.type_name in ("F32", "F16"):
+        dtype = np.float32 if spec.type_name == "F32" else np.float16
+        writer.add_tensor_info(spec.name, spec.shape[::-1], np.dtype(dtype), spec.nbytes)
         return
     # gguf-py takes quantized shapes in bytes, outermost first, and converts them to elements.
     block, block_bytes = gguf.GGML_QUANT_SIZES[spec.qtype]
@@ -420,6 +430,7 @@ class Bench:
     pyscan: list[str]
     work_dir: Path
     sizes: Sizes
+    only: tuple[str, ...] = ()  # run only the measurements whose names contain one of these
 
     def label(self, path: Path, kind: str) -> str:
         return f"{format_bytes(path.stat().st_size)} {kind}"
@@ -573,6 +584,127 @@ def bench_threads(bench: Bench) -> list[Row]:
     ]
 
 
+# Issue 15's kernel targets: scans of F16 / BF16 against F32, and dry runs of the rewrite modes against
+# truncate bf16, each over the same bytes (1 GiB of normal(0, 0.02) weights, like real ones: FP16
+# subnormals included), then every kernel on every path against the scalar one.
+DTYPE_BYTES, QUICK_DTYPE_BYTES = 1 << 30, 16 << 20
+DTYPES = ("F32", "F16", "BF16")
+DRY_RUNS = {
+    "truncate bf16": ["--truncate", "bf16"],
+    "round fp16": ["--round", "fp16"],
+    "truncate fp16": ["--truncate", "fp16"],
+    "fake-quant int8": ["--fake-quant", "int8"],
+    "fake-quant int4": ["--fake-quant", "int4"],
+}
+
+
+def dtype_file(bench: Bench, type_name: str) -> Path:
+    """64 tensors (rows of 4,096) of one dtype; every file holds the same number of bytes of data."""
+    quick = bench.sizes == QUICK
+    total = QUICK_DTYPE_BYTES if quick else DTYPE_BYTES
+    width = 4 if type_name == "F32" else 2
+    n_tensors = 4 if quick else 64
+    shape = (4096, total // n_tensors // width // 4096)
+    tensors = [TensorSpec(f"blk.{i}.ffn_up.weight", type_name, shape, std=0.02) for i in range(n_tensors)]
+    prefix = "quick-" if quick else ""
+    name = f"{prefix}weights-{format_bytes(total).replace(' ', '')}-{type_name.lower()}.gguf"
+    return write_gguf(bench.work_dir / name, "llama", f"all {type_name}, normal(0, 0.02)", 8, tensors)
+
+
+def bench_dtypes(bench: Bench) -> list[Row]:
+    paths = {t: dtype_file(bench, t) for t in DTYPES}
+    for path in paths.values():
+        warm(path)
+    size = format_bytes(paths["F32"].stat().st_size)
+    log(f"{size}: pyscan --json on F32, F16, BF16 (CLI, {native.current_isa()}, default threads)")
+    scans = interleave([timed([*bench.pyscan, str(paths[t]), "--json"]) for t in DTYPES], bench.repeats)
+    rows = [
+        paired_row(
+            f"scan {size} {t} [F32 time / {t} time]", times, scans[0], "F32", Target(f"F32/{t}", ">=", 0.8), False
+        )
+        for t, times in zip(DTYPES[1:], scans[1:], strict=True)
+    ]
+    log(f"{size} F32: dry runs of {', '.join(DRY_RUNS)} (CLI)")
+    f32 = str(paths["F32"])
+    dry = interleave(
+        [timed([*bench.pyscan, f32, *options, "--dry-run", "--json"]) for options in DRY_RUNS.values()], bench.repeats
+    )
+    names = list(DRY_RUNS)
+    rows += [
+        paired_row(
+            f"{name} --dry-run, {size} F32 [truncate bf16 time / {name} time]",
+            times,
+            dry[0],
+            "truncate bf16",
+            Target(f"truncate bf16/{name}", ">=", 0.7),
+            False,
+        )
+        for name, times in zip(names[1:], dry[1:], strict=True)
+    ]
+    return rows
+
+
+def in_process_kernel(path: Path, isa: str, options: list[str] | None) -> Probe:
+    """One thread, in-process: a scan (options None) or a dry run of the rewrite the options name."""
+    from pyscan.parser.reader import open_model
+    from pyscan.rewrite import parse_mode
+    from pyscan.rewrite.engine import rewrite_tensors, select_targets
+
+    def probe() -> float:
+        native.select_isa(isa)
+        if options is None:
+            return time_call(lambda: pyscan.scan(path, threads=1))
+        kind, target = options[0].lstrip("-").replace("-", "_"), options[1]
+        mode = parse_mode(**{kind: target})
+        assert mode is not None
+        with open_model(path) as model:
+            targets = select_targets(model)
+            return time_call(lambda: rewrite_tensors(model, targets, mode, threads=1))
+
+    return probe
+
+
+def bench_dtype_isas(bench: Bench) -> list[Row]:
+    """Every kernel on every path, one thread, in-process, all in the same rounds."""
+    paths = {t: dtype_file(bench, t) for t in DTYPES}
+    isas = native.available_isas()
+    kernels: list[tuple[str, Path, list[str] | None]] = [(f"scan {t}", paths[t], None) for t in DTYPES]
+    kernels += [(f"{name} --dry-run", paths["F32"], options) for name, options in DRY_RUNS.items()]
+    for path in paths.values():
+        warm(path)
+    log(f"kernels x paths ({', '.join(isas)}), 1 thread, in-process")
+    probes = [in_process_kernel(path, isa, options) for isa in isas for _, path, options in kernels]
+    samples = interleave(probes, bench.repeats)
+    native.select_isa(None)
+    size = paths["F32"].stat().st_size
+    by = {
+        (isa, name): samples[i * len(kernels) + k]
+        for i, isa in enumerate(isas)
+        for k, (name, _, _) in enumerate(kernels)
+    }
+    rows = []
+    for name, _, _ in kernels:
+        times = [by[isa, name] for isa in isas]
+        labels = [f"{name}, {format_bytes(size)}, {isa}, 1 thread, in-process [speed-up]" for isa in isas]
+        rows += speedup_rows(labels, times, size, isas[0])
+    for isa in isas:
+        for name, _, _ in kernels:
+            base = "scan F32" if name.startswith("scan") else "truncate bf16 --dry-run"
+            if name == base:
+                continue
+            ratio, pair_ratio = ratios(by[isa, base], by[isa, name])
+            rows.append(
+                Row(
+                    f"{name}, {isa}, 1 thread, in-process [{base} time / time]",
+                    format_rate(size, statistics.median(by[isa, name])),
+                    f"{base} {format_rate(size, statistics.median(by[isa, base]))}",
+                    ratio,
+                    pair_ratio,
+                )
+            )
+    return rows
+
+
 def run_all(bench: Bench) -> list[Row]:
     measurements: list[tuple[str, Callable[[], list[Row]]]] = [
         ("scan Gemma 3 270M Q4_K_M", lambda: bench_gemma(bench)),
@@ -583,9 +715,13 @@ def run_all(bench: Bench) -> list[Row]:
         ("parse header", lambda: bench_header(bench)),
         ("kernel paths", lambda: bench_isas(bench)),
         ("threads", lambda: bench_threads(bench)),
+        ("dtypes and dry runs", lambda: bench_dtypes(bench)),
+        ("kernels x paths", lambda: bench_dtype_isas(bench)),
     ]
     rows: list[Row] = []
     for name, measure in measurements:
+        if bench.only and not any(part in name for part in bench.only):
+            continue
         try:
             rows += measure()
         except (BenchError, pyscan.PyscanError) as exc:
@@ -712,6 +848,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--work-dir", type=Path, help="where inputs are generated and reused (default: a temp folder)")
     parser.add_argument("--repeats", type=int, default=7, help="measurements of each command (default 7)")
     parser.add_argument("--markdown", action="store_true", help="print the table as Markdown")
+    parser.add_argument(
+        "--only",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="run only the measurements whose names contain NAME (repeatable), e.g. 'dry runs', 'kernels x paths'",
+    )
     args = parser.parse_args(argv)
     if args.repeats < 1:
         parser.error("--repeats must be at least 1")
@@ -725,7 +868,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     load = os.getloadavg()
     sizes = QUICK if args.quick else FULL
     inputs = make_inputs(args.work_dir, sizes, args.quick)
-    bench = Bench(inputs, args.repeats, pyscan_command(), args.work_dir, sizes)
+    bench = Bench(inputs, args.repeats, pyscan_command(), args.work_dir, sizes, tuple(args.only))
     rows = run_all(bench)
     facts = machine_facts(inputs, args, load)
     if args.quick:

@@ -1,11 +1,15 @@
 /*
  * dispatch.c - the table of kernel paths, filled at compile time with the
  * paths this architecture has, and the CPU check that says which of them can
- * run here.  The default path is the best available one, chosen once.
+ * run here.  The default path is the one PYSCAN_ISA names, else the best
+ * available one, chosen once.
  */
 /* sigsetjmp (guard.h) is POSIX, not C11 */
 #define _POSIX_C_SOURCE 200809L
+#include <ctype.h>
 #include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "guard.h"
 #include "kernels/kernel.h"
@@ -79,16 +83,39 @@ int pyscan_isa_available(int isa)
     return cpu_supports(isa);
 }
 
+/* The available path that text names, as Python reads PYSCAN_ISA (case and surrounding blanks ignored), or -1. */
+static int isa_named(const char *text)
+{
+    while (isspace((unsigned char)*text))
+        text++;
+    size_t len = strlen(text);
+    while (len > 0 && isspace((unsigned char)text[len - 1]))
+        len--;
+    for (int isa = 0; isa < PYSCAN_ISA_COUNT; isa++) {
+        const char *name = isa_table[isa].name;
+        size_t k = 0;
+        while (k < len && name[k] != '\0' && tolower((unsigned char)text[k]) == name[k])
+            k++;
+        if (k == len && name[k] == '\0' && len > 0)
+            return pyscan_isa_available(isa) ? isa : -1;
+    }
+    return -1;
+}
+
 int pyscan_isa_default(void)
 {
     /* Racing first calls compute the same answer; atomics keep that race defined. */
     static int chosen = -1;
     int isa = __atomic_load_n(&chosen, __ATOMIC_RELAXED);
     if (isa < 0) {
-        isa = PYSCAN_ISA_SCALAR;
-        for (int candidate = 0; candidate < PYSCAN_ISA_COUNT; candidate++)
-            if (pyscan_isa_available(candidate))
-                isa = candidate; /* the table is ordered from narrowest to widest */
+        const char *forced = getenv("PYSCAN_ISA");
+        isa = forced != NULL ? isa_named(forced) : -1;
+        if (isa < 0) {
+            isa = PYSCAN_ISA_SCALAR;
+            for (int candidate = 0; candidate < PYSCAN_ISA_COUNT; candidate++)
+                if (pyscan_isa_available(candidate))
+                    isa = candidate; /* the table is ordered from narrowest to widest */
+        }
         __atomic_store_n(&chosen, isa, __ATOMIC_RELAXED);
     }
     return isa;
@@ -97,9 +124,9 @@ int pyscan_isa_default(void)
 int pyscan_count(int isa, int dtype, const void *data, size_t n, int swap, pyscan_counts *acc)
 {
     if (!pyscan_isa_available(isa) || dtype < PYSCAN_F32 || dtype > PYSCAN_BF16)
-        return -1;
+        return PYSCAN_ERR_REFUSED;
     PYSCAN_GUARDED(isa_table[isa].count[dtype](data, n, swap, acc));
-    return 0;
+    return PYSCAN_OK;
 }
 
 /* Fold a call's F32 tracker into the caller's double-precision stats. */
@@ -139,15 +166,15 @@ int pyscan_transform(int isa, int op, int param, const void *src, void *dst, siz
                      pyscan_change_stats *acc)
 {
     if (!pyscan_isa_available(isa))
-        return -1;
+        return PYSCAN_ERR_REFUSED;
     const struct isa_entry *e = &isa_table[isa];
     int mantissa_op = op == PYSCAN_OP_TRUNCATE_MANTISSA || op == PYSCAN_OP_ROUND_MANTISSA;
     if (mantissa_op ? (param < 0 || param > 23) : (op != PYSCAN_OP_TRUNCATE_FP16 && op != PYSCAN_OP_ROUND_FP16))
-        return -1;
+        return PYSCAN_ERR_REFUSED;
     pyscan_tracker t = { 0, 0.0f, 0.0f };
     PYSCAN_GUARDED(rewrite_blocks(e, op, param, src, dst, n, swap, &t));
     fold(&t, acc);
-    return 0;
+    return PYSCAN_OK;
 }
 
 int pyscan_fake_quant(int isa, const void *src, void *dst, size_t n_rows, size_t row_len, size_t group,
@@ -155,9 +182,9 @@ int pyscan_fake_quant(int isa, const void *src, void *dst, size_t n_rows, size_t
 {
     /* Up to qmax = 128, q (8 bits) times a BF16 scale (8 bits) is exact in F32: the op stays idempotent. */
     if (!pyscan_isa_available(isa) || group == 0 || qmax < 1 || qmax > 128)
-        return -1;
+        return PYSCAN_ERR_REFUSED;
     pyscan_tracker t = { 0, 0.0f, 0.0f };
     PYSCAN_GUARDED(isa_table[isa].fake_quant(src, dst, n_rows, row_len, group, (float)qmax, swap, &t));
     fold(&t, acc);
-    return 0;
+    return PYSCAN_OK;
 }

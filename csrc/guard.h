@@ -11,7 +11,7 @@
 
 #include <setjmp.h>
 
-#define PYSCAN_FAULT (-2)
+#include "pyscan.h" /* PYSCAN_FAULT */
 
 struct pyscan_map;
 

@@ -68,16 +68,29 @@ const char *pyscan_isa_name(int isa);
 /* 1 if this build contains the path and this CPU can run it, else 0. */
 int pyscan_isa_available(int isa);
 
-/* The path used when no ISA is named: the best available one, chosen once. */
+/*
+ * The path used when no ISA is named, chosen once: the one the environment
+ * variable PYSCAN_ISA names ("scalar", "sse2", ...) when it is set, non-empty
+ * and available here, otherwise the best available one.  (Python refuses an
+ * unknown or unavailable PYSCAN_ISA itself; C callers get the best path.)
+ */
 int pyscan_isa_default(void);
+
+/* What the kernel calls (pyscan_count, pyscan_transform, pyscan_fake_quant) return. */
+enum pyscan_status {
+    PYSCAN_OK = 0,
+    PYSCAN_ERR_REFUSED = -1, /* the ISA is not available, or dtype / op / param / group / qmax is out of range */
+    PYSCAN_FAULT = -2        /* the memory vanished under the kernel: a mapped file shrank (SIGBUS, caught) */
+};
 
 /*
  * Count the n elements at data (unaligned is fine) with the kernel of the
  * given ISA, adding into *acc.  swap != 0 byte-swaps every element first
- * (file byte order differs from the host's).  Returns 0, or -1 when the ISA
- * is not available or dtype is unknown (acc untouched), or -2 when the
- * memory vanished under the kernel (a mapped file shrank: SIGBUS, caught;
- * acc then holds partial counts).  The same -2 applies to every kernel call.
+ * (file byte order differs from the host's).  Returns PYSCAN_OK, or
+ * PYSCAN_ERR_REFUSED when the ISA is not available or dtype is unknown (acc
+ * untouched), or PYSCAN_FAULT when the memory vanished under the kernel (a
+ * mapped file shrank: SIGBUS, caught; acc then holds partial counts).  The
+ * same PYSCAN_FAULT applies to every kernel call.
  */
 int pyscan_count(int isa, int dtype, const void *data, size_t n, int swap,
                  pyscan_counts *acc);
@@ -105,8 +118,8 @@ enum pyscan_op {
  * Apply op to the n F32 words at src, adding what changed into *acc, and
  * store the result at dst: dst == NULL is a dry run; dst == src rewrites in
  * place, storing only vectors that changed (clean pages stay clean); any
- * other dst (not overlapping src) receives every word.  Returns 0, or -1 for
- * an unavailable ISA or a bad op / param.
+ * other dst (not overlapping src) receives every word.  Returns PYSCAN_OK, or
+ * PYSCAN_ERR_REFUSED for an unavailable ISA or a bad op / param.
  */
 int pyscan_transform(int isa, int op, int param, const void *src, void *dst, size_t n, int swap,
                      pyscan_change_stats *acc);
@@ -120,7 +133,7 @@ int pyscan_transform(int isa, int op, int param, const void *src, void *dst, siz
  * ignored for the maximum; an all-zero group is unchanged, and so is one whose
  * scale would be subnormal or whose qmax * s overflows (there q * s would not
  * be exact).  qmax is 1..128.  src and dst as for pyscan_transform.
- * Returns 0 or -1.
+ * Returns PYSCAN_OK or PYSCAN_ERR_REFUSED.
  */
 int pyscan_fake_quant(int isa, const void *src, void *dst, size_t n_rows, size_t row_len, size_t group,
                       int qmax, int swap, pyscan_change_stats *acc);
@@ -211,9 +224,12 @@ int pyscan_count_batch(int isa, size_t n, const int32_t *dtypes,
 /*
  * Walk count GGUF strings (u64 length + bytes) starting at offset inside
  * [base, base + size).  On success stores the offset just past the last one
- * in *end and returns 0; returns 1 if a string runs past the end, 2 if one is
- * longer than max_len.  swap != 0 reads big-endian lengths.
+ * in *end and returns PYSCAN_OK; returns PYSCAN_SKIP_TRUNCATED if a string
+ * runs past the end, PYSCAN_SKIP_TOO_LONG if one is longer than max_len.
+ * swap != 0 reads big-endian lengths.
  */
+enum pyscan_skip_status { PYSCAN_SKIP_TRUNCATED = 1, PYSCAN_SKIP_TOO_LONG = 2 };
+
 int pyscan_skip_strings(const void *base, uint64_t size, uint64_t offset,
                         uint64_t count, int swap, uint64_t max_len,
                         uint64_t *end);

@@ -14,17 +14,17 @@ int pyscan_skip_strings(const void *base, uint64_t size, uint64_t offset, uint64
     for (uint64_t i = 0; i < count; i++) {
         uint64_t len;
         if (offset > size || size - offset < sizeof len)
-            return 1;
+            return PYSCAN_SKIP_TRUNCATED;
         memcpy(&len, p + offset, sizeof len);
         if (swap)
             len = __builtin_bswap64(len);
         offset += sizeof len;
         if (len > max_len)
-            return 2;
+            return PYSCAN_SKIP_TOO_LONG;
         if (len > size - offset) /* offset <= size here, so no wrap */
-            return 1;
+            return PYSCAN_SKIP_TRUNCATED;
         offset += len;
     }
     *end = offset;
-    return 0;
+    return PYSCAN_OK;
 }

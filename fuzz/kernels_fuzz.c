@@ -55,9 +55,12 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     (void)argc;
     (void)argv;
+    /* PYSCAN_ISA=NAME (read by pyscan_isa_default, as in Python) checks that path alone against scalar. */
+    const char *forced = getenv("PYSCAN_ISA");
+    int only = forced != NULL && forced[0] != '\0' ? pyscan_isa_default() : -1;
     fprintf(stderr, "kernels_fuzz: paths");
     for (int isa = 0; isa < PYSCAN_ISA_COUNT; isa++) {
-        if (pyscan_isa_available(isa)) {
+        if (pyscan_isa_available(isa) && (only < 0 || isa == only || isa == PYSCAN_ISA_SCALAR)) {
             isas[n_isas++] = isa;
             fprintf(stderr, " %s", pyscan_isa_name(isa));
         }
@@ -137,8 +140,8 @@ static void check_count(const struct control *c, const unsigned char *data, size
         if (isa == PYSCAN_ISA_SCALAR) {
             ref = acc;
             ref_status = status;
-            CHECK(status == (c->dtype <= PYSCAN_BF16 ? 0 : -1), isa, c, "status %d for dtype %d", status, c->dtype);
-            if (status != 0) {
+            CHECK(status == (c->dtype <= PYSCAN_BF16 ? PYSCAN_OK : PYSCAN_ERR_REFUSED), isa, c, "status %d for dtype %d", status, c->dtype);
+            if (status != PYSCAN_OK) {
                 CHECK(memcmp(&acc, &seed, sizeof acc) == 0, isa, c, "a refused count touched the accumulator");
             } else {
                 const uint64_t *a = (const uint64_t *)&acc, *s = (const uint64_t *)&seed;
@@ -164,7 +167,7 @@ static void check_count(const struct control *c, const unsigned char *data, size
             continue;
         pyscan_counts acc = seed;
         int status = pyscan_count(isa, PYSCAN_F32, data, len / 4, 0, &acc);
-        CHECK(status == -1 && memcmp(&acc, &seed, sizeof acc) == 0, PYSCAN_ISA_SCALAR, c,
+        CHECK(status == PYSCAN_ERR_REFUSED && memcmp(&acc, &seed, sizeof acc) == 0, PYSCAN_ISA_SCALAR, c,
               "unavailable path %d returned %d", isa, status);
     }
 }
@@ -213,7 +216,7 @@ static void run_rewrite(int isa, const struct control *c, const unsigned char *d
     int status = apply(isa, c, src, dst, n, &r->copy);
     CHECK(status == r->status, isa, c, "status %d into a copy, %d as a dry run", status, r->status);
     CHECK(memcmp(src, data, nbytes) == 0, isa, c, "a rewrite into a copy wrote to its input");
-    if (status != 0)
+    if (status != PYSCAN_OK)
         CHECK(memcmp(dst, pattern, nbytes) == 0, isa, c, "a refused rewrite wrote to dst");
     r->copy_out = malloc(nbytes + 1);
     if (r->copy_out == NULL)
@@ -256,7 +259,7 @@ static void check_scalar_rewrite(const struct control *c, const unsigned char *d
 {
     const int isa = PYSCAN_ISA_SCALAR;
     size_t nbytes = 4 * n;
-    if (r->status != 0) {
+    if (r->status != PYSCAN_OK) {
         CHECK(same_stats(&r->dry, &STATS_SEED) && same_stats(&r->copy, &STATS_SEED) &&
                   same_stats(&r->in_place, &STATS_SEED),
               isa, c, "a refused rewrite touched the stats");
@@ -284,7 +287,7 @@ static void check_scalar_rewrite(const struct control *c, const unsigned char *d
     pyscan_change_stats second = STATS_SEED;
     int status = apply(isa, c, again, NULL, n, &second);
     free(block);
-    CHECK(status == 0 && second.changed == STATS_SEED.changed, isa, c,
+    CHECK(status == PYSCAN_OK && second.changed == STATS_SEED.changed, isa, c,
           "not idempotent: a second pass changes %llu more words",
           (unsigned long long)(second.changed - STATS_SEED.changed));
 }
@@ -339,7 +342,7 @@ static struct control parse_control(const uint8_t *b, size_t words)
     c.param = b[2] < 0xF0 ? b[2] % 24 : b[2] < 0xF8 ? -(int)(b[2] - 0xEF) : 24 + (b[2] - 0xF8);
     c.swap = b[3] & 1;
     c.offset = (b[3] >> 1) & 63;
-    c.tile = b[9] < 0xFC ? 1 + (b[9] & 3) : TILES[b[9] - 0xFC];
+    c.tile = b[9] < 0xFC ? 1 + (size_t)(b[9] & 3) : TILES[b[9] - 0xFC];
     unsigned row_raw = b[4] | (unsigned)b[5] << 8, group_raw = b[6] | (unsigned)b[7] << 8;
     c.row_len = row_raw % (words + 1);
     c.n_rows = c.row_len ? words / c.row_len : row_raw % 4;
@@ -354,7 +357,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *input, size_t size)
         return -1; /* not worth keeping in the corpus */
     const uint8_t *payload = input + HEADER_BYTES;
     size_t payload_len = size - HEADER_BYTES;
-    size_t tile = input[9] < 0xFC ? 1 + (input[9] & 3) : TILES[input[9] - 0xFC];
+    size_t tile = input[9] < 0xFC ? 1 + (size_t)(input[9] & 3) : TILES[input[9] - 0xFC];
     if (payload_len && tile > MAX_DATA_BYTES / payload_len)
         tile = MAX_DATA_BYTES / payload_len;
     size_t len = payload_len * tile;

@@ -80,7 +80,7 @@ def _isa_index() -> int:
     return _current_isa
 
 
-FAULT = -2  # the kernel's memory vanished: a mapped file shrank (SIGBUS, caught in C)
+FAULT = lib.PYSCAN_FAULT  # -2: the kernel's memory vanished: a mapped file shrank (SIGBUS, caught in C)
 
 
 def shrank_error(path: str | None) -> FileShrankError:
@@ -90,7 +90,7 @@ def shrank_error(path: str | None) -> FileShrankError:
 def _check_status(status: int, path: str | None, refused: str) -> None:
     if status == FAULT:
         raise shrank_error(path)
-    if status != 0:
+    if status != lib.PYSCAN_OK:
         raise PyscanError(path, refused, "usage")
 
 

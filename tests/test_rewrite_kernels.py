@@ -263,3 +263,43 @@ def test_bad_mode_strings_are_usage_errors() -> None:
     ):
         with pytest.raises(PyscanError):
             parse_mode(**kwargs)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("qmax", [1, 2, 7, 127, 128])
+def test_fake_quant_exact_ties_and_extreme_scales(isa: str, qmax: int) -> None:
+    """Values exactly on q + 1/2 ties of the scale and one ulp either side; scales from 2^-126 to 2^127.
+
+    Each row of 64 holds qmax * s (so its scale is exactly the BF16 value s), then ties and neighbours.
+    A path that multiplies by 1 / s instead of dividing must still round each of them as x / s does.
+    """
+    rng = np.random.default_rng(qmax)
+    exponents = np.concatenate([rng.integers(-126, 120, size=40), [-126, -125, 125, 126, 127]])
+    scales = (np.ldexp(1.0, exponents) * (1 + rng.integers(0, 128, size=exponents.size) / 128)).astype(np.float32)
+    with np.errstate(over="ignore"):
+        scales = scales[np.isfinite(scales * np.float32(qmax))]
+    rows = []
+    for s in scales:
+        k = rng.integers(-qmax, qmax, size=21).astype(np.float32) + np.float32(0.5)
+        ties = k * s  # exact: 9 + 8 significant bits
+        row = np.concatenate(
+            [
+                [np.float32(qmax) * s],
+                ties,
+                np.nextafter(ties, np.float32(np.inf)),
+                np.nextafter(ties, np.float32(-np.inf)),
+            ]
+        ).astype(np.float32)
+        rows.append(row)
+    x = np.concatenate(rows)
+    words = x.view(np.uint32)
+    want = fake_quant(x, 64, 64, qmax).view(np.uint32)
+    assert np.count_nonzero(want != words) > x.size // 4  # the rows do get quantized
+    for big_endian in (False, True):
+        stored = words.byteswap() if big_endian else words
+        source = stored.copy()
+        target = np.zeros_like(source)
+        acc = native.new_change_stats()
+        native.fake_quant_into(acc, source.ctypes.data, target.ctypes.data, x.size // 64, 64, 64, qmax, big_endian)
+        got = target.byteswap() if big_endian else target
+        assert_same_words(got, want)
+        assert (int(acc.changed), float(acc.max_abs_error), float(acc.max_rel_error)) == change_stats(words, got)

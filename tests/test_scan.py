@@ -159,6 +159,41 @@ def test_data_in_the_wrong_byte_order_is_reported(tmp_path: Path) -> None:
     assert bad.to_dict()["tensors"][0]["byte_order_suspect"] is True
 
 
+def _f16_odd(bits: Any) -> int:
+    """NaN, infinite or subnormal F16 values among the bit patterns (numpy)."""
+    import numpy as np
+
+    magnitude = bits.astype(np.uint32) & 0x7FFF
+    return int(np.count_nonzero((magnitude > 0x7BFF) | ((magnitude > 0) & (magnitude < 0x0400))))
+
+
+@pytest.mark.parametrize("where", ["head", "tail"])
+@pytest.mark.parametrize("swapped_odd", [0, 62, 63, 500])
+def test_byte_order_check_reads_as_far_as_it_must(tmp_path: Path, where: str, swapped_odd: int) -> None:
+    """The swapped rescan stops early only when the whole tensor would give the same answer.
+
+    1,000 values are odd only as stored (0x003C: subnormal; 0x3C00 = 1.0 swapped) and swapped_odd
+    only when swapped (0x3C01; 0x013C is subnormal), at the start or at the very end of 100,000.
+    """
+    import numpy as np
+    from models import write
+
+    bits = np.full(100_000, 0x3C3C, dtype=np.uint16)  # 0x3C3C is normal either way
+    bits[1000:2000] = 0x003C
+    if swapped_odd:
+        if where == "head":
+            bits[:swapped_odd] = 0x3C01
+        else:
+            bits[-swapped_odd:] = 0x3C01
+    odd, odd_swapped = _f16_odd(bits), _f16_odd(bits.byteswap())
+    expected = odd >= max(4, bits.size / 1000) and odd_swapped * 16 < odd
+    path = tmp_path / "f16.gguf"
+    write(path, [("w16", bits.view(np.float16), None)])
+    report = pyscan.scan(path)
+    assert report.tensors[0].byte_order_suspect is expected
+    assert expected is (swapped_odd <= 62)  # the cases cover both answers
+
+
 def test_odd_but_honest_data_is_not_flagged(mixed_files: dict[str, Path], tinyllama: Path) -> None:
     for path in (*mixed_files.values(), tinyllama):  # random bits and special values look odd both ways
         assert pyscan.scan(path).warnings == []

@@ -162,9 +162,12 @@ static inline __attribute__((always_inline)) vec mantissa_vector(vec u, const st
                                      _mm256_and_si256(_mm256_srl_epi32(u, k->shift), k->lsb_mask))
                   : u;
     r = _mm256_andnot_si256(k->low, r);
-    vec nan_r = round ? _mm256_or_si256(_mm256_and_si256(u, set32(0x80000000u)), set32(0x7FC00000u))
-                      : _mm256_or_si256(_mm256_andnot_si256(k->low, u), set32(0x00400000u));
-    return select(is_nan, nan_r, r);
+    if (__builtin_expect(!_mm256_testz_si256(is_nan, is_nan), 0)) { /* NaNs are rare: their rule only when present */
+        vec nan_r = round ? _mm256_or_si256(_mm256_and_si256(u, set32(0x80000000u)), set32(0x7FC00000u))
+                          : _mm256_or_si256(_mm256_andnot_si256(k->low, u), set32(0x00400000u));
+        r = select(is_nan, nan_r, r);
+    }
+    return r;
 }
 
 /*
@@ -180,10 +183,13 @@ static inline __attribute__((always_inline)) vec fp16_vector(vec u, int toward_z
                             : _mm256_cvtps_ph(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
     vec r = _mm256_castps_si256(_mm256_cvtph_ps(h));
     vec is_nan = _mm256_cmpgt_epi32(_mm256_and_si256(u, set32(PYSCAN_F32_ABS)), set32(PYSCAN_F32_INF));
-    vec nan_r = _mm256_or_si256(_mm256_and_si256(u, set32(0xFFFFE000u)),
-                                _mm256_and_si256(_mm256_cmpeq_epi32(_mm256_and_si256(u, set32(0x007FE000u)), vzero()),
-                                                 set32(0x2000)));
-    return select(is_nan, nan_r, r);
+    if (__builtin_expect(!_mm256_testz_si256(is_nan, is_nan), 0)) {
+        vec nan_r = _mm256_or_si256(
+            _mm256_and_si256(u, set32(0xFFFFE000u)),
+            _mm256_and_si256(_mm256_cmpeq_epi32(_mm256_and_si256(u, set32(0x007FE000u)), vzero()), set32(0x2000)));
+        r = select(is_nan, nan_r, r);
+    }
+    return r;
 }
 
 static inline vec absmax_vector(vec cur, vec u)
@@ -194,10 +200,18 @@ static inline vec absmax_vector(vec cur, vec u)
 }
 
 /* pyscan_fake_quant_one on 8 words; see sse2.c for the int32 round trip and the sign. */
-static inline __attribute__((always_inline)) vec quant_vector(vec u, vecf scale, vecf qmax)
+static inline __attribute__((always_inline)) vec quant_vector(vec u, vecf scale, vecf qmax, vecf inv)
 {
+    /* rint(x * inv) where that is provably rint(fl(x / s)); the division elsewhere: see avx512.c. */
     __m256 x = _mm256_castsi256_ps(u);
-    __m256 q = _mm256_cvtepi32_ps(_mm256_cvtps_epi32(_mm256_div_ps(x, scale)));
+    __m256 y = _mm256_mul_ps(x, inv);
+    __m256 q = _mm256_round_ps(y, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m256 off = _mm256_andnot_ps(_mm256_set1_ps(-0.0f), _mm256_sub_ps(y, q)); /* exact */
+    __m256 finite_x = _mm256_castsi256_ps(
+        _mm256_cmpgt_epi32(set32(PYSCAN_F32_INF), _mm256_and_si256(u, set32(PYSCAN_F32_ABS))));
+    __m256 near_tie = _mm256_and_ps(finite_x, _mm256_cmp_ps(off, _mm256_set1_ps(0.5f - 0x1p-14f), _CMP_NLT_UQ));
+    if (_mm256_movemask_ps(near_tie))
+        q = _mm256_blendv_ps(q, _mm256_cvtepi32_ps(_mm256_cvtps_epi32(_mm256_div_ps(x, scale))), near_tie);
     q = _mm256_min_ps(_mm256_max_ps(q, _mm256_sub_ps(_mm256_setzero_ps(), qmax)), qmax);
     vec r = _mm256_or_si256(_mm256_castps_si256(_mm256_mul_ps(q, scale)), _mm256_and_si256(u, set32(0x80000000u)));
     vec finite = _mm256_cmpgt_epi32(set32(PYSCAN_F32_INF), _mm256_and_si256(u, set32(PYSCAN_F32_ABS)));

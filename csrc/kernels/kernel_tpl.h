@@ -18,7 +18,9 @@
  *                           16-bit lanes), exactly as rules.h counts them
  *   struct mantissa_k, mantissa_setup(keep), mantissa_vector(u, &k, round)
  *   fp16_vector(u, toward_zero)
- *   vecf, vsetf, absmax_vector(cur, u), quant_vector(u, scale, qmax)
+ *   vecf, vsetf, absmax_vector(cur, u), quant_vector(u, scale, qmax, inv)
+ *                           (inv: 1 / scale, or NaN where it would be subnormal;
+ *                           a path may use it instead of dividing, see avx512.c)
  *   struct track_lanes, track_init, track_vector(&tl, u, r) (nonzero if a
  *                           lane changed), track_flush(&tl, t) (fold, reset)
  *
@@ -150,7 +152,7 @@ enum { TPL_MANTISSA, TPL_FP16, TPL_QUANT };
 
 struct op_args {
     struct mantissa_k mk;
-    vecf scale, qmax;
+    vecf scale, qmax, inv;
 };
 
 TPL_INLINE vec apply_op(int op, int flag, vec u, const struct op_args *a)
@@ -159,7 +161,7 @@ TPL_INLINE vec apply_op(int op, int flag, vec u, const struct op_args *a)
         return mantissa_vector(u, &a->mk, flag);
     if (op == TPL_FP16)
         return fp16_vector(u, flag);
-    return quant_vector(u, a->scale, a->qmax);
+    return quant_vector(u, a->scale, a->qmax, a->inv);
 }
 
 /*
@@ -192,7 +194,7 @@ TPL_INLINE void mantissa_impl(const unsigned char *src, unsigned char *dst, size
     struct op_args a;
     struct track_lanes tl;
     a.mk = mantissa_setup(keep);
-    a.scale = a.qmax = vsetf(0.0f);
+    a.scale = a.qmax = a.inv = vsetf(0.0f);
     track_init(&tl);
     size_t i = rewrite_vectors(TPL_MANTISSA, round, &a, src, dst, n, swap, write, &tl);
     track_flush(&tl, t);
@@ -206,7 +208,7 @@ TPL_INLINE void fp16_impl(const unsigned char *src, unsigned char *dst, size_t n
     struct op_args a;
     struct track_lanes tl;
     a.mk = mantissa_setup(7);
-    a.scale = a.qmax = vsetf(0.0f);
+    a.scale = a.qmax = a.inv = vsetf(0.0f);
     track_init(&tl);
     size_t i = rewrite_vectors(TPL_FP16, toward_zero, &a, src, dst, n, swap, write, &tl);
     track_flush(&tl, t);
@@ -269,6 +271,7 @@ TPL_INLINE void fake_quant_impl(const unsigned char *src, unsigned char *dst, si
                 continue;
             }
             a.scale = vsetf(scale);
+            a.inv = vsetf(scale < 0x1p126f ? 1.0f / scale : __builtin_nanf(""));
             i = rewrite_vectors(TPL_QUANT, 0, &a, g, out, len, swap, write, &tl);
             pyscan_fake_quant_tail(g + 4 * i, out == NULL ? NULL : out + 4 * i, len - i, swap, scale, qmax, t);
             since_flush += len;

@@ -154,8 +154,9 @@ static inline vec absmax_vector(vec cur, vec u)
  * does in the default rounding mode; |x / s| <= qmax * (1 + 2^-8) fits int32.
  * The sign of x is put back so that -0.3 gives -0, as rintf does.
  */
-static inline __attribute__((always_inline)) vec quant_vector(vec u, vecf scale, vecf qmax)
+static inline __attribute__((always_inline)) vec quant_vector(vec u, vecf scale, vecf qmax, vecf inv)
 {
+    (void)inv; /* this path divides */
     float32x4_t q = vcvtq_f32_s32(vcvtnq_s32_f32(vdivq_f32(vreinterpretq_f32_u32(u), scale)));
     q = vminq_f32(vmaxq_f32(q, vnegq_f32(qmax)), qmax);
     vec r = vorrq_u32(vreinterpretq_u32_f32(vmulq_f32(q, scale)), vandq_u32(u, set32(0x80000000u)));

@@ -205,8 +205,9 @@ static inline vec absmax_vector(vec cur, vec u)
  * round trip through int32 is rint (current rounding mode, as rintf); the
  * sign of x is put back so that -0.3 gives -0, as rintf does.
  */
-static inline __attribute__((always_inline)) vec quant_vector(vec u, vecf scale, vecf qmax)
+static inline __attribute__((always_inline)) vec quant_vector(vec u, vecf scale, vecf qmax, vecf inv)
 {
+    (void)inv; /* this path divides */
     __m128 x = _mm_castsi128_ps(u);
     __m128 q = _mm_cvtepi32_ps(_mm_cvtps_epi32(_mm_div_ps(x, scale)));
     q = _mm_min_ps(_mm_max_ps(q, _mm_sub_ps(_mm_setzero_ps(), qmax)), qmax);

@@ -148,9 +148,9 @@ def _read_array(cur: Cursor, key: str) -> MetadataArray:
         status = lib.pyscan_skip_strings(
             ffi.from_buffer(cur.buf), cur.size, start, count, int(cur.byte_order == ">"), 1 << 30, end
         )
-        if status == 1:
+        if status == lib.PYSCAN_SKIP_TRUNCATED:
             raise cur.fail(f"truncated: the file ends inside string array {quote(key)}")
-        if status == 2:
+        if status == lib.PYSCAN_SKIP_TOO_LONG:
             raise cur.fail(f"string array {quote(key)} holds a string over {1 << 30} bytes")
         cur.pos = int(end[0])
     else:
