@@ -227,3 +227,25 @@ def test_bad_options_are_usage_errors(tmp_path: Path) -> None:
     model.write_bytes(b"GGUF")
     one_line_error(pyscan_cli("eval", str(model), str(model), "--ctx", "7"), "--ctx")
     one_line_error(pyscan_cli("eval", str(model), str(tmp_path / "nope.gguf")), "no such file")
+
+
+def test_experiment_writes_variants_and_measures_each(gemma: Path, tmp_path: Path) -> None:
+    need("llama_cpp")
+    done = pyscan_cli(
+        "experiment", str(gemma), "--mode", "truncate=bf16", "--mode", "fake-quant=int4:32", "-o", str(tmp_path),
+        "--ctx", str(CTX), "--chunks", "1", "--threads", "2", "--json",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    bf16, int4 = report["modes"]
+    assert [bf16["mode"], int4["mode"]] == ["truncate=bf16", "fake-quant=int4:32"]
+    assert bf16["changed"] == 14_189 and int4["changed"] > bf16["changed"]  # the README's Gemma finding
+    assert 0 < bf16["kld_mean"] < int4["kld_mean"]
+    assert bf16["outputs_identical"] is None
+    assert all(Path(m["output"]).is_file() and Path(m["output"]).parent == tmp_path for m in report["modes"])
+
+
+def test_experiment_bad_mode_is_one_line(tmp_path: Path) -> None:
+    model = tmp_path / "m.gguf"
+    model.write_bytes(b"GGUF")
+    one_line_error(pyscan_cli("experiment", str(model), "--mode", "squash=bf16"), "KIND=FMT")
