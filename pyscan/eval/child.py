@@ -2,7 +2,7 @@
 
 Run as ``python -m pyscan.eval.child MODEL CTX THREADS``.  It reads pickled requests on stdin and
 answers each with one pickled dict on its protocol pipe (the stdout it was given), followed, when
-the dict has an ``array`` entry (dtype, shape), by that array's raw bytes.  Everything llama.cpp
+the dict has an ``array`` entry (dtype, shape), by that array's raw bytes in C order.  Everything llama.cpp
 prints goes to stderr: file descriptor 1 is pointed there before the library loads.
 
 Requests: ``("tokenize", text)``, ``("score", tokens)`` (the float32 logits of positions
@@ -18,31 +18,41 @@ from typing import IO, Any
 
 # Test hook: a child that dies as a crashing engine would (an abort in C code), at "load" or "score".
 ABORT_ENV = "PYSCAN_EVAL_TEST_ABORT"
+UBATCH = 64  # tokens per decode: llama.cpp's logits buffers hold this many rows of the vocabulary
 
 
-def reply(channel: IO[bytes], header: dict[str, Any], array: Any = None) -> None:
-    if array is not None:
-        header = {**header, "array": (array.dtype.str, array.shape)}
+def reply(channel: IO[bytes], header: dict[str, Any]) -> None:
     pickle.dump(header, channel, protocol=pickle.HIGHEST_PROTOCOL)
-    if array is not None:
-        channel.write(memoryview(array).cast("B"))
     channel.flush()
 
 
-def score(model: Any, tokens: list[int]) -> Any:
-    """Evaluate one chunk from an empty cache; the logits of the scored half, as llama-perplexity reads them."""
+def score(model: Any, tokens: list[int], channel: IO[bytes]) -> None:
+    """Evaluate one chunk from an empty cache; reply with the logits of its scored half (positions n/2 .. n-2).
+
+    The chunk goes in as pieces of UBATCH tokens, each row streamed out as soon as it exists: llama.cpp
+    then reserves logits for one piece, not for the whole chunk (256 MiB at --ctx 512 with a
+    262,144-token vocabulary), and no copy of the scored rows is ever made here.
+    """
     import numpy as np
 
-    n = len(tokens)
+    n, vocab = len(tokens), model.n_vocab()
+    first, end = n // 2, n - 1
     model.reset()
     model._ctx.kv_cache_clear()  # no state from the previous chunk: each chunk starts at position 0
-    # Every position is an output, exactly as Llama(logits_all=True).eval() asks for them, so these
-    # logits are the ones a plain llama-cpp-python user gets (the graph is the same, bit for bit).
-    model._batch.set_batch(batch=tokens, n_past=0, logits_all=True)
-    model._ctx.decode(model._batch)
-    vocab = model.n_vocab()
-    logits = np.ctypeslib.as_array(model._ctx.get_logits(), shape=(n, vocab))
-    return np.array(logits[n // 2 : n - 1], dtype=np.float32)  # a copy: the buffer is reused
+    pickle.dump({"array": (np.dtype(np.float32).str, (end - first, vocab))}, channel, protocol=pickle.HIGHEST_PROTOCOL)
+    # The whole chunk is decoded, in the pieces llama.cpp's own n_ubatch split would make: pieces cut
+    # elsewhere (ending at n-1, say) change the last row's logits by up to 1.0 on this build.
+    for start in range(0, n, UBATCH):
+        stop = min(start + UBATCH, n)
+        scored = range(max(start, first), min(stop, end))
+        model._batch.set_batch(batch=tokens[start:stop], n_past=start, logits_all=False)
+        for i in scored:
+            model._batch.batch.logits[i - start] = True
+        model._ctx.decode(model._batch)
+        for i in scored:
+            row = np.ctypeslib.as_array(model._ctx.get_logits_ith(i - start), shape=(vocab,))
+            channel.write(memoryview(row.data).cast("B"))
+    channel.flush()
 
 
 def generate(model: Any, prompt: str, n_tokens: int) -> dict[str, Any]:
@@ -78,7 +88,7 @@ def serve(model_path: str, ctx: int, threads: int, requests: IO[bytes], channel:
         os.abort()
     try:
         model = Llama(
-            model_path=model_path, n_ctx=ctx, n_batch=ctx, n_ubatch=ctx, n_threads=threads,
+            model_path=model_path, n_ctx=ctx, n_batch=ctx, n_ubatch=min(ctx, UBATCH), n_threads=threads,
             n_threads_batch=threads, logits_all=False, verbose=False,
         )  # fmt: skip
     except Exception as exc:  # llama-cpp-python raises ValueError for a model llama.cpp refuses
@@ -93,7 +103,7 @@ def serve(model_path: str, ctx: int, threads: int, requests: IO[bytes], channel:
             elif request[0] == "score":
                 if os.environ.get(ABORT_ENV) == "score":
                     os.abort()
-                reply(channel, {}, score(model, request[1]))
+                score(model, request[1], channel)
             elif request[0] == "generate":
                 reply(channel, generate(model, request[1], request[2]))
             else:
