@@ -249,3 +249,11 @@ def test_experiment_bad_mode_is_one_line(tmp_path: Path) -> None:
     model = tmp_path / "m.gguf"
     model.write_bytes(b"GGUF")
     one_line_error(pyscan_cli("experiment", str(model), "--mode", "squash=bf16"), "KIND=FMT")
+
+
+def test_model_the_engine_refuses_is_one_line(gemma: Path, tmp_path: Path) -> None:
+    need("llama_cpp")
+    bad = tmp_path / "not-a-model.gguf"
+    bad.write_bytes(b"GGUF\x03\x00\x00\x00" + bytes(16))  # a valid empty GGUF: no tensors, no architecture
+    done = pyscan_cli("eval", str(gemma), str(bad), "--ctx", str(CTX))
+    one_line_error(done, str(bad), "inference engine")
