@@ -66,8 +66,7 @@ def evaluate(request: EvalRequest) -> dict[str, Any]:
             metrics.single(base_logits, targets, base_measures)
             for engine, (single, paired) in zip(others, measures, strict=True):
                 logits = engine.score(chunk.tokens)
-                metrics.single(logits, targets, single)
-                metrics.pair(base_logits, logits, targets, paired)
+                metrics.pair(base_logits, logits, targets, paired, single)
                 del logits
             del base_logits
             if request.on_chunk:
