@@ -257,3 +257,43 @@ def test_model_the_engine_refuses_is_one_line(gemma: Path, tmp_path: Path) -> No
     bad.write_bytes(b"GGUF\x03\x00\x00\x00" + bytes(16))  # a valid empty GGUF: no tensors, no architecture
     done = pyscan_cli("eval", str(gemma), str(bad), "--ctx", str(CTX))
     one_line_error(done, str(bad), "inference engine")
+
+
+def test_chunks_follow_llama_perplexity() -> None:
+    from pyscan.eval.protocol import chunks
+
+    tokens = list(range(100, 130))  # 30 tokens: three chunks of 8, six left over
+    work = chunks(tokens, 8, bos=1)
+    assert [c.tokens for c in work] == [[1, *tokens[k * 8 + 1 : k * 8 + 8]] for k in range(3)]
+    assert [c.targets for c in work] == [tokens[k * 8 + 5 : k * 8 + 8] for k in range(3)]  # positions 4..6 predict
+    assert len(chunks(tokens, 8, bos=1, limit=2)) == 2 and chunks(tokens, 32, bos=1) == []
+
+
+def test_statistics_on_small_logits_match_plain_numpy() -> None:
+    from pyscan.eval import metrics
+
+    rng = np.random.default_rng(1)
+    base = rng.normal(0, 4, (40, 50)).astype(np.float32)
+    other = (base + rng.normal(0, 0.5, base.shape)).astype(np.float32)
+    targets = rng.integers(0, 50, 40)
+    b_measures, q_measures, pair = metrics.TokenMeasures(), metrics.TokenMeasures(), metrics.PairMeasures()
+    metrics.single(base, targets, b_measures)
+    metrics.pair(base, other, targets, pair, q_measures)
+    summary = metrics.summarize(b_measures, q_measures, pair)
+
+    def logp(x: np.ndarray) -> np.ndarray:
+        x = x.astype(np.float64)
+        return x - np.log(np.exp(x).sum(axis=1, keepdims=True))
+
+    lb, lq, rows = logp(base), logp(other), np.arange(40)
+    kld = (np.exp(lb) * (lb - lq)).sum(axis=1)
+    ratio = lb[rows, targets] - lq[rows, targets]
+    dp = np.exp(lq[rows, targets]) - np.exp(lb[rows, targets])
+    assert summary["ppl"] == pytest.approx(np.exp(-lq[rows, targets].mean()), rel=1e-12)
+    assert metrics.perplexity(b_measures) == pytest.approx(np.exp(-lb[rows, targets].mean()), rel=1e-12)
+    assert summary["ln_ppl_ratio"] == pytest.approx(ratio.mean(), rel=1e-12)
+    assert summary["kld_mean"] == pytest.approx(kld.mean(), rel=1e-12)
+    assert summary["kld_uncertainty"] == pytest.approx(np.sqrt(kld.var() / 39), rel=1e-12)
+    assert summary["kld_p99"] == pytest.approx(np.percentile(kld, 99), rel=1e-12)
+    assert summary["rms_dp"] == pytest.approx(np.sqrt((dp**2).mean()), rel=1e-12)
+    assert summary["same_top_p"] == pytest.approx((base.argmax(1) == other.argmax(1)).mean())
