@@ -264,6 +264,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         from pyscan.cli.diff_command import main_diff
 
         return main_diff(arguments[1:])
+    if arguments[:1] == ["eval"]:
+        from pyscan.cli.eval_command import main_eval
+
+        return main_eval(arguments[1:])
+    if arguments[:1] == ["experiment"]:
+        from pyscan.cli.experiment_command import main_experiment
+
+        return main_experiment(arguments[1:])
     parser = build_parser()
     args = parser.parse_args(arguments)
     return guarded(lambda: run(args, parser))

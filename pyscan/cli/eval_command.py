@@ -1,0 +1,115 @@
+"""``pyscan eval BASE CANDIDATE...``: what a change to the weights does to the model's predictions.
+
+Perplexity of each model and, per candidate against BASE, the KL divergence of the next-token
+distributions, Δp of the correct token and the share of positions with the same top token, over
+llama-perplexity's chunks (see pyscan.eval.protocol).  Inference runs in llama-cpp-python
+processes (the optional extra `pyscan[eval]`).  Exit statuses: 0 done; 2 an error (one line on
+stderr: a missing extra, an engine crash, a text too short, another vocabulary, bad options).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from pyscan.cli.options import HelpFormatter
+from pyscan.cli.outcome import EXIT_OK, emit, guarded
+from pyscan.errors import PyscanError
+
+
+def add_eval_options(parser: argparse.ArgumentParser) -> None:
+    """The options eval and experiment share."""
+    parser.add_argument("--text", metavar="FILE", help="UTF-8 text to score (default: a sample bundled with pyscan)")
+    parser.add_argument("--ctx", type=int, default=512, metavar="N", help="tokens per chunk (default 512)")
+    parser.add_argument("--chunks", type=int, default=None, metavar="K", help="score at most K chunks")
+    parser.add_argument("--threads", type=int, default=None, metavar="N", help="engine threads (default: all cores)")
+    parser.add_argument(
+        "--prompt", action="append", default=[], metavar="TEXT", help="also compare greedy continuations (repeatable)"
+    )
+    parser.add_argument("--tokens", type=int, default=32, metavar="N", help="tokens per --prompt continuation")
+    parser.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="pyscan eval",
+        description="Perplexity and KL divergence of candidate models against a base model (llama.cpp).",
+        epilog="needs pip install 'pyscan[eval]'. exit status: 0 done; 2 an error or bad options.",
+        formatter_class=HelpFormatter,
+    )
+    parser.add_argument("base", metavar="BASE", help="the reference GGUF model")
+    parser.add_argument("candidates", nargs="+", metavar="CANDIDATE", help="GGUF models to compare with BASE")
+    add_eval_options(parser)
+    return parser
+
+
+def read_text(path: str | None) -> tuple[str, str]:
+    """(text, its name for messages): --text FILE, or the bundled sample."""
+    if path is None:
+        from importlib.resources import files
+
+        return files("pyscan.eval").joinpath("sample.txt").read_text(encoding="utf-8"), "the bundled sample text"
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return handle.read(), path
+    except UnicodeDecodeError:
+        raise PyscanError(path, "not UTF-8 text", "format") from None
+    except OSError as exc:
+        raise PyscanError(path, f"cannot read: {exc.strerror or exc}", "io") from None
+
+
+def check_options(args: argparse.Namespace) -> None:
+    if args.chunks is not None and args.chunks < 1:
+        raise PyscanError(None, "--chunks must be at least 1", "usage")
+    if args.threads is not None and not 1 <= args.threads <= 1024:
+        raise PyscanError(None, "--threads must be between 1 and 1024", "usage")
+    if not 1 <= args.tokens <= 4096:
+        raise PyscanError(None, "--tokens must be between 1 and 4096", "usage")
+
+
+def evaluate_with_progress(args: argparse.Namespace, base: str, candidates: Sequence[str]) -> dict[str, Any]:
+    from pyscan.eval.runner import EvalRequest, evaluate
+
+    text, text_name = read_text(args.text)
+    request = EvalRequest(
+        base=base, candidates=candidates, text=text, text_name=text_name, ctx=args.ctx, max_chunks=args.chunks,
+        threads=args.threads, prompts=args.prompt, n_tokens=args.tokens,
+    )  # fmt: skip
+    if args.json or args.quiet or not sys.stderr.isatty():
+        return evaluate(request)
+    from tqdm import tqdm
+
+    with tqdm(desc="chunks", unit="chunk", file=sys.stderr, leave=False, delay=1.0) as bar:
+
+        def advance(done: int, total: int) -> None:
+            bar.total = total
+            bar.update(done - bar.n)
+
+        request.on_chunk = advance
+        return evaluate(request)
+
+
+def run(args: argparse.Namespace) -> int:
+    check_options(args)
+    report = evaluate_with_progress(args, args.base, args.candidates)
+    if args.json:
+        import json
+
+        emit(json.dumps(report))
+    else:
+        from pyscan.eval.render import render_eval
+
+        emit(render_eval(report))
+    return EXIT_OK
+
+
+def main_eval(argv: Sequence[str]) -> int:
+    args = build_parser().parse_args(list(argv))  # argparse exits 2 on bad options
+    return guarded(lambda: run(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main_eval(sys.argv[1:]))

