@@ -99,11 +99,9 @@ def new_counts(n: int | None = None) -> Any:
     return ffi.new("pyscan_counts *") if n is None else ffi.new("pyscan_counts[]", n)
 
 
-def count_into(
-    acc: Any, dtype: int, address: int, n_elements: int, swap: bool, isa: str | None = None, path: str | None = None
-) -> None:
-    """Add the counts of n_elements at address into acc (runs without the GIL)."""
-    index = _isa_index() if isa is None else _isa_index_of(isa, "kernel path ")
+def count_into(acc: Any, dtype: int, address: int, n_elements: int, swap: bool, path: str | None = None) -> None:
+    """Add the counts of n_elements at address into acc, with the selected kernel path (without the GIL)."""
+    index = _isa_index()
     status = lib.pyscan_count(index, dtype, ffi.cast("void *", address), n_elements, int(swap), acc)
     _check_status(status, path, f"kernel path {ISA_NAMES[index]!r} cannot count dtype {dtype}")
 

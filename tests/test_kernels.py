@@ -25,7 +25,7 @@ def kernel_counts(
     buffer = np.zeros(stored.nbytes + offset + 8, dtype=np.uint8)
     buffer[offset : offset + stored.nbytes] = stored.view(np.uint8)
     acc = native.new_counts()
-    native.count_into(acc, dtype, buffer.ctypes.data + offset, words.size, big_endian, isa=isa)
+    native.count_into(acc, dtype, buffer.ctypes.data + offset, words.size, big_endian)
     counts = native.counts_as_dict(acc)
     return {key: counts[key] for key in COUNTS[type_name](words[:0])}
 
@@ -46,14 +46,12 @@ def test_every_isa_the_cpu_has_is_built_and_available() -> None:
     assert expected <= set(ISAS)
 
 
-@pytest.mark.parametrize("isa", ISAS)
 def test_f32_special_values(isa: str) -> None:
     words = np.tile(F32_SPECIALS, 3)  # long enough to go through the vector loop too
     for big_endian in (False, True):
         assert kernel_counts(isa, "F32", words, big_endian=big_endian) == COUNTS["F32"](words)
 
 
-@pytest.mark.parametrize("isa", ISAS)
 @pytest.mark.parametrize("type_name", ["F16", "BF16"])
 def test_every_16_bit_pattern(isa: str, type_name: str) -> None:
     words = all_halves()
@@ -61,7 +59,6 @@ def test_every_16_bit_pattern(isa: str, type_name: str) -> None:
         assert kernel_counts(isa, type_name, words, big_endian=big_endian) == COUNTS[type_name](words)
 
 
-@pytest.mark.parametrize("isa", ISAS)
 @pytest.mark.parametrize("type_name", ["F32", "F16", "BF16"])
 def test_lengths_0_to_130_at_unaligned_starts(isa: str, type_name: str) -> None:
     _, word_type = DTYPES[type_name]
@@ -76,7 +73,6 @@ def test_lengths_0_to_130_at_unaligned_starts(isa: str, type_name: str) -> None:
                 assert got == oracle(words), (n, offset, big_endian)
 
 
-@pytest.mark.parametrize("isa", ISAS)
 def test_f32_random_words_each_field(isa: str) -> None:
     words = f32_test_words(200_003, seed=2)
     expected = COUNTS["F32"](words)
@@ -86,19 +82,17 @@ def test_f32_random_words_each_field(isa: str) -> None:
     assert all(v > 0 for v in expected.values())
 
 
-@pytest.mark.parametrize("isa", ISAS)
 def test_f32_past_the_lane_counter_flush(isa: str) -> None:
     """More than one block of 2^24 words: the 32-bit lane counters are flushed in between."""
     words = f32_test_words((1 << 24) + 37, seed=3)
     assert kernel_counts(isa, "F32", words, offset=1) == COUNTS["F32"](words)
 
 
-@pytest.mark.parametrize("isa", ISAS)
 def test_counts_add_into_the_accumulator(isa: str) -> None:
     words = f32_test_words(1000, seed=4)
     acc = native.new_counts()
-    native.count_into(acc, native.F32, words.ctypes.data, 600, False, isa=isa)
-    native.count_into(acc, native.F32, words.ctypes.data + 600 * 4, 400, False, isa=isa)
+    native.count_into(acc, native.F32, words.ctypes.data, 600, False)
+    native.count_into(acc, native.F32, words.ctypes.data + 600 * 4, 400, False)
     got = native.counts_as_dict(acc)
     assert {k: got[k] for k in COUNTS["F32"](words)} == COUNTS["F32"](words)
 
@@ -107,8 +101,8 @@ def test_unavailable_or_unknown_isa_is_a_clear_error() -> None:
     from pyscan.errors import PyscanError
 
     with pytest.raises(PyscanError, match="not a kernel path"):
-        native.count_into(native.new_counts(), native.F32, 0, 0, False, isa="mmx")
+        native.select_isa("mmx")
     missing = [name for name in native.ISA_NAMES if name not in ISAS]
     for name in missing:
         with pytest.raises(PyscanError, match="not available"):
-            native.count_into(native.new_counts(), native.F32, 0, 0, False, isa=name)
+            native.select_isa(name)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import ml_dtypes
@@ -13,14 +12,6 @@ from oracles import F32_SPECIALS, change_stats, f32_test_words, fake_quant, fp16
 from pyscan import native
 from pyscan.rewrite import parse_mode
 from pyscan.rewrite.modes import RewriteMode
-
-ISAS = native.available_isas()
-
-
-@pytest.fixture(params=ISAS)
-def isa(request: pytest.FixtureRequest) -> Iterator[str]:
-    yield native.select_isa(request.param)
-    native.select_isa(None)
 
 
 def rewrite(

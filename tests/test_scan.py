@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -12,18 +11,8 @@ from models import reader_words, write_mixed
 from oracles import COUNTS
 
 import pyscan
-from pyscan import native
 from pyscan.demo import write_tinyllama_like
 from pyscan.scan import scanner
-
-ISAS = native.available_isas()
-
-
-@pytest.fixture
-def isa(request: pytest.FixtureRequest) -> Iterator[str]:
-    name = native.select_isa(request.param)
-    yield name
-    native.select_isa(None)
 
 
 def expected_counts(path: Path) -> dict[str, dict[str, int] | None]:
@@ -67,7 +56,6 @@ def tinyllama(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-@pytest.mark.parametrize("isa", ISAS, indirect=True)
 @pytest.mark.parametrize("byte_order", ["little", "big"])
 def test_mixed_file_matches_numpy(isa: str, byte_order: str, mixed_files: dict[str, Path]) -> None:
     path = mixed_files[byte_order]
@@ -85,7 +73,6 @@ def test_big_endian_twin_gets_the_same_answers(mixed_files: dict[str, Path]) -> 
     assert little["tensor_types"] == big["tensor_types"]
 
 
-@pytest.mark.parametrize("isa", ISAS, indirect=True)
 def test_tinyllama_shaped_q4_k_m(isa: str, tinyllama: Path) -> None:
     report = pyscan.scan(tinyllama)
     assert report.tensor_types == {"Q4_K": 135, "F32": 45, "Q6_K": 21}
@@ -122,7 +109,6 @@ def gemma() -> tuple[Path, dict[str, dict[str, int] | None]]:
     return path, expected_counts(path)
 
 
-@pytest.mark.parametrize("isa", ISAS, indirect=True)
 def test_real_llama_cpp_model_with_262144_token_vocab(isa: str, gemma: tuple[Path, Any]) -> None:
     path, expected = gemma
     with pyscan.open(path) as model:
