@@ -39,6 +39,8 @@ examples:
   pyscan model.gguf                               the report: types, precision per pattern, verdict
   pyscan model.gguf --truncate bf16 -o out.gguf   a fake-quantized copy (IN is never modified)
   pyscan diff model.gguf out.gguf                 what changed (exit 0 identical, 1 different)
+  pyscan eval model.gguf out.gguf                 does it matter: PPL, KL divergence (pyscan[eval])
+  pyscan model.gguf --header-only                 the header alone, even of a cut download
   pyscan /models --jsonl --jobs 4 --resume r.jsonl   a collection, one record per file
 
 how fake quantization works: every mode applies to F32 tensors (--include/--exclude choose which),
@@ -56,7 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = ArgumentParser(
         prog="pyscan",
         description="Report how much precision the weights of a GGUF or safetensors model really carry.\n"
-        "Compare two models: pyscan diff A B [options] (see pyscan diff --help).",
+        "Compare two models: pyscan diff A B; measure the effect of a change: pyscan eval BASE CANDIDATE...\n"
+        "(each has its own --help).",
         epilog=EPILOG,
         formatter_class=HelpFormatter,
     )
