@@ -74,8 +74,8 @@ static int fill_with_zeros(const void *address)
         uintptr_t start = at / page * page;
         uintptr_t end = (base + (uintptr_t)map->size + page - 1) / page * page;
         /* mmap is a plain system call on Linux: safe here in practice, though POSIX does not list it. */
-        void *zeros = mmap((void *)start, end - start, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED,
-                           -1, 0);
+        int prot = map->writable ? PROT_READ | PROT_WRITE : PROT_READ; /* as the mapping it replaces */
+        void *zeros = mmap((void *)start, end - start, prot, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
         if (zeros == MAP_FAILED)
             return 0;
         __atomic_store_n(&map->faulted, 1, __ATOMIC_SEQ_CST);

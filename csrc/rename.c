@@ -27,8 +27,17 @@ int pyscan_rename_noreplace(const char *from, const char *to)
         return errno;
 #endif
     /* link() never replaces an existing name: EEXIST if one appeared. */
-    if (link(from, to) != 0)
+    if (link(from, to) == 0) {
+        (void)unlink(from);
+        return 0;
+    }
+    if (errno != EPERM && errno != EOPNOTSUPP && errno != ENOSYS)
         return errno;
-    (void)unlink(from);
+    /* No hard links here (vfat, some FUSE and SMB mounts): check, then rename.  A file that
+     * appears in between these two calls is replaced: the only race left, on such file systems. */
+    if (access(to, F_OK) == 0)
+        return EEXIST;
+    if (rename(from, to) != 0)
+        return errno;
     return 0;
 }

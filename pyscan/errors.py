@@ -35,5 +35,5 @@ class FileShrankError(PyscanError):
     """A mapped file shrank while pyscan read it: what the reads returned past the new end was zeros, not data."""
 
     def __init__(self, path: str | os.PathLike[str] | None, consequence: str = "") -> None:
-        reason = "the file shrank while it was being read (another process truncated it?)"
+        reason = "the file shrank while it was being read (another process truncated it? or an I/O error)"
         super().__init__(path, f"{reason}; {consequence}" if consequence else reason, "io")

@@ -290,3 +290,39 @@ def test_resume_matches_files_by_resolved_path(models: Path, tmp_path: Path) -> 
         assert_clean(again, 0)
         assert again.stdout == "" and "3 skipped" in again.stderr
     assert len(report.read_text().splitlines()) == 3  # no duplicates
+
+
+# The command line with the worker of every file named *crash* dying as if killed.
+CRASH_WORKER = """
+import os, sys
+from pyscan.batch import runner
+real_scan_one = runner.scan_one
+def crashing(path, *args, **kwargs):
+    if "crash" in path:
+        os._exit(9)
+    return real_scan_one(path, *args, **kwargs)
+runner.scan_one = crashing
+from pyscan.cli.main import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_a_worker_that_dies_still_gives_its_file_a_record(models: Path) -> None:
+    small_model(models / "crash.gguf")
+    result = subprocess.run(
+        [sys.executable, "-c", CRASH_WORKER, str(models), "--jsonl", "--jobs", "2"],
+        capture_output=True, text=True, check=False, timeout=120, cwd=tempfile.gettempdir(),
+    )  # fmt: skip
+    assert_clean(result, 1)
+    records = {Path(r["path"]).name: r for r in map(json.loads, result.stdout.splitlines())}
+    assert sorted(records) == ["crash.gguf", "m0.gguf", "m1.gguf", "m2.gguf"]
+    assert records["crash.gguf"]["error_kind"] == "internal" and "worker process died" in records["crash.gguf"]["error"]
+
+
+def test_a_last_line_that_is_not_a_record_is_kept(models: Path, tmp_path: Path) -> None:
+    report = tmp_path / "notes.jsonl"
+    report.write_bytes(b"hello\nworld")  # no newline at the end, and not ours: never cut
+    result = cli(str(models), "--jsonl", "--resume", str(report))
+    assert_clean(result, 0)
+    lines = report.read_bytes().split(b"\n")
+    assert lines[:2] == [b"hello", b"world"] and all(json.loads(line) for line in lines[2:-1])

@@ -76,3 +76,33 @@ def test_header_only_from_python(full: Path, tmp_path: Path) -> None:
         assert len(model.tensors) == 201 and "output_norm.weight" in model.missing
         with pytest.raises(pyscan.PyscanError, match="not in the file"):
             model.to_numpy("output_norm.weight")
+
+
+def test_a_header_only_model_is_never_read_past_its_end(full: Path, tmp_path: Path) -> None:
+    """Scanning, rewriting or diffing a model opened header-only is refused, not a read of foreign memory."""
+    from pyscan.diff.compare import diff_files
+    from pyscan.scan.scanner import scan_file
+    from pyscan.writer import rewrite_model
+
+    path = cut(full, tmp_path, 0.5)
+    with pyscan.open(path, header_only=True) as model:
+        for attempt in (
+            lambda: scan_file(model),
+            lambda: diff_files(model, model),
+            lambda: rewrite_model(model, pyscan.parse_mode(truncate="bf16"), output=tmp_path / "out.gguf"),
+        ):
+            with pytest.raises(pyscan.PyscanError, match="not in the file"):
+                attempt()
+    assert not (tmp_path / "out.gguf").exists()
+
+
+def test_a_cut_file_of_many_tensors_is_named_at_once(tmp_path: Path) -> None:
+    """The message for 60,000 tensors, most of them cut (its first version took minutes: quadratic)."""
+    import gguf_bytes as gb
+    from gguf_bytes import Tensor
+
+    blob = gb.build_bytes([], [Tensor(f"t{i}", [8], gb.F32, data=bytes(32)) for i in range(60_000)])
+    path = tmp_path / "many-cut.gguf"
+    path.write_bytes(blob[: len(blob) - 30_000 * 32])
+    result = cli(str(path), timeout=60)
+    assert result.returncode == 2 and "30,000 of 60,000 tensors are complete" in result.stderr, result.stderr

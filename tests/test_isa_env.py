@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 
 import pytest
 
@@ -18,7 +19,10 @@ def c_default(value: str | None) -> str:
     env = {k: v for k, v in os.environ.items() if k != "PYSCAN_ISA"}
     if value is not None:
         env["PYSCAN_ISA"] = value
-    result = subprocess.run([sys.executable, "-c", PROBE], env=env, capture_output=True, text=True, check=True)
+    # Outside the source tree, so `-c` imports the installed pyscan, not the uncompiled sources.
+    result = subprocess.run(
+        [sys.executable, "-c", PROBE], env=env, capture_output=True, text=True, check=True, cwd=tempfile.gettempdir()
+    )
     return result.stdout.strip()
 
 

@@ -232,3 +232,11 @@ def test_outputs_get_the_umask_without_touching_it(model: Path, tmp_path: Path, 
     assert result.returncode == 0, result.stderr
     written = Path(args[-1])
     assert stat.S_IMODE(written.stat().st_mode) == 0o666 & ~0o027
+
+
+def test_leftovers_of_another_target_are_not_touched(model: Path, tmp_path: Path) -> None:
+    other = tmp_path / ".out.gguf.bak.0123456789ab.pyscan-tmp"  # a dead write of 'out.gguf.bak'
+    other.write_bytes(b"not ours")
+    result = cli(str(model), "--truncate", "bf16", "-o", str(tmp_path / "out.gguf"))
+    assert result.returncode == 0 and "removed" not in result.stderr
+    assert other.read_bytes() == b"not ours"

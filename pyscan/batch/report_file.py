@@ -49,8 +49,10 @@ def check_report_path(report_path: str, inputs: Sequence[str]) -> None:
     if info is not None:
         try:
             with open(report_path, "rb") as head:
-                if head.read(4) == b"GGUF":
-                    raise PyscanError(report_path, "is a GGUF model, not a report", "usage")
+                start = head.read(9)
+                if start[:4] == b"GGUF" or (len(start) == 9 and start[8:] == b"{" and start[:8] != b'{"path":'):
+                    raise PyscanError(report_path, "starts like a model file (GGUF or safetensors), not a report",
+                                      "usage")  # fmt: skip
         except OSError as exc:
             raise PyscanError(report_path, f"cannot read the report: {exc.strerror or exc}", "io") from None
 
@@ -76,7 +78,7 @@ def load_finished(report_path: str) -> Finished:
     finished: Finished = {}
     skipped, first_skipped, number = 0, 0, 0
     try:
-        with open(report_path, "rb") as lines:
+        with open(_open_regular(report_path), "rb", closefd=True) as lines:
             while True:
                 start = lines.tell()
                 line = lines.readline(MAX_LINE_BYTES + 1)
@@ -84,11 +86,15 @@ def load_finished(report_path: str) -> Finished:
                     break
                 number += 1
                 if not line.endswith(b"\n"):
-                    if len(line) <= MAX_LINE_BYTES:  # the end of the file, mid-line: a killed job's last words
-                        _cut(report_path, start)
-                        warnings.warn(
-                            f"{report_path}: removed a half-written last line (line {number})", PyscanWarning, 2
-                        )
+                    if len(line) <= MAX_LINE_BYTES:  # the end of the file, mid-line
+                        if line.startswith(b'{"path": '):  # a killed job's last record: cut it off
+                            _cut(report_path, start)
+                            warnings.warn(
+                                f"{report_path}: removed a half-written last line (line {number})", PyscanWarning, 2
+                            )
+                        else:  # not ours to cut: the appender starts a fresh line after it
+                            skipped += 1
+                            first_skipped = first_skipped or number
                         break
                     while line and not line.endswith(b"\n"):  # an overlong line: skip the rest of it
                         line = lines.readline(1 << 20)
@@ -115,6 +121,15 @@ def load_finished(report_path: str) -> Finished:
     return finished
 
 
+def _open_regular(report_path: str) -> int:
+    """A read descriptor for the report, refusing (not blocking on) a FIFO swapped in after the checks."""
+    fd = os.open(report_path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise PyscanError(report_path, "is not a regular file; the report must be a file", "usage")
+    return fd
+
+
 def already_done(path: str, finished: Finished) -> bool:
     """Whether the file is in the report with the same resolved path, size and modification time."""
     return finished.get(os.path.realpath(path)) == file_identity(path)
@@ -133,7 +148,14 @@ class ReportAppender:
     def __init__(self, report_path: str) -> None:
         self.path = report_path
         try:
-            self.fd = os.open(report_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o666)
+            # O_NONBLOCK: a FIFO put in its place after the checks must not hang us; fstat then refuses it.
+            self.fd = os.open(report_path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC | os.O_NONBLOCK, 0o666)
+            info = os.fstat(self.fd)
+            if not stat.S_ISREG(info.st_mode):
+                os.close(self.fd)
+                raise PyscanError(report_path, "is not a regular file; the report must be a file", "usage")
+            if info.st_size and os.pread(self.fd, 1, info.st_size - 1) != b"\n":
+                os.write(self.fd, b"\n")  # a last line that is not ours: start on a fresh one
         except OSError as exc:
             raise PyscanError(report_path, f"cannot append to the report: {exc.strerror or exc}", "io") from None
 

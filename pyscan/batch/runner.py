@@ -77,8 +77,9 @@ def _in_processes(
         pending = {pool.submit(scan_one, path, include, exclude, per_job): path for path in paths}
         try:
             for future in as_completed(pending):
-                path = pending.pop(future)
-                yield future.result()
+                result = future.result()  # BrokenProcessPool: this file too gets a record below
+                del pending[future]
+                yield result
         except BrokenProcessPool:
             # A worker died (killed, out of memory, a crash): every file not yet reported gets a record.
             for path in [*pending.values()]:
@@ -111,7 +112,9 @@ def _on_dask(
 ) -> Iterator[BatchResult]:
     distributed: Any = importlib.import_module("distributed")  # untyped: keep mypy's view the same without it
     # Workers run in folders of their own: send absolute paths, and give each result back its path as typed.
-    typed = {os.path.abspath(path): path for path in paths}
+    typed: dict[str, str] = {}
+    for path in paths:  # a.gguf and ./a.gguf are one file: one task
+        typed.setdefault(os.path.abspath(path), path)
     # pure=False: a file may have changed since the last job; never reuse a cached result.
     futures = client.map(scan_on_worker, list(typed), include=include, exclude=exclude, threads=threads, pure=False)
     for future in distributed.as_completed(futures):

@@ -282,6 +282,8 @@ def diff(
 
 
 def diff_files(a: ModelFile, b: ModelFile, include: Sequence[str] = (), exclude: Sequence[str] = ()) -> DiffReport:
+    a.require_data()
+    b.require_data()
     report = DiffReport(a, b)
     if a.byte_order != b.byte_order:
         report.notes.append(f"byte order differs ({a.byte_order} vs {b.byte_order}): values compared, not bytes")

@@ -27,6 +27,7 @@ from pyscan.parser.model import ModelFile, TensorInfo
 from pyscan.text import quote
 
 MAGIC = b"GGUF"
+WALK_STEP = 1 << 16  # tensor infos per C call: 5 MiB of results, whatever the header claims
 SUPPORTED_VERSIONS = (2, 3)
 DEFAULT_ALIGNMENT = 32
 MAX_DIMS = 4
@@ -69,8 +70,9 @@ def parse_gguf(mapping: Mapping, header_only: bool = False) -> ModelFile:
 
 def _truncated(model: ModelFile) -> str:
     """What a file whose header is whole but whose data is cut is: most likely an incomplete download."""
-    complete = len(model.tensors) - len(model.missing)
-    first = next(t for t in model.tensors if t.name in model.missing)
+    missing = model.missing
+    complete = len(model.tensors) - len(missing)
+    first = next(t for t in model.tensors if t.name in missing)
     end = first.offset + (first.nbytes or 0)
     return (
         f"truncated: the header is complete (GGUF v{model.version}, {len(model.tensors):,} tensors, "
@@ -193,17 +195,19 @@ def _read_tensor_infos(cur: Cursor, mapping: Mapping, count: int) -> list[_RawTe
     either says what is wrong or hands back to the walk.
     """
     raw: list[_RawTensor] = []
-    fields = ffi.new("uint64_t[]", max(1, count) * lib.PYSCAN_INFO_FIELDS)
+    # A bounded buffer, walked again per WALK_STEP tensors: the count comes from the file, unchecked so far.
+    fields = ffi.new("uint64_t[]", max(1, min(count, WALK_STEP)) * lib.PYSCAN_INFO_FIELDS)
     end = ffi.new("uint64_t *")
     width = lib.PYSCAN_INFO_FIELDS
     buf = mapping.buffer
     while len(raw) < count:
         base = ffi.NULL if mapping.address == 0 else ffi.cast("void *", mapping.address)
-        left = count - len(raw)
+        left = min(count - len(raw), WALK_STEP)
         stopped = lib.pyscan_walk_tensor_infos(
             base, mapping.size, cur.pos, left, cur.byte_order == ">", MAX_NAME_BYTES, fields, end
         )
         walked = left if stopped < 0 else stopped
+        careful = stopped >= 0  # the walk stopped at a tensor that is not plainly valid
         values = memoryview(ffi.buffer(fields, 8 * width * walked)).cast("Q").tolist() if walked else []
         for k in range(0, len(values), width):
             name_at, name_length, n_dims, *dims = values[k : k + 8]
@@ -211,14 +215,14 @@ def _read_tensor_infos(cur: Cursor, mapping: Mapping, count: int) -> list[_RawTe
                 name = bytes(buf[name_at : name_at + name_length]).decode("utf-8")
             except UnicodeDecodeError:
                 cur.pos = name_at - 8
-                walked = k // width  # the careful reader says which byte
+                careful = True  # the careful reader says which byte
                 break
             # tuple.__new__, not _RawTensor(...): a NamedTuple's own __new__ is a Python call (~0.4 s per 200,000).
             fields_k = (name, tuple(dims[:n_dims]), values[k + 9], values[k + 7], values[k + 8])
             raw.append(_new_tuple(_RawTensor, fields_k))
         else:
             cur.pos = int(end[0])
-        if len(raw) < count:
+        if careful:
             raw.append(_read_tensor_info(cur, len(raw)))
     return raw
 

@@ -53,7 +53,7 @@ class ModelFile:
     """
 
     __slots__ = ("path", "size", "version", "byte_order", "alignment", "data_offset", "metadata", "tensors",
-                 "_mapping", "format")  # fmt: skip
+                 "_mapping", "format", "missing")  # fmt: skip
 
     def __init__(
         self,
@@ -78,6 +78,8 @@ class ModelFile:
         self.tensors = tensors
         self._mapping = mapping
         self.format = format
+        # Tensors whose data is not (all) in the file; only a header-only open allows any.
+        self.missing = frozenset(t.name for t in tensors if t.offset + (t.nbytes or 0) > size)
 
     def __repr__(self) -> str:
         state = "" if self._mapping is not None else ", closed"
@@ -96,10 +98,14 @@ class ModelFile:
         """The size the header describes: the end of the last tensor's data (at least the header)."""
         return max([self.data_offset, *(t.offset + (t.nbytes or 0) for t in self.tensors)])
 
-    @property
-    def missing(self) -> frozenset[str]:
-        """Names of the tensors whose data is not (all) in the file; only a header-only open allows any."""
-        return frozenset(t.name for t in self.tensors if t.offset + (t.nbytes or 0) > self.size)
+    def require_data(self) -> None:
+        """Raise unless every tensor's data is in the file (a header-only open of a cut file is not)."""
+        if self.missing:
+            first = next(t for t in self.tensors if t.name in self.missing)
+            raise PyscanError(
+                self.path, f"tensor {quote(first.name)} and {len(self.missing) - 1:,} more: their data is not in the "
+                "file (opened header-only)", "usage",
+            )  # fmt: skip
 
     @property
     def swap(self) -> bool:

@@ -61,6 +61,7 @@ def scan_file(
     threads: int | None = None,
     progress: Progress | None = None,
 ) -> FileReport:
+    gguf.require_data()
     targets = _targets(gguf, include, exclude)
     counts = count_tensors(gguf, targets, capped_threads(threads), progress)
     report = FileReport(

@@ -155,7 +155,11 @@ def leftovers(target: str) -> Iterator[str]:
     prefix = f".{os.path.basename(target)}."
     with contextlib.suppress(OSError):
         for name in os.listdir(folder):
-            if name.startswith(prefix) and name.endswith(TEMPORARY_SUFFIX):
+            middle = name[len(prefix) : -len(TEMPORARY_SUFFIX)]
+            # exactly .TARGET.<12 hex>.pyscan-tmp: not the temporary files of a target named TARGET.x
+            if name.startswith(prefix) and name.endswith(TEMPORARY_SUFFIX) and len(middle) == 12 and all(
+                c in "0123456789abcdef" for c in middle
+            ):
                 yield os.path.join(folder, name)
 
 

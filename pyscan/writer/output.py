@@ -80,6 +80,7 @@ def rewrite_model(
 ) -> RewriteReport:
     """rewrite_file for a model already open (writable for in_place): the command line parses IN once."""
     source = model.path
+    model.require_data()
     if output is not None and in_place:
         raise PyscanError(None, "choose either -o OUT or --in-place", "usage")
     if output is not None:
