@@ -45,6 +45,17 @@ static const struct isa_entry isa_table[PYSCAN_ISA_COUNT] = {
 #endif
 };
 
+#if defined(PYSCAN_HAVE_X86)
+#include <cpuid.h>
+
+/* F16C from CPUID leaf 1 (ECX bit 29): clang's __builtin_cpu_supports knows no "f16c". */
+static int has_f16c(void)
+{
+    unsigned int eax, ebx, ecx, edx;
+    return __get_cpuid(1, &eax, &ebx, &ecx, &edx) && (ecx & bit_F16C) != 0;
+}
+#endif
+
 /* Whether the CPU (and the OS, for the wider register state) supports the path. */
 static int cpu_supports(int isa)
 {
@@ -56,7 +67,7 @@ static int cpu_supports(int isa)
         return 1; /* part of x86-64 */
     case PYSCAN_ISA_AVX2:
         /* libgcc's check includes XGETBV, i.e. that the OS saves the YMM state. */
-        return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("f16c");
+        return __builtin_cpu_supports("avx2") && has_f16c();
     case PYSCAN_ISA_AVX512:
         return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw");
 #endif
