@@ -62,19 +62,12 @@ class TensorReport:
         return self.counts[key] / self.n_elements if self.n_elements else 1.0
 
     def to_dict(self) -> dict[str, Any]:
-        d: dict[str, Any] = {
-            "name": self.name,
-            "type": self.type,
-            "shape": list(self.shape),
-            "n_elements": self.n_elements,
-            "offset": self.offset,
-            "nbytes": self.nbytes,
-            "scanned": self.scanned,
-        }
-        if self.counts is not None:
-            d.update(self.counts)
-            d["byte_order_suspect"] = self.byte_order_suspect
-        return d
+        if self.counts is None:
+            return {"name": self.name, "type": self.type, "shape": list(self.shape), "n_elements": self.n_elements,
+                    "offset": self.offset, "nbytes": self.nbytes, "scanned": False}  # fmt: skip
+        return {"name": self.name, "type": self.type, "shape": list(self.shape), "n_elements": self.n_elements,
+                "offset": self.offset, "nbytes": self.nbytes, "scanned": True, **self.counts,
+                "byte_order_suspect": self.byte_order_suspect}  # fmt: skip
 
 
 class FileReport:

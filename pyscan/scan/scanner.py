@@ -78,7 +78,8 @@ def scan_file(
     )
     for info in gguf.tensors:
         tensor_counts = counts.get(info.name)
-        swapped = tensor_counts is not None and looks_byte_swapped(gguf, info, tensor_counts)
+        # (fewer than 16 values never look swapped: skip the call, 200,000 tensors may be tiny)
+        swapped = tensor_counts is not None and info.n_elements >= 16 and looks_byte_swapped(gguf, info, tensor_counts)
         report.tensors.append(
             TensorReport(
                 info.name, info.type_name, info.shape, info.n_elements, info.offset, info.nbytes, tensor_counts, swapped
@@ -121,7 +122,6 @@ def count_tensors(
         return index, acc, nbytes
 
     totals = native.new_counts(len(tensors))  # one struct per tensor, in one allocation
-    accumulators = [totals + i for i in range(len(tensors))]
     total_bytes = sum(info.nbytes or 0 for info in tensors)
     if threads <= 1 or total_bytes < PARALLEL_MIN_BYTES or len(jobs) < 2:
         # One thread: count straight into each tensor's totals, no per-chunk struct to merge, and
@@ -152,14 +152,14 @@ def count_tensors(
                 continue
             flush()
             mapping.prefetch(offset, nbytes)
-            native.count_into(accumulators[index], dtype, mapping.address + offset, n, swap, path=gguf.path)
+            native.count_into(totals + index, dtype, mapping.address + offset, n, swap, path=gguf.path)
             mapping.release(offset, nbytes)
             if progress is not None:
                 progress(nbytes)
         flush()
     else:
         with map_threaded(run, jobs, threads) as results:
-            _add_counts(accumulators, results, progress)
+            _add_counts(totals, results, progress)
 
     result: dict[str, dict[str, int]] = {}
     for info, raw in zip(tensors, native.counts_as_dicts(totals, len(tensors)), strict=True):
@@ -171,10 +171,10 @@ def count_tensors(
     return result
 
 
-def _add_counts(accumulators: list[Any], results: Iterable[tuple[int, Any, int]], progress: Progress | None) -> None:
+def _add_counts(totals: Any, results: Iterable[tuple[int, Any, int]], progress: Progress | None) -> None:
     for index, acc, nbytes in results:
         if progress is not None:
             progress(nbytes)
-        total = accumulators[index]
+        total = totals[index]
         for name in native.COUNT_FIELDS:
             setattr(total, name, getattr(total, name) + getattr(acc, name))
