@@ -72,17 +72,19 @@ def _in_processes(
     per_job = threads or max(1, available_cores() // jobs)
     pool = ProcessPoolExecutor(max_workers=min(jobs, len(paths)), initializer=_worker_start)
     pending: dict[Future[BatchResult], str] = {}
+    reported: set[str] = set()
     finished = False
     try:
-        pending = {pool.submit(scan_one, path, include, exclude, per_job): path for path in paths}
         try:
+            for path in paths:  # submit itself raises BrokenProcessPool if a worker already died
+                pending[pool.submit(scan_one, path, include, exclude, per_job)] = path
             for future in as_completed(pending):
                 result = future.result()  # BrokenProcessPool: this file too gets a record below
-                del pending[future]
+                reported.add(pending.pop(future))
                 yield result
         except BrokenProcessPool:
             # A worker died (killed, out of memory, a crash): every file not yet reported gets a record.
-            for path in [*pending.values()]:
+            for path in [p for p in paths if p not in reported]:
                 size, mtime_ns = file_identity(path)
                 yield BatchResult(
                     path, size, mtime_ns, error="a worker process died while scanning (killed, or out of memory?)",
