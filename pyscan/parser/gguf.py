@@ -11,7 +11,6 @@ from __future__ import annotations
 import struct
 from typing import NamedTuple
 
-from pyscan.formatting import human_size
 from pyscan.native import Mapping, ffi, lib
 from pyscan.parser.cursor import Cursor
 from pyscan.parser.ggml_types import GGML_TYPES, type_label
@@ -70,6 +69,8 @@ def parse_gguf(mapping: Mapping, header_only: bool = False) -> ModelFile:
 
 def _truncated(model: ModelFile) -> str:
     """What a file whose header is whole but whose data is cut is: most likely an incomplete download."""
+    from pyscan.formatting import human_size  # only this message needs it: keep it off the start-up path
+
     missing = model.missing
     complete = len(model.tensors) - len(missing)
     first = next(t for t in model.tensors if t.name in missing)

@@ -32,7 +32,6 @@ from pyscan.parser.model import ModelFile, TensorInfo
 from pyscan.parser.opener import open_model
 from pyscan.rewrite.engine import RewriteReport, TensorChange, rewrite_tensors, select_targets
 from pyscan.rewrite.modes import RewriteMode
-from pyscan.writer.atomic import AtomicFile, check_target
 
 COPY_STEP = 1 << 30  # copy_file_range takes at most this per call, comfortably
 WHOLE_COPY_MAX_SHARE = 16  # copy the whole file in one go when the targets are at most 1/16 of it
@@ -114,6 +113,8 @@ def rewrite_model(
 
 def check_output(source: str, output: str, force: bool) -> None:
     """Refuse an OUT that is IN (by any name or link), not a regular file, or an existing file without force."""
+    from pyscan.writer.atomic import check_target  # only writes need it (and fcntl): not every start-up
+
     check_target(output, [source], force, same_as_input="is the input file; use --in-place to rewrite it")
 
 
@@ -127,6 +128,8 @@ def _write_copy(
     progress: Callable[[int], None] | None = None,
     durable: bool = False,
 ) -> list[TensorChange]:
+    from pyscan.writer.atomic import AtomicFile
+
     with AtomicFile(output, force) as out:
         try:
             # No ftruncate to the final size first: on ext4, filling a sparse file is 2-3x slower.
