@@ -646,7 +646,7 @@ def bench_dtypes(bench: Bench) -> list[Row]:
 
 def in_process_kernel(path: Path, isa: str, options: list[str] | None) -> Probe:
     """One thread, in-process: a scan (options None) or a dry run of the rewrite the options name."""
-    from pyscan.parser.reader import open_model
+    from pyscan.parser import open_model
     from pyscan.rewrite import parse_mode
     from pyscan.rewrite.engine import rewrite_tensors, select_targets
 
