@@ -19,3 +19,15 @@ def pyscan_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 6
         timeout=timeout,
         cwd=tempfile.gettempdir(),
     )
+
+
+def python_script(script: str, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    """`python -c SCRIPT ARGS` outside the source tree: a test's own driver around the installed pyscan."""
+    return subprocess.run(
+        [sys.executable, "-c", script, *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=timeout,
+        cwd=tempfile.gettempdir(),
+    )

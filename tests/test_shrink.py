@@ -5,12 +5,10 @@ Each case runs in its own process, so a SIGBUS that got through would show as a 
 
 from __future__ import annotations
 
-import subprocess
-import sys
-import tempfile
 from pathlib import Path
 
 import pytest
+from cli_runner import python_script as run
 
 from pyscan.demo import write_tinyllama_like
 
@@ -40,17 +38,6 @@ def shrink_then_rewrite(gguf, *args, **kwargs):
 output.rewrite_tensors = shrink_then_rewrite
 sys.exit(main([sys.argv[1], *sys.argv[2:]]))
 """
-
-
-def run(script: str, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-c", script, *args],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=120,
-        cwd=tempfile.gettempdir(),
-    )
 
 
 @pytest.fixture

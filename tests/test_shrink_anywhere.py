@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
-import tempfile
 from pathlib import Path
 
 import gguf_bytes as gb
 import numpy as np
 import pytest
+from cli_runner import python_script as run
 from gguf_bytes import Tensor
 
 from pyscan.demo import write_tinyllama_like
@@ -50,17 +49,6 @@ def shrink_then_draw(args, report, gguf=None):
 cli.write_pictures = shrink_then_draw
 sys.exit(cli.main(sys.argv[2:]))
 """
-
-
-def run(script: str, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-c", script, *args],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=300,
-        cwd=tempfile.gettempdir(),
-    )
 
 
 def assert_one_line_shrank(result: subprocess.CompletedProcess[str], path: Path) -> None:
