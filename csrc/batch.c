@@ -17,7 +17,8 @@ int64_t pyscan_walk_tensor_infos(const void *base, uint64_t size, uint64_t offse
     const unsigned char *p = base;
     *end = offset;
     for (uint64_t i = 0; i < count; i++, *end = offset) {
-        uint64_t *out = fields + i * PYSCAN_INFO_FIELDS;
+        uint64_t scratch[PYSCAN_INFO_FIELDS];
+        uint64_t *out = fields ? fields + i * PYSCAN_INFO_FIELDS : scratch; /* NULL: only find the end */
         uint64_t len, dims[4] = { 1, 1, 1, 1 }, data_offset, elements = 1;
         uint32_t n_dims, type;
         if (offset > size || size - offset < sizeof len)
@@ -54,6 +55,34 @@ int64_t pyscan_walk_tensor_infos(const void *base, uint64_t size, uint64_t offse
         out[9] = elements;
     }
     *end = offset;
+    return -1;
+}
+
+int64_t pyscan_place_tensors(uint64_t *fields, uint64_t count, uint64_t data_offset, uint64_t alignment,
+                             const uint64_t *block_elements, const uint64_t *block_bytes, uint64_t n_types,
+                             uint64_t *expected, int *after_unknown, uint64_t *nbytes)
+{
+    for (uint64_t i = 0; i < count; i++) {
+        uint64_t *info = fields + i * PYSCAN_INFO_FIELDS;
+        uint64_t type = info[7], relative = info[8], elements = info[9], row = info[3], size = 0, padded;
+        int known = type < n_types && block_elements[type] != 0;
+        if (alignment == 0 || relative % alignment)
+            return (int64_t)i;
+        if (known) {
+            if (row % block_elements[type] || __builtin_mul_overflow(elements / block_elements[type],
+                                                                     block_bytes[type], &size))
+                return (int64_t)i;
+        }
+        if (relative < *expected || (relative != *expected && !*after_unknown))
+            return (int64_t)i;
+        /* expected = relative + size rounded up to the alignment, each step checked */
+        if (__builtin_add_overflow(size, alignment - 1, &padded) ||
+            __builtin_add_overflow(relative, padded / alignment * alignment, expected) ||
+            __builtin_add_overflow(data_offset, relative, &info[8]))
+            return (int64_t)i;
+        *after_unknown = !known;
+        nbytes[i] = known ? size : UINT64_MAX;
+    }
     return -1;
 }
 

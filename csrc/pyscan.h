@@ -200,7 +200,8 @@ int pyscan_rename_noreplace(const char *from, const char *to);
  * Read count GGUF tensor infos starting at offset inside [base, base + size),
  * the common, valid case only, into fields: PYSCAN_INFO_FIELDS u64 per tensor
  * (name offset, name length, n_dims, ne[4] (absent ones 1), type id, data
- * offset, element count).  *end is the offset past the last tensor read.
+ * offset, element count); fields NULL only finds the end.  *end is the
+ * offset past the last tensor read.
  * Returns -1 when all were read, else the index of the first tensor that is not plainly
  * valid (empty or longer than max_name name, n_dims > 4, a negative
  * dimension, an element count past INT64_MAX, or past the end): the caller's
@@ -210,6 +211,23 @@ int pyscan_rename_noreplace(const char *from, const char *to);
 int64_t pyscan_walk_tensor_infos(const void *base, uint64_t size, uint64_t offset,
                                  uint64_t count, int swap, uint64_t max_name,
                                  uint64_t *fields, uint64_t *end);
+
+/*
+ * Check the data layout of count tensor infos from pyscan_walk_tensor_infos, as
+ * ggml's loader does: each relative data offset a multiple of alignment, a
+ * known type's row length (ne0) a multiple of its block, and each offset the
+ * padded end of the tensor before it (*expected; *after_unknown when that one's
+ * type is unknown, so its size is too).  block_elements[t] and block_bytes[t]
+ * describe type id t < n_types (block_elements 0: unknown).  Stores each
+ * tensor's byte size in nbytes (UINT64_MAX: unknown type) and turns its
+ * offset (field 8) into an absolute one (data_offset + relative).  Returns -1
+ * when all are plainly valid, else the index of the first that is not (or
+ * whose sums overflow): the caller's careful checker says what is wrong.
+ * Called chunk after chunk, *expected and *after_unknown carry over.
+ */
+int64_t pyscan_place_tensors(uint64_t *fields, uint64_t count, uint64_t data_offset, uint64_t alignment,
+                             const uint64_t *block_elements, const uint64_t *block_bytes, uint64_t n_types,
+                             uint64_t *expected, int *after_unknown, uint64_t *nbytes);
 
 /*
  * pyscan_count for n pieces at once: piece i (dtypes[i], lengths[i] elements

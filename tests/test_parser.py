@@ -533,3 +533,44 @@ def test_every_reference_type_size(tmp_path: Path, type_id: int) -> None:
     assert nxt.offset == layout.offsets[1]
     if type_id in {int(t) for t in QT}:  # and against gguf-py's table where it has the type
         assert gguf.GGML_QUANT_SIZES[QT(type_id)] == (block, size)
+
+
+# ---- many tensors: the C walk and layout check go chunk by chunk ------------------------------
+
+
+def _many(tmp_path: Path, bo: str, tensors: list[gb.Tensor], name: str = "many.gguf") -> Path:
+    path = tmp_path / name
+    path.write_bytes(gb.build_bytes([], tensors, bo=bo))
+    return path
+
+
+@pytest.mark.parametrize("bo", BYTE_ORDERS)
+def test_more_tensors_than_one_walk_step_match_ggufreader(tmp_path: Path, bo: str) -> None:
+    from pyscan.parser.gguf import WALK_STEP
+
+    types = [gb.F32, gb.F16, 8, gb.BF16]  # 8: Q8_0, a block type (row length a multiple of 32)
+    tensors = [gb.Tensor(f"blk.{i}.w", [32, 1 + i % 3], types[i % 4]) for i in range(2 * WALK_STEP + 3)]
+    path = _many(tmp_path, bo, tensors)
+    with pyscan.open(path) as model:
+        got = [(t.name, t.type_id, list(t.shape), t.offset, t.nbytes) for t in model.tensors]
+    reader = gguf.GGUFReader(path)
+    want = [(t.name, int(t.tensor_type), [int(d) for d in t.shape], int(t.data_offset), int(t.n_bytes))
+            for t in reader.tensors]  # fmt: skip
+    assert got == want
+
+
+@pytest.mark.parametrize("where", [0, 5, 1 << 16, (1 << 16) + 1, 2 * (1 << 16) - 1])
+def test_a_layout_error_in_any_walk_step_is_named(tmp_path: Path, where: int) -> None:
+    tensors = [gb.Tensor(f"t.{i}", [8]) for i in range(2 * (1 << 16))]
+    tensors[where] = gb.Tensor(f"t.{where}", [8], offset=where * 32 + 4)  # misaligned
+    path = _many(tmp_path, gb.LE, tensors)
+    message = rf"tensor 't\.{where}': data offset {where * 32 + 4} is not a multiple"
+    with pytest.raises(pyscan.PyscanError, match=message):
+        pyscan.open(path)
+
+
+def test_a_duplicate_name_far_apart_is_named(tmp_path: Path) -> None:
+    tensors = [gb.Tensor(f"t.{i}", [8]) for i in range((1 << 16) + 10)]
+    tensors[-1] = gb.Tensor("t.3", [8])
+    with pytest.raises(pyscan.PyscanError, match=r"tensor 't\.3' appears twice"):
+        pyscan.open(_many(tmp_path, gb.LE, tensors))

@@ -56,9 +56,11 @@ def parse_gguf(mapping: Mapping, header_only: bool = False) -> ModelFile:
 
     metadata = _read_metadata(cur, n_kv)
     alignment = _alignment(cur, metadata)
-    tensors_raw = _read_tensor_infos(cur, mapping, n_tensors)
+    tensors = _plainly_valid_tensors(cur, mapping, n_tensors, alignment)
+    if tensors is None:  # something is wrong somewhere: the careful readers say what
+        tensors_raw = _read_tensor_infos(cur, mapping, n_tensors)
+        tensors = _place_tensors(cur, tensors_raw, -(-cur.pos // alignment) * alignment, alignment)
     data_offset = -(-cur.pos // alignment) * alignment
-    tensors = _place_tensors(cur, tensors_raw, data_offset, alignment)
     model = ModelFile(
         mapping.path, mapping.size, version, byte_order, alignment, data_offset, metadata, tensors, mapping
     )
@@ -187,6 +189,63 @@ class _RawTensor(NamedTuple):
     n_elements: int
     type_id: int
     relative_offset: int
+
+
+# ggml's block sizes as arrays indexed by type id, for the layout check in C (0: unknown type).
+_BLOCK_ELEMENTS = [0] * (max(GGML_TYPES) + 1)
+_BLOCK_BYTES = [0] * (max(GGML_TYPES) + 1)
+for _type in GGML_TYPES.values():
+    _BLOCK_ELEMENTS[_type.id], _BLOCK_BYTES[_type.id] = _type.block_elements, _type.block_bytes
+
+
+def _plainly_valid_tensors(cur: Cursor, mapping: Mapping, count: int, alignment: int) -> list[TensorInfo] | None:
+    """Every tensor info, walked and placed in C, when all of them are plainly valid; else None.
+
+    The common case, and the fast one: 200,000 tensors in ~0.25 s, where the careful readers
+    (_read_tensor_infos, _place_tensors), which say what is wrong, take twice that.  Leaves
+    cur.pos past the tensor infos; on None, where it was.
+    """
+    base = ffi.NULL if mapping.address == 0 else ffi.cast("void *", mapping.address)
+    swap, end = cur.byte_order == ">", ffi.new("uint64_t *")
+    # First only where the infos end (no output), for the data offset the placement needs.
+    if lib.pyscan_walk_tensor_infos(base, mapping.size, cur.pos, count, swap, MAX_NAME_BYTES, ffi.NULL, end) >= 0:
+        return None
+    data_offset = -(-int(end[0]) // alignment) * alignment
+    step = max(1, min(count, WALK_STEP))  # a bounded buffer: the count comes from the file
+    width = lib.PYSCAN_INFO_FIELDS
+    fields, sizes = ffi.new("uint64_t[]", step * width), ffi.new("uint64_t[]", step)
+    expected, after_unknown = ffi.new("uint64_t *"), ffi.new("int *")
+    blocks = ffi.new("uint64_t[]", _BLOCK_ELEMENTS), ffi.new("uint64_t[]", _BLOCK_BYTES)
+    tensors: list[TensorInfo] = []
+    labels: dict[int, str] = {}
+    buf, position = mapping.buffer, cur.pos
+    while len(tensors) < count:
+        n = min(count - len(tensors), step)
+        lib.pyscan_walk_tensor_infos(base, mapping.size, position, n, swap, MAX_NAME_BYTES, fields, end)
+        position = int(end[0])
+        if lib.pyscan_place_tensors(
+            fields, n, data_offset, alignment, *blocks, len(_BLOCK_ELEMENTS), expected, after_unknown, sizes
+        ) >= 0:
+            return None
+        values = memoryview(ffi.buffer(fields, 8 * width * n)).cast("Q").tolist()
+        nbytes_list = memoryview(ffi.buffer(sizes, 8 * n)).cast("Q").tolist()
+        for k, nbytes in zip(range(0, n * width, width), nbytes_list, strict=True):
+            name_at, type_id = values[k], values[k + 7]
+            try:
+                name = str(buf[name_at : name_at + values[k + 1]], "utf-8")
+            except UnicodeDecodeError:
+                return None
+            ggml_type = GGML_TYPES.get(type_id)
+            label = labels.get(type_id) or labels.setdefault(type_id, type_label(type_id))
+            shape = tuple(values[k + 3 : k + 3 + values[k + 2]])
+            size = None if ggml_type is None else nbytes
+            # tuple.__new__, not TensorInfo(...): a NamedTuple's own __new__ is a Python call.
+            info = (name, type_id, label, shape, values[k + 9], values[k + 8], size, ggml_type)
+            tensors.append(_new_tuple(TensorInfo, info))
+    if len({t.name for t in tensors}) != len(tensors):
+        return None  # a name appears twice: the careful reader says which
+    cur.pos = position
+    return tensors
 
 
 def _read_tensor_infos(cur: Cursor, mapping: Mapping, count: int) -> list[_RawTensor]:
