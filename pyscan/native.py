@@ -6,9 +6,11 @@ the whole process; otherwise the best path this CPU supports is used.
 
 from __future__ import annotations
 
+import array
 import errno
 import os
 import weakref
+from collections.abc import Iterator
 from typing import Any
 
 from pyscan._native import ffi as _ffi
@@ -107,22 +109,29 @@ def count_into(acc: Any, dtype: int, address: int, n_elements: int, swap: bool, 
 
 
 def count_batch(
-    totals: Any, jobs: list[tuple[int, int, int, int, int]], base: int, swap: bool, path: str | None = None
+    totals: Any,
+    indexes: array.array[int],
+    dtypes: array.array[int],
+    addresses: array.array[int],
+    lengths: array.array[int],
+    swap: bool,
+    path: str | None = None,
 ) -> None:
-    """count_into for many pieces in one call; jobs: (accumulator index, dtype, offset from base, elements, bytes)."""
-    import array
+    """count_into for many pieces in one call: piece i adds into totals[indexes[i]].
 
-    indexes, dtypes, offsets, lengths, _ = zip(*jobs, strict=True)
-    addresses = array.array("Q", [base + offset for offset in offsets])
+    The arrays' item types: indexes "I" (uint32), dtypes "i" (int32), addresses and lengths "Q".
+    """
+    if not len(indexes) == len(dtypes) == len(addresses) == len(lengths):
+        raise ValueError("count_batch: the arrays differ in length")
     status = lib.pyscan_count_batch(
         _isa_index(),
-        len(jobs),
-        ffi.from_buffer("int32_t[]", array.array("i", dtypes)),
+        len(indexes),
+        ffi.from_buffer("int32_t[]", dtypes),
         ffi.from_buffer("uint64_t[]", addresses),
-        ffi.from_buffer("uint64_t[]", array.array("Q", lengths)),
+        ffi.from_buffer("uint64_t[]", lengths),
         int(swap),
         totals,
-        ffi.from_buffer("uint32_t[]", array.array("I", indexes)),
+        ffi.from_buffer("uint32_t[]", indexes),
     )
     _check_status(status, path, "the kernel refused a batch of tensors")
 
@@ -169,13 +178,10 @@ def counts_as_dict(acc: Any) -> dict[str, int]:
     return {name: int(getattr(acc, name)) for name in COUNT_FIELDS}
 
 
-def counts_as_dicts(array: Any, n: int) -> list[dict[str, int]]:
-    """The counts of an array of n structs (new_counts(n)), read in one go: 200,000 getattr loops cost ~0.3 s."""
-    if n == 0:
-        return []
-    words = memoryview(ffi.buffer(array, n * ffi.sizeof("pyscan_counts"))).cast("Q").tolist()
-    width = len(COUNT_FIELDS)
-    return [dict(zip(COUNT_FIELDS, words[i : i + width], strict=True)) for i in range(0, n * width, width)]
+def counts_as_rows(array: Any, n: int) -> Iterator[tuple[int, ...]]:
+    """The counts of an array of n structs (new_counts(n)), a tuple per struct in COUNT_FIELDS order."""
+    words = memoryview(ffi.buffer(array, n * ffi.sizeof("pyscan_counts"))).cast("Q").tolist() if n else []
+    return zip(*[iter(words)] * len(COUNT_FIELDS), strict=True)  # consecutive groups, cut in C
 
 
 class Mapping:

@@ -6,8 +6,10 @@ kernels run without the GIL, and counts are sums, so chunks add up exactly.
 
 from __future__ import annotations
 
+import array
+import operator
 import os
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from pyscan import native
@@ -105,76 +107,120 @@ def count_tensors(
 ) -> dict[str, dict[str, int]]:
     """Run the kernels over the tensors; name -> the counts that apply to its type."""
     mapping, swap = gguf.mapping, gguf.swap
-    jobs: list[tuple[int, int, int, int, int]] = []  # (tensor index, dtype, offset, elements, bytes)
-    for index, info in enumerate(tensors):
-        width = ELEMENT_BYTES[info.type_name]
-        step = max(1, CHUNK_BYTES // width)
-        for first in range(0, info.n_elements, step):
-            n = min(step, info.n_elements - first)
-            jobs.append((index, native.KERNEL_DTYPES[info.type_name], info.offset + first * width, n, n * width))
-
-    def run(job: tuple[int, int, int, int, int]) -> tuple[int, Any, int]:
-        index, dtype, offset, n, nbytes = job
-        acc = native.new_counts()
-        mapping.prefetch(offset, nbytes)
-        native.count_into(acc, dtype, mapping.address + offset, n, swap, path=gguf.path)
-        mapping.release(offset, nbytes)  # scanned once: keep the resident set small
-        return index, acc, nbytes
-
     totals = native.new_counts(len(tensors))  # one struct per tensor, in one allocation
-    total_bytes = sum(info.nbytes or 0 for info in tensors)
-    if threads <= 1 or total_bytes < PARALLEL_MIN_BYTES or len(jobs) < 2:
-        # One thread: count straight into each tensor's totals, no per-chunk struct to merge, and
-        # small tensors in batches of one C call (a Python loop over 200,000 tensors costs ~1 s).
-        batch: list[tuple[int, int, int, int, int]] = []
-        batch_start = batch_bytes = 0
+    layout = _Layout(tensors, mapping.address)
+    pieces = layout.pieces()
+    parallel = threads > 1 and layout.total_bytes >= PARALLEL_MIN_BYTES and len(pieces) >= 2
 
-        def flush() -> None:
-            nonlocal batch_bytes
-            if batch:
-                native.count_batch(totals, batch, mapping.address, swap, path=gguf.path)
-                end = batch[-1][2] + batch[-1][4]
-                mapping.release(batch_start, end - batch_start)
-                if progress is not None:
-                    progress(batch_bytes)
-                batch.clear()
-                batch_bytes = 0
-
-        for job in jobs:
-            index, dtype, offset, n, nbytes = job
-            if nbytes < PREFETCH_MIN_BYTES:
-                if not batch:
-                    batch_start = offset
-                batch.append(job)
-                batch_bytes += nbytes
-                if batch_bytes >= CHUNK_BYTES:
-                    flush()
-                continue
-            flush()
+    def run(piece: _Piece) -> tuple[_Piece, Any]:
+        """Count one piece; a chunk of a large tensor into its own struct, merged after."""
+        start, stop, first, n = piece
+        offset, nbytes = layout.byte_range(piece)
+        if nbytes >= PREFETCH_MIN_BYTES:
             mapping.prefetch(offset, nbytes)
-            native.count_into(totals + index, dtype, mapping.address + offset, n, swap, path=gguf.path)
-            mapping.release(offset, nbytes)
-            if progress is not None:
-                progress(nbytes)
-        flush()
-    else:
-        with map_threaded(run, jobs, threads) as results:
-            _add_counts(totals, results, progress)
+        if n < 0:  # whole small tensors [start, stop): each writes only its own totals
+            acc = None
+            layout.count_batch(totals, start, stop, swap, gguf.path)
+        else:
+            acc = native.new_counts() if parallel else totals + start
+            address = mapping.address + layout.offsets[start] + first * layout.widths[start]
+            native.count_into(acc, layout.dtypes[start], address, n, swap, path=gguf.path)
+        mapping.release(offset, nbytes)  # scanned once: keep the resident set small
+        return piece, acc
 
+    if not parallel:
+        for piece in pieces:
+            run(piece)
+            if progress is not None:
+                progress(layout.byte_range(piece)[1])
+    else:
+        with map_threaded(run, pieces, threads) as results:
+            for piece, acc in results:
+                if acc is not None:
+                    _add_counts(totals + piece[0], acc)
+                if progress is not None:
+                    progress(layout.byte_range(piece)[1])
+
+    # One dict per tensor, straight from its row: 200,000 tensors may each hold a few values.
+    pickers = {type_name: _count_picker(type_name) for type_name in COUNTS_BY_TYPE}
     result: dict[str, dict[str, int]] = {}
-    for info, raw in zip(tensors, native.counts_as_dicts(totals, len(tensors)), strict=True):
-        if info.type_name == "F32":
-            raw["bf16_exact"] = raw["low16_zero"]
-        elif info.type_name == "BF16":
-            raw["bf16_exact"] = info.n_elements
-        result[info.name] = {key: raw[key] for key in COUNTS_BY_TYPE[info.type_name]}
+    for info, row in zip(tensors, native.counts_as_rows(totals, len(tensors)), strict=True):
+        keys, pick = pickers[info.type_name]
+        counts = result[info.name] = dict(zip(keys, pick(row), strict=True))
+        if info.type_name == "BF16":
+            counts["bf16_exact"] = info.n_elements  # every BF16 value is BF16-exact
     return result
 
 
-def _add_counts(totals: Any, results: Iterable[tuple[int, Any, int]], progress: Progress | None) -> None:
-    for index, acc, nbytes in results:
-        if progress is not None:
-            progress(nbytes)
-        total = totals[index]
-        for name in native.COUNT_FIELDS:
-            setattr(total, name, getattr(total, name) + getattr(acc, name))
+def _count_picker(type_name: str) -> tuple[tuple[str, ...], Callable[[tuple[int, ...]], tuple[int, ...]]]:
+    """The counts reported for a type, and where each sits in a kernel's row of COUNT_FIELDS."""
+    keys = COUNTS_BY_TYPE[type_name]
+    # An F32 value is BF16-exact exactly when its low 16 bits are zero; BF16's own count is set after.
+    source = {"bf16_exact": "low16_zero"} if type_name in ("F32", "BF16") else {}
+    columns = [native.COUNT_FIELDS.index(source.get(key, key)) for key in keys]
+    return keys, operator.itemgetter(*columns)
+
+
+def _add_counts(total: Any, acc: Any) -> None:
+    for name in native.COUNT_FIELDS:
+        setattr(total, name, getattr(total, name) + getattr(acc, name))
+
+
+# (start, stop, first element, elements): whole small tensors [start, stop) when elements is -1,
+# else elements [first, first + elements) of tensor start.
+_Piece = tuple[int, int, int, int]
+
+
+class _Layout:
+    """Where the tensors' bytes lie: 200,000 tiny tensors are cut into pieces in one cheap loop,
+    and counted in batches of one C call each (no numpy: a plain scan starts without it)."""
+
+    def __init__(self, tensors: Sequence[TensorInfo], base: int) -> None:
+        self.base = base
+        self.dtypes = [native.KERNEL_DTYPES[t.type_name] for t in tensors]
+        self.widths = [ELEMENT_BYTES[t.type_name] for t in tensors]
+        self.offsets = [t.offset for t in tensors]
+        self.lengths = [t.n_elements for t in tensors]
+        self.nbytes = [n * width for n, width in zip(self.lengths, self.widths, strict=True)]
+        self.total_bytes = sum(self.nbytes)
+
+    def pieces(self) -> list[_Piece]:
+        """Pieces in file order: runs of small tensors ending where they reach CHUNK_BYTES, and
+        CHUNK_BYTES chunks of large ones."""
+        pieces: list[_Piece] = []
+        run_start, run_bytes = -1, 0
+        for index, nbytes in enumerate(self.nbytes):
+            if nbytes < PREFETCH_MIN_BYTES:
+                if run_start < 0:
+                    run_start = index
+                run_bytes += nbytes
+                if run_bytes >= CHUNK_BYTES:
+                    pieces.append((run_start, index + 1, 0, -1))
+                    run_start, run_bytes = -1, 0
+                continue
+            if run_start >= 0:
+                pieces.append((run_start, index, 0, -1))
+                run_start, run_bytes = -1, 0
+            n, step = self.lengths[index], max(1, CHUNK_BYTES // self.widths[index])
+            pieces.extend((index, index + 1, first, min(step, n - first)) for first in range(0, n, step))
+        if run_start >= 0:
+            pieces.append((run_start, len(self.nbytes), 0, -1))
+        return pieces
+
+    def byte_range(self, piece: _Piece) -> tuple[int, int]:
+        """The file bytes [offset, offset + length) a piece reads."""
+        start, stop, first, n = piece
+        if n >= 0:
+            return self.offsets[start] + first * self.widths[start], n * self.widths[start]
+        return self.offsets[start], self.offsets[stop - 1] + self.nbytes[stop - 1] - self.offsets[start]
+
+    def count_batch(self, totals: Any, start: int, stop: int, swap: bool, path: str) -> None:
+        native.count_batch(
+            totals,
+            array.array("I", range(start, stop)),
+            array.array("i", self.dtypes[start:stop]),
+            array.array("Q", [self.base + offset for offset in self.offsets[start:stop]]),
+            array.array("Q", self.lengths[start:stop]),
+            swap,
+            path,
+        )
