@@ -246,7 +246,9 @@ def report(path: str, args: argparse.Namespace) -> int:
         elapsed = time.perf_counter() - started
         write_pictures(args, result, gguf)  # the mantissa histograms read the open file
     if args.json:
-        print_json(result.to_dict())
+        from pyscan.scan.report_json import report_json
+
+        emit(report_json(result))
     else:
         from pyscan.cli.render import render
 

@@ -117,7 +117,8 @@ class FileReport:
     def scanned(self, type_name: str | None = None) -> list[TensorReport]:
         return [t for t in self.tensors if t.scanned and (type_name is None or t.type == type_name)]
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self, tensor_records: bool = True) -> dict[str, Any]:
+        """The JSON document; tensor_records=False leaves "tensors" empty (report_json fills it faster)."""
         return {
             "path": self.path,
             "format": self.format,
@@ -131,6 +132,6 @@ class FileReport:
             "name": self.model_name,
             "kernel": self.kernel,
             "tensor_types": self.tensor_types,
-            "tensors": [t.to_dict() for t in self.tensors],
+            "tensors": [t.to_dict() for t in self.tensors] if tensor_records else [],
             "warnings": self.warnings,
         }
