@@ -82,11 +82,16 @@ def test_tinyllama_shaped_q4_k_m(isa: str, tinyllama: Path) -> None:
     assert len(pyscan.open(tinyllama).metadata["tokenizer.ggml.tokens"].value) == 32_000  # type: ignore[arg-type]
 
 
-def test_threads_and_chunks_add_up(mixed_files: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("threads", [1, 3])
+@pytest.mark.parametrize("small_below", [0, 40, 64 << 10], ids=["all-chunked", "mixed", "all-batched"])
+def test_threads_and_chunks_add_up(
+    mixed_files: dict[str, Path], monkeypatch: pytest.MonkeyPatch, threads: int, small_below: int
+) -> None:
     monkeypatch.setattr(scanner, "PARALLEL_MIN_BYTES", 0)
     monkeypatch.setattr(scanner, "CHUNK_BYTES", 64)  # many chunks per tensor, odd split points
+    monkeypatch.setattr(scanner, "PREFETCH_MIN_BYTES", small_below)  # tensors under it are batched whole
     for order in ("little", "big"):
-        report = pyscan.scan(mixed_files[order], threads=3)
+        report = pyscan.scan(mixed_files[order], threads=threads)
         assert_matches(report, expected_counts(mixed_files[order]))
 
 
