@@ -574,3 +574,26 @@ def test_a_duplicate_name_far_apart_is_named(tmp_path: Path) -> None:
     tensors[-1] = gb.Tensor("t.3", [8])
     with pytest.raises(pyscan.PyscanError, match=r"tensor 't\.3' appears twice"):
         pyscan.open(_many(tmp_path, gb.LE, tensors))
+
+
+@pytest.mark.parametrize("endian", ENDIANS)
+@pytest.mark.parametrize("alignment", [1, 2, 32])
+def test_joined_words_are_the_tensors_bytes_in_order(tmp_path: Path, endian: gguf.GGUFEndian, alignment: int) -> None:
+    rng = np.random.default_rng(alignment)
+    sizes = [1, 3, 7, 16, 33, 100]
+
+    def fill(writer: gguf.GGUFWriter) -> None:
+        for i, n in enumerate(sizes):
+            writer.add_tensor(f"h.{i}", rng.standard_normal(n).astype(np.float16))  # 2-byte values between them
+            writer.add_tensor(f"f.{i}", rng.standard_normal(n).astype(np.float32))
+
+    path = write_gguf(tmp_path / "joined.gguf", endian, fill, alignment)
+    reader = gguf.GGUFReader(path)
+    order = ">" if endian == gguf.GGUFEndian.BIG else "<"
+    with pyscan.open(path) as model:
+        for prefix, width in (("f.", 4), ("h.", 2)):
+            chosen = [t for t in model.tensors if t.name.startswith(prefix)]
+            raw = b"".join(bytes(t.data.tobytes()) for t in reader.tensors if t.name.startswith(prefix))
+            want = np.frombuffer(raw, dtype=f"{order}u{width}")
+            got = model.joined_words(chosen)
+            assert got.dtype == want.dtype and np.array_equal(got, want)

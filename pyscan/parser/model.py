@@ -7,6 +7,7 @@ ModelFile; parser/opener.py tells the formats apart.  Consumers ask ``format``, 
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 if TYPE_CHECKING:  # numpy is imported only for to_numpy(): it costs ~100 ms at start-up
@@ -174,6 +175,36 @@ class ModelFile:
         return np.frombuffer(
             self.mapping.buffer, dtype=np.dtype(f"{order}u{width}"), count=tensor.n_elements, offset=tensor.offset
         )
+
+    def joined_words(self, tensors: Sequence[TensorInfo]) -> np.ndarray[Any, Any]:
+        """The words() of tensors of one element width, one after the other, in a new array.
+
+        Gathered with one index array rather than a view per tensor: 200,000 tiny tensors take
+        ~0.05 s here, ~1 s through words() and a concatenate.
+        """
+        import numpy as np
+
+        if not tensors:
+            return np.zeros(0, dtype=np.uint8)
+        for tensor in tensors:
+            if tensor.nbytes is None:
+                raise PyscanError(self.path, f"tensor {quote(tensor.name)} has no known size", "usage")
+            self._require_data(tensor)
+        widths = {(t.nbytes or 0) // t.n_elements if t.n_elements else 1 for t in tensors}
+        width = widths.pop()
+        starts = np.array([t.offset for t in tensors], dtype=np.int64)
+        if widths or (starts % width != starts[0] % width).any():
+            views = [self.words(t) for t in tensors]  # no common grid of words: one view each
+            return np.concatenate(views, dtype=views[0].dtype)  # (concatenate alone gives native order)
+        lengths = np.array([t.n_elements for t in tensors], dtype=np.int64)
+        skew = int(starts[0] % width)
+        order = "<" if self.byte_order == "little" else ">"
+        grid = np.frombuffer(self.mapping.buffer, dtype=f"{order}u{width}", offset=skew,
+                             count=(self.size - skew) // width)  # fmt: skip
+        # Word index of each value: its tensor's first word plus its place in the tensor.
+        first_words = (starts - skew) // width
+        index = np.repeat(first_words - (np.cumsum(lengths) - lengths), lengths) + np.arange(int(lengths.sum()))
+        return grid[index]
 
     def _require_data(self, info: TensorInfo) -> None:
         if info.offset + (info.nbytes or 0) > self.size:

@@ -24,10 +24,13 @@ class TensorGroup(NamedTuple):
 
     def fraction(self, key: str) -> float | None:
         """The share of the group's elements with the count, or None if not scanned / not applicable."""
-        if any(t.fraction(key) is None for t in self.tensors):
-            return None
-        total = sum(t.n_elements for t in self.tensors)
-        return sum(t.count(key) for t in self.tensors) / total if total else 1.0
+        total = counted = 0
+        for t in self.tensors:  # one pass: a group may hold 200,000 tensors
+            if t.counts is None or key not in t.counts:
+                return None
+            total += t.n_elements
+            counted += t.counts[key]
+        return counted / total if total else 1.0
 
 
 def group_tensors(tensors: list[TensorReport]) -> list[TensorGroup]:

@@ -56,19 +56,23 @@ def tensor_histogram(gguf: ModelFile, info: TensorInfo) -> list[int]:
 
 
 SMALL_TENSOR_ELEMENTS = 1 << 14  # below this, tensors are counted together: numpy's per-call cost dominates
+SMALL_BATCH_ELEMENTS = 1 << 22  # small tensors counted together at most this many values at a time
 
 
 def type_histogram(gguf: ModelFile, tensors: list[TensorInfo]) -> list[int]:
     """The histogram of all these tensors of one type together (sum of tensor_histogram, computed faster)."""
     total = np.zeros(FORMATS[tensors[0].type_name][1] + 1, dtype=np.int64) if tensors else np.zeros(0, np.int64)
-    small: list[Array] = []
+    small = [info for info in tensors if 0 < info.n_elements < SMALL_TENSOR_ELEMENTS]
     for info in tensors:
-        if info.n_elements == 0:
-            continue
         if info.n_elements >= SMALL_TENSOR_ELEMENTS:
             total += tensor_histogram(gguf, info)
-        else:
-            small.append(gguf.words(info))
-    if small:
-        total += bit_histogram(np.concatenate(small), tensors[0].type_name)
+    # Small ones joined in batches of at most SMALL_BATCH_ELEMENTS: bounded memory, few numpy calls.
+    start = 0
+    while start < len(small):
+        stop, elements = start, 0
+        while stop < len(small) and (stop == start or elements + small[stop].n_elements <= SMALL_BATCH_ELEMENTS):
+            elements += small[stop].n_elements
+            stop += 1
+        total += bit_histogram(gguf.joined_words(small[start:stop]), small[start].type_name)
+        start = stop
     return [int(n) for n in total]
