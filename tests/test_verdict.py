@@ -30,7 +30,7 @@ def bf16_values(n: int, scale: float = 1.0) -> Array:
 def plus_one(n: int) -> Array:
     """BF16 weights stored as w + 1 in F32, as llama.cpp stores Gemma norms; some large (errors up to 1.0)."""
     w = bf16_values(n, 0.3)
-    w[np.abs(w) < 2**-12] = 0.25  # a tiny w would round in w + 1 (F32 keeps 23 bits below 1.0), as it never does in Gemma
+    w[np.abs(w) < 2**-12] = 0.25  # a tiny w would round in w + 1 (never so in Gemma)
     w[:4] = [254.0, -150.0, 1656.0, 0.0078125]  # BF16 values whose w + 1 needs more than BF16's 8 significant bits
     return w + np.float32(1.0)
 

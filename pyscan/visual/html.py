@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 from pyscan.diff.compare import DiffReport, TensorDiff, short_float
 from pyscan.diff.render import container
-from pyscan.formatting import PRECISION_COLUMNS, human_size, percent, shape_text
+from pyscan.formatting import PRECISION_COLUMNS, human_size, percent, plural, shape_text
 from pyscan.parser.model import ModelFile
 from pyscan.scan.groups import group_tensors
 from pyscan.scan.report import FileReport, TensorReport
@@ -110,6 +110,10 @@ def _groups_section(report: FileReport) -> list[str]:
 MARKS: dict[str, tuple[tuple[int, str], ...]] = {"F32": ((7, "BF16"), (10, "FP16")), "F16": ((7, "BF16"),), "BF16": ()}
 
 
+def _all_of(n: int, type_name: str) -> str:
+    return f"the {type_name} tensor" if n == 1 else f"all {plural(n, type_name + ' tensor')}"
+
+
 def _chart(caption: str, counts: list[int], type_name: str, big: bool = False) -> str:
     color = colors.ramp(colors.BF16_SCALE, 0.85)
     width, height = (300, 90) if big else (220, 64)
@@ -132,7 +136,7 @@ def _mantissa_section(report: FileReport, gguf: ModelFile | None) -> list[str]:
     infos = {info.name: info for info in gguf.tensors}
     floats = [t for t in floats if t.name in infos]
     summary = [
-        _chart(f"all {len(tensors):,} {esc(type_name)} tensors", type_histogram(gguf, tensors), type_name, big=True)
+        _chart(esc(_all_of(len(tensors), type_name)), type_histogram(gguf, tensors), type_name, big=True)
         for type_name in dict.fromkeys(t.type for t in floats)
         for tensors in [[infos[t.name] for t in floats if t.type == type_name]]
     ]
