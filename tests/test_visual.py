@@ -209,7 +209,8 @@ def explained_by_numpy(x: np.ndarray[Any, Any]) -> tuple[str, float]:
     return ("f32", 1 - shares[best]) if shares[best] < 0.5 else (best, shares[best])
 
 
-def test_float_cells_are_coloured_by_what_explains_them(tmp_path: Path) -> None:
+def explained_model(path: Path) -> dict[str, tuple[str, float]]:
+    """One tensor per explanation (and one 75% BF16 + 1); name -> what numpy says explains it."""
     import ml_dtypes
 
     rng = np.random.default_rng(5)
@@ -226,7 +227,12 @@ def test_float_cells_are_coloured_by_what_explains_them(tmp_path: Path) -> None:
     }
     expected = {name: explained_by_numpy(x) for name, x in tensors.items()}
     assert [kind for kind, _ in expected.values()] == ["bf16", "+1", "+1", "fp16", "f32"]  # the data is as meant
-    write(tmp_path / "m.gguf", [(name, x, None) for name, x in tensors.items()])
+    write(path, [(name, x, None) for name, x in tensors.items()])
+    return expected
+
+
+def test_float_cells_are_coloured_by_what_explains_them(tmp_path: Path) -> None:
+    expected = explained_model(tmp_path / "m.gguf")
     html = render_html(pyscan.scan(tmp_path / "m.gguf"))
     cells = {c["title"].split("\n")[0]: c for c in parse(html).cells["blk.0"]}
     scales = {"bf16": colors.BF16_SCALE, "+1": colors.PLUS_ONE_SCALE, "fp16": colors.FP16_SCALE}
@@ -261,17 +267,17 @@ def test_histograms_have_a_y_axis_in_shares(demo: tuple[Path, pyscan.FileReport,
     html = demo[2]
     charts = html.split('<svg class="bars"')[1:]
     assert charts
-    for chart in charts:
-        chart = chart.split("</svg>", 1)[0]
+    for piece in charts:
+        chart = piece.split("</svg>", 1)[0]
         counts = [int(n.replace(",", "")) for n in re.findall(r"<title>\d+ bits: ([\d,]+) values", chart)]
         peak = max(counts) / sum(counts)
         ticks = re.findall(r'text-anchor="end">([^<]+)%</text>', chart)
         assert len(ticks) == 3 and float(ticks[0]) == 0, ticks
         top = float(ticks[2]) / 100
         assert peak <= top and float(ticks[1]) / 100 == pytest.approx(top / 2)
-        assert top == 1 or top < 2 * peak * 1.0000001 or top <= 5 * peak  # a round ceiling just above the bar
-        mantissa = top / 10 ** np.floor(np.log10(top))
-        assert round(mantissa, 9) in (1, 2, 5), top
+        # The top is the smallest of 1, 2, 5 x 10^k (at most 100%) that holds the tallest bar.
+        rounds = sorted(m * 10.0**k for m in (1, 2, 5) for k in range(-9, 1) if m * 10.0**k <= 1)
+        assert top == pytest.approx(min(r for r in rounds if r >= peak * (1 - 1e-9))), (top, peak)
 
 
 def test_grouped_table_and_histograms(demo: tuple[Path, pyscan.FileReport, str]) -> None:
@@ -450,6 +456,29 @@ def test_page_loads_in_chromium(demo: tuple[Path, pyscan.FileReport, str], tmp_p
     assert problems == []
     rows = parse_loose(dom)
     assert rows == ["other"] + [f"blk.{i}" for i in range(N_LAYERS)]
+
+
+def test_explained_map_is_drawn_in_chromium(tmp_path: Path) -> None:
+    """The browser paints each explanation's colour: a screenshot of the page holds every one of them."""
+    image = pytest.importorskip("matplotlib.image")
+    explained_model(tmp_path / "m.gguf")
+    page_path = tmp_path / "m.html"
+    with pyscan.open(tmp_path / "m.gguf") as gguf_file:
+        page_path.write_text(render_html(pyscan.scan(tmp_path / "m.gguf"), gguf_file), encoding="utf-8")
+    dom, problems = load(page_path, tmp_path / "profile")
+    assert problems == [] and parse_loose(dom) == ["blk.0"]
+    shot = tmp_path / "shot.png"
+    done = subprocess.run(
+        [chromium(), "--headless", "--disable-gpu", "--no-sandbox", "--hide-scrollbars",
+         f"--user-data-dir={tmp_path / 'p2'}", "--window-size=1200,900", f"--screenshot={shot}", page_path.as_uri()],
+        capture_output=True, text=True, timeout=120, check=False,
+        env={k: v for k, v in os.environ.items() if k != "LD_PRELOAD"},
+    )  # fmt: skip
+    assert done.returncode == 0 and shot.exists(), done.stderr[-2000:]
+    rgb = np.round(image.imread(shot)[..., :3] * 255).astype(int)
+    for fill in (colors.ramp(colors.BF16_SCALE, 1.0), colors.ramp(colors.PLUS_ONE_SCALE, 1.0), colors.FULL_F32):
+        target = np.array([int(fill[i : i + 2], 16) for i in (1, 3, 5)])
+        assert np.count_nonzero(np.abs(rgb - target).max(axis=-1) <= 2) > 300, fill  # a cell is ~64 x 18 px
 
 
 def parse_loose(dom: str) -> list[str]:

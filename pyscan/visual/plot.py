@@ -68,7 +68,8 @@ def _draw_legend(fig: Figure, heatmap: Heatmap, bottom: float) -> None:
         cax = fig.add_axes((0.04 + i * (width + 0.03), bottom, width, 0.018))
         bar = ColorbarBase(cax, cmap=cmap, orientation="horizontal")
         bar.set_ticks([x for x, _ in scale.ticks], labels=[t for _, t in scale.ticks], fontsize=6.5)
-        bar.set_label(scale.title.split(" (")[0].split(":")[0], fontsize=6.5)  # the legend's short name
+        short = scale.title.split(" (")[0].split(":")[0]  # "BF16 + 1": the page's legend says the rest
+        bar.set_label(f"{short}: share of the values", fontsize=6.5)
     if heatmap.swatches:
         handles = [Patch(facecolor=fill, label=text) for fill, text in heatmap.swatches]
         key = fig.legend(handles=handles, loc="lower right", bbox_to_anchor=(0.98, bottom - 0.01), fontsize=7,

@@ -15,7 +15,7 @@ from pyscan.visual.cells import Heatmap
 from pyscan.visual.colors import text_color
 from pyscan.visual.grid import NON_LAYER
 
-CELL_W, CELL_H, GAP = 58, 18, 2
+CELL_W, CELL_H, GAP = 64, 18, 2  # 64: room for "BF16 100%"
 BLOCK_GAP = 12  # between the non-layer columns/row and the layer ones
 CHAR_W = 6.6  # average advance of an 11px sans-serif character
 MAX_LABEL = 28  # row and column labels are cut here (the tooltip keeps the full name)
