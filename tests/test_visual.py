@@ -619,3 +619,16 @@ def test_mantissa_histogram_from_a_file(tmp_path: Path, big_endian: bool) -> Non
     with pyscan.open(path) as gguf_file:
         got = {info.name: tensor_histogram(gguf_file, info) for info in gguf_file.tensors}
     assert got == expected
+
+
+def test_a_map_of_full_f32_tensors_only(tmp_path: Path) -> None:
+    # No cell on any explanation's scale: the page and the PNG still draw (a legend needs a scale).
+    x = np.random.default_rng(3).normal(0, 1, 256).astype(np.float32)
+    assert explained_by_numpy(x)[0] == "f32"
+    write(tmp_path / "f.gguf", [("blk.0.w", x, None)])
+    report = pyscan.scan(tmp_path / "f.gguf")
+    page = parse(render_html(report))
+    assert (page.cells["blk.0"][0]["fill"], page.cells["blk.0"][0]["label"]) == (colors.FULL_F32, "F32")
+    pytest.importorskip("matplotlib")
+    write_png(report, tmp_path / "f.png")
+    assert png_size((tmp_path / "f.png").read_bytes())[0] > 0

@@ -173,10 +173,12 @@ def scan_heatmap(report: FileReport) -> Heatmap:
     cells = {slot: _scan_cell(tensors, type_fill) for slot, tensors in slots.items()}
     kinds = {explained[0] for tensors in slots.values() for explained in [explain_float(tensors)] if explained}
     low = f"{100 * colors.EXPLAINED_MIN:g}%"
+    shaded = [kind for kind, style in FLOAT_STYLES.items() if style.stops is not None and kind in kinds]
     scales = [
         Scale(f"{style.title}: share of the values", style.stops, [(0.0, low), (1.0, "100%")])
-        for kind, style in FLOAT_STYLES.items()
-        if style.stops is not None and (kind in kinds or (kind == "bf16-exact" and not kinds))
+        for kind in shaded or ["bf16-exact"]  # a map with no shaded cell still gets a scale
+        for style in [FLOAT_STYLES[kind]]
+        if style.stops is not None
     ]
     used = {c.fill for c in cells.values()}
     swatches = [(fill, t) for t, fill in type_fill.items() if fill in used]
