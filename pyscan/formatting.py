@@ -61,3 +61,8 @@ def shape_text(shape: Sequence[int] | None) -> str:
 def terminal_text(lines: Sequence[str]) -> str:
     """The report's lines joined, every one escaped: a name from the file cannot forge a line or move the cursor."""
     return "\n".join(map(printable, lines))
+
+
+def plural(n: int, word: str, words: str | None = None) -> str:
+    """'1 file', '2 files', '1,024 tensors': the count with its noun, singular only for exactly one."""
+    return f"{n:,} {word if n == 1 else words or word + 's'}"

@@ -229,3 +229,111 @@ def test_help_names_diff_and_repeats_no_section() -> None:
                 line.endswith(":")]  # fmt: skip
     assert len(headings) == len(set(headings)), headings
     assert "safetensors" in pyscan_cli("diff", "--help").stdout and "2 invalid" in pyscan_cli("diff", "--help").stdout
+
+
+# ---- the text report's table and paragraphs ------------------------------------------------------
+
+
+def pattern_rows(out: str) -> list[tuple[str, str, int]]:
+    """(pattern, type, count) of the report's table by name pattern, in order."""
+    lines = out.split("Tensors by name pattern\n", 1)[1].split("\n\n", 1)[0].splitlines()[2:]
+    return [(cells[0], cells[2], int(cells[1].replace(",", ""))) for cells in (line.split() for line in lines)]
+
+
+def test_a_patterns_types_are_adjacent_rows(tinyllama: Path) -> None:
+    # The demo keeps attn_v and ffn_down at Q6_K in 10 layers and Q4_K in 12 (llama.cpp's Q4_K_M rule).
+    reader = gguf.GGUFReader(tinyllama)
+    expected: dict[tuple[str, str], int] = {}
+    for t in reader.tensors:
+        key = (".".join("*" if p.isdigit() else p for p in t.name.split(".")), t.tensor_type.name)
+        expected[key] = expected.get(key, 0) + 1
+    rows = pattern_rows(pyscan_cli(str(tinyllama)).stdout)
+    assert {(p, t): n for p, t, n in rows} == expected
+    patterns = [p for p, _, _ in rows]
+    for pattern in set(patterns):  # one run of rows per pattern
+        first, last = patterns.index(pattern), len(patterns) - 1 - patterns[::-1].index(pattern)
+        assert set(patterns[first : last + 1]) == {pattern}, pattern
+    attn_v = [(t, n) for p, t, n in rows if p == "blk.*.attn_v.weight"]
+    assert attn_v == [("Q4_K", 12), ("Q6_K", 10)]  # most tensors first
+    assert [p for p in dict.fromkeys(patterns)] == list(dict.fromkeys(p for p, _ in expected))  # file order
+
+
+def plus_one_model(path: Path) -> None:
+    """Two F32 tensors of BF16 weights stored as w + 1: the verdict is a long paragraph."""
+    import ml_dtypes
+    import numpy as np
+    from models import write
+
+    w = np.linspace(0.25, 3.0, 64, dtype=np.float32).astype(ml_dtypes.bfloat16).astype(np.float32)
+    write(path, [("blk.0.norm.weight", w + np.float32(1), None), ("blk.1.norm.weight", w[::-1] + np.float32(1), None)])
+
+
+def verdict_lines(out: str) -> list[str]:
+    return out.split("\n\n")[-1].rstrip("\n").splitlines()
+
+
+def test_verdict_wraps_at_columns_and_at_100_off_a_terminal(tmp_path: Path) -> None:
+    path = tmp_path / "plus-one.gguf"
+    plus_one_model(path)
+    env = {k: v for k, v in os.environ.items() if k != "COLUMNS"}
+    lines = {}
+    for columns in ("60", None):
+        result = subprocess.run(
+            [sys.executable, "-m", "pyscan", str(path)], capture_output=True, text=True, check=False,
+            cwd=tempfile.gettempdir(), env={**env, "COLUMNS": columns} if columns else env,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        lines[columns] = verdict_lines(result.stdout)
+    assert max(map(len, lines["60"])) <= 60 and len(lines["60"]) > len(lines[None]) > 1
+    assert max(map(len, lines[None])) <= 100  # piped: still a paragraph people can read
+    assert " ".join(lines["60"]) == " ".join(lines[None])  # the same words, only the breaks differ
+    assert lines["60"][0].startswith("Verdict: None of the 2 F32 tensors is BF16-exact")
+
+
+def test_verdict_wraps_at_the_terminals_width(tmp_path: Path) -> None:
+    import fcntl
+    import pty
+    import struct
+    import termios
+
+    path = tmp_path / "plus-one.gguf"
+    plus_one_model(path)
+    leader, follower = pty.openpty()
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 72, 0, 0))  # 40 rows, 72 columns
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "pyscan", str(path), "--quiet"], stdout=follower, stderr=subprocess.PIPE,
+            cwd=tempfile.gettempdir(), env={k: v for k, v in os.environ.items() if k != "COLUMNS"}, timeout=300,
+            check=False,
+        )  # fmt: skip
+        os.close(follower)
+        chunks = []
+        while True:
+            try:
+                chunk = os.read(leader, 65536)
+            except OSError:  # EIO: the terminal's other end is closed and everything was read
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+    finally:
+        os.close(leader)
+    assert done.returncode == 0, done.stderr
+    out = b"".join(chunks).decode().replace("\r\n", "\n")
+    lines = verdict_lines(out)
+    assert len(lines) > 3 and max(map(len, lines)) <= 72 and max(map(len, lines)) > 60
+
+
+def test_counts_of_one_are_singular(tmp_path: Path) -> None:
+    import numpy as np
+    from models import write
+
+    path = tmp_path / "one.gguf"
+    write(path, [("w", np.ones(4, dtype=np.float32), None)])  # GGUFWriter adds general.architecture: 1 key
+    out = pyscan_cli(str(path)).stdout
+    assert ", 1 tensor, 1 metadata key" in out and "scanned 1 float tensor with" in out
+    assert "The F32 tensor is already BF16-exact" in out
+    dry = pyscan_cli(str(path), "--round", "m3", "--dry-run").stdout
+    assert "of 1 F32 tensor changed" in dry
+    batch = pyscan_cli(str(path), str(tmp_path))  # a file and a folder holding it: a batch of one file
+    assert "1 file scanned" in batch.stdout and "1 files" not in batch.stdout, batch.stdout + batch.stderr

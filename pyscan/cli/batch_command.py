@@ -16,6 +16,7 @@ from pyscan.cli.options import check_outputs
 from pyscan.cli.outcome import EXIT_DIFFERENT as EXIT_SOME_FAILED
 from pyscan.cli.outcome import EXIT_OK, emit
 from pyscan.errors import PyscanError
+from pyscan.formatting import plural
 from pyscan.scan.verdict import verdict
 from pyscan.text import safe_line
 
@@ -71,13 +72,13 @@ def run_batch(args: argparse.Namespace) -> int:
 def _summary_line(result: BatchResult) -> str:
     if result.report is None:
         return safe_line(f"{result.path}: FAILED: {result.error}")
-    return safe_line(f"{result.path}: {result.report.n_tensors:,} tensors. {verdict(result.report)}")
+    return safe_line(f"{result.path}: {plural(result.report.n_tensors, 'tensor')}. {verdict(result.report)}")
 
 
 def _print_totals(scanned: int, skipped: int, failed: list[BatchResult], args: argparse.Namespace) -> None:
     # With --jsonl, stdout is for records only: the totals go to stderr.
     out = sys.stderr if args.jsonl else sys.stdout
-    parts = [f"{scanned:,} files scanned", f"{len(failed):,} failed"]
+    parts = [f"{plural(scanned, 'file')} scanned", f"{len(failed):,} failed"]
     if skipped:
         parts.append(f"{skipped:,} skipped (already in {args.resume})")
     print(safe_line(", ".join(parts) + (":" if failed else "")), file=out)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pyscan.formatting import human_size, shape_text, table, terminal_text
+from pyscan.formatting import human_size, plural, shape_text, table, terminal_text
 from pyscan.parser.metadata import MetadataArray, MetadataEntry
 from pyscan.parser.model import ModelFile
 
@@ -56,12 +56,13 @@ def render_header(model: ModelFile) -> str:
     kind = f"GGUF v{model.version}, {model.byte_order}-endian" if model.format == "gguf" else model.format
     out = [
         model.path,
-        f"  {kind}, {human_size(model.size)}, {len(model.tensors):,} tensors, {model.n_kv:,} metadata keys",
+        f"  {kind}, {human_size(model.size)}, {plural(len(model.tensors), 'tensor')}, "
+        f"{plural(model.n_kv, 'metadata key')}",
     ]
     if missing:
         out.append(
             f"  truncated: {human_size(model.size)} of the {human_size(model.described_size)} the header describes; "
-            f"{len(model.tensors) - len(missing):,} of {len(model.tensors):,} tensors complete"
+            f"{len(model.tensors) - len(missing):,} of {plural(len(model.tensors), 'tensor')} complete"
         )
     else:
         out.append("  complete: every tensor's data is in the file")

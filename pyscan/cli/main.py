@@ -29,7 +29,7 @@ from pyscan.cli.progress import progress_bar
 from pyscan.errors import PyscanError
 from pyscan.parser import open_model
 from pyscan.rewrite import select_targets
-from pyscan.rewrite.modes import RewriteMode, parse_mode
+from pyscan.rewrite.modes import RewriteMode, optional_mode
 from pyscan.scan.scanner import scan_file, scanned_bytes
 
 MAX_THREADS = 1024  # more is a typo, not a plan: --threads is capped at the cores and chunks anyway
@@ -144,7 +144,7 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         raise PyscanError(None, "error: a FILE to scan is required, or --demo (see pyscan --help)", "usage")
     if args.jobs < 1:
         raise PyscanError(None, "--jobs must be at least 1", "usage")
-    mode = parse_mode(args.truncate, args.round, args.fake_quant, args.group_size)
+    mode = optional_mode(args.truncate, args.round, args.fake_quant, args.group_size)
     if is_batch(args):
         where = args.paths[0] if len(args.paths) == 1 else None  # name the folder, as every error does
         if mode is not None:
@@ -209,7 +209,8 @@ def rewrite(path: str, mode: RewriteMode, args: argparse.Namespace) -> int:
     if args.html or args.plot:
         # The page describes a scan; a rewrite's report is its table (or --json).  Scan OUT for its page.
         raise PyscanError(None, "--html and --plot describe a scan, not a rewrite: run pyscan OUT --html FILE", "usage")
-    check_outputs([], [path], args.force)  # rewrite_model checks OUT itself
+    # rewrite_model checks OUT again, but in Python's words (force=True): check it first in the command line's.
+    check_outputs([args.output], [path], args.force, "is the input file; use --in-place to rewrite it")
     from pyscan.writer import rewrite_model
 
     with open_model(path, writable=args.in_place) as model:  # parsed once: bar total, rewrite, checks

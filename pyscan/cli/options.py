@@ -70,7 +70,12 @@ def add_picture_options(parser: argparse.ArgumentParser, page: str, image: str) 
     parser.add_argument("--plot", metavar="FILE", help=f"also write {image} as a PNG (pyscan[plot])")
 
 
-def check_outputs(outputs: Sequence[str | None], inputs: Sequence[str], force: bool) -> None:
+def check_outputs(
+    outputs: Sequence[str | None],
+    inputs: Sequence[str],
+    force: bool,
+    same_as_input: str = "is an input of this command",
+) -> None:
     """Refuse, before any work, output targets that are inputs, not regular files, repeated, or exist without --force.
 
     Also refuses a stdout redirected into one of the inputs (`pyscan m.gguf --json >> m.gguf`).
@@ -79,7 +84,7 @@ def check_outputs(outputs: Sequence[str | None], inputs: Sequence[str], force: b
 
     named = [path for path in outputs if path]
     for i, path in enumerate(named):
-        check_target(path, inputs, force)
+        check_target(path, inputs, force, same_as_input, force_option="--force")
         if any(is_same_file(path, other) or path == other for other in named[:i]):
             raise PyscanError(path, "is named as two outputs of one command", "usage")
     if stdout_is_one_of(inputs):

@@ -2,14 +2,46 @@
 
 from __future__ import annotations
 
-from pyscan.formatting import PRECISION_COLUMNS, human_size, percent, shape_text, table, terminal_text
+import os
+import sys
+import textwrap
+
+from pyscan.formatting import PRECISION_COLUMNS, human_size, percent, plural, shape_text, table, terminal_text
 from pyscan.rewrite.engine import RewriteReport
 from pyscan.scan.groups import group_tensors
 from pyscan.scan.report import FileReport, TensorReport
 from pyscan.scan.verdict import verdict
+from pyscan.text import printable
+
+NOT_A_TERMINAL_WIDTH = 100  # a report piped to a file or a pager is still read by people
+MIN_WIDTH = 40
 
 
-def render(report: FileReport, per_tensor: bool = False, elapsed: float | None = None) -> str:
+def terminal_width() -> int:
+    """Where paragraphs wrap: $COLUMNS, else the terminal's width, else 100 (stdout is no terminal).
+
+    shutil.get_terminal_size's rule, without importing shutil (~5 ms of start-up; tests/test_cli.py).
+    """
+    try:
+        columns = int(os.environ.get("COLUMNS", ""))
+    except ValueError:
+        columns = 0
+    if columns <= 0:
+        try:
+            columns = os.get_terminal_size(sys.stdout.fileno()).columns
+        except (AttributeError, OSError, ValueError):  # no fileno, or not a terminal
+            columns = 0
+    return max(MIN_WIDTH, columns or NOT_A_TERMINAL_WIDTH)
+
+
+def paragraph(text: str, width: int, first: str = "") -> list[str]:
+    """first + text in lines of at most width characters (escaped first: that can lengthen it); words never split."""
+    return textwrap.wrap(printable(first + text), width=width, break_long_words=False, break_on_hyphens=False)
+
+
+def render(report: FileReport, per_tensor: bool = False, elapsed: float | None = None, width: int | None = None) -> str:
+    """The text report; the verdict and warnings wrap at width (default: terminal_width())."""
+    width = terminal_width() if width is None else width
     out: list[str] = [report.path]
     out.append(
         (
@@ -17,12 +49,12 @@ def render(report: FileReport, per_tensor: bool = False, elapsed: float | None =
             if report.format == "gguf"
             else "  safetensors, "
         )
-        + f"{human_size(report.size)}, {report.n_tensors:,} tensors, {report.n_kv:,} metadata keys"
+        + f"{human_size(report.size)}, {plural(report.n_tensors, 'tensor')}, {plural(report.n_kv, 'metadata key')}"
     )
     if report.architecture or report.model_name:
         out.append(f"  model: {report.model_name or '?'} (architecture {report.architecture or '?'})")
     timing = f" in {elapsed * 1000:.1f} ms" if elapsed is not None else ""
-    out.append(f"  scanned {len(report.scanned()):,} float tensors with the {report.kernel} kernel{timing}")
+    out.append(f"  scanned {plural(len(report.scanned()), 'float tensor')} with the {report.kernel} kernel{timing}")
 
     out += ["", "Tensor types"]
     by_type: dict[str, list[TensorReport]] = {}
@@ -79,8 +111,9 @@ def render(report: FileReport, per_tensor: bool = False, elapsed: float | None =
         ]
         out += ["  " + line for line in table(headers, rows)]
 
-    out += ["", "Verdict: " + verdict(report)]
-    out += [f"Warning: {warning}" for warning in report.warnings]
+    out += ["", *paragraph(verdict(report), width, "Verdict: ")]
+    for warning in report.warnings:
+        out += paragraph(warning, width, "Warning: ")
     return terminal_text(out)
 
 
@@ -107,7 +140,7 @@ def render_rewrite(result: RewriteReport) -> str:
         out += table(["tensor", "changed", "of", "share", "max |error|", "max rel error"], rows)
     unchanged = len(result.tensors) - len(changed)
     if unchanged:
-        out.append(f"{unchanged:,} of {len(result.tensors):,} F32 tensors unchanged")
+        out.append(f"{unchanged:,} of {plural(len(result.tensors), 'F32 tensor')} unchanged")
     share = percent(result.changed / result.n_elements if result.n_elements else 0)
     where = (
         "dry run: nothing written"
@@ -117,8 +150,8 @@ def render_rewrite(result: RewriteReport) -> str:
         else f"written: {result.output}"
     )
     out.append(
-        f"{result.mode}: {len(changed):,} of {len(result.tensors):,} F32 tensors changed, "
-        f"{result.changed:,} of {result.n_elements:,} values ({share}), max |error| "
+        f"{result.mode}: {len(changed):,} of {plural(len(result.tensors), 'F32 tensor')} changed, "
+        f"{result.changed:,} of {plural(result.n_elements, 'value')} ({share}), max |error| "
         f"{_error(result.max_abs_error)}, max relative error {_error(result.max_rel_error)}; {where}"
     )
     return terminal_text(out)

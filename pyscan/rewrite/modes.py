@@ -64,8 +64,20 @@ def parse_target(kind: Literal["truncate", "round"], text: str) -> RewriteMode:
 
 def parse_mode(
     truncate: str | None = None, round: str | None = None, fake_quant: str | None = None, group_size: int | None = None
+) -> RewriteMode:
+    """The one mode asked for (``parse_mode(truncate="bf16")``); PyscanError for none, a bad or a conflicting one."""
+    mode = optional_mode(truncate, round, fake_quant, group_size)
+    if mode is None:
+        raise PyscanError(
+            None, 'parse_mode() needs one of truncate=, round= or fake_quant= (e.g. truncate="bf16")', "usage"
+        )
+    return mode
+
+
+def optional_mode(
+    truncate: str | None = None, round: str | None = None, fake_quant: str | None = None, group_size: int | None = None
 ) -> RewriteMode | None:
-    """The one mode the options ask for, or None; PyscanError for a bad or conflicting choice."""
+    """The one mode the options ask for, or None (a scan); PyscanError for a bad or conflicting choice."""
     given = [
         name
         for name, value in (("truncate", truncate), ("round", round), ("fake-quant", fake_quant))

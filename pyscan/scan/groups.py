@@ -34,9 +34,15 @@ class TensorGroup(NamedTuple):
 
 
 def group_tensors(tensors: list[TensorReport]) -> list[TensorGroup]:
-    """Groups in order of first appearance."""
-    groups: dict[tuple[str, str], TensorGroup] = {}
+    """One group per (pattern, type): patterns in order of first appearance, and a pattern's types
+    side by side, the type with the most tensors first (ties: first seen first).
+
+    A Q4_K_M file keeps some layers' attn_v at Q6_K: those rows stay next to the Q4_K ones.
+    """
+    by_pattern: dict[str, dict[str, TensorGroup]] = {}  # dicts keep first-appearance order
     for t in tensors:
-        key = (name_pattern(t.name), t.type)
-        groups.setdefault(key, TensorGroup(key[0], t.type, [])).tensors.append(t)
-    return list(groups.values())
+        pattern = name_pattern(t.name)
+        types = by_pattern.setdefault(pattern, {})
+        types.setdefault(t.type, TensorGroup(pattern, t.type, [])).tensors.append(t)
+    # sorted() is stable: equal counts keep their first-seen order.
+    return [g for types in by_pattern.values() for g in sorted(types.values(), key=lambda g: -len(g.tensors))]

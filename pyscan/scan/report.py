@@ -10,6 +10,7 @@ from collections import Counter
 from typing import Any
 
 from pyscan.parser.model import ModelFormat
+from pyscan.scan.verdict import classify
 
 # The counts reported for each scanned element type, in this order.
 COUNTS_BY_TYPE: dict[str, tuple[str, ...]] = {
@@ -74,7 +75,7 @@ class FileReport:
     """A whole file: header facts, type distribution, every tensor."""
 
     __slots__ = ("path", "size", "version", "endianness", "alignment", "n_kv", "architecture", "model_name",
-                 "kernel", "tensors", "warnings", "format")  # fmt: skip
+                 "kernel", "tensors", "warnings", "format", "plus_one_max_abs_error")  # fmt: skip
 
     def __init__(
         self,
@@ -101,6 +102,7 @@ class FileReport:
         self.format = format
         self.tensors: list[TensorReport] = []
         self.warnings: list[str] = []
+        self.plus_one_max_abs_error: float | None = None  # see pyscan.scan.verdict.truncation_error
 
     def __repr__(self) -> str:
         return f"FileReport({self.path!r}, {self.n_tensors} tensors, {len(self.scanned())} scanned)"
@@ -134,4 +136,10 @@ class FileReport:
             "tensor_types": self.tensor_types,
             "tensors": [t.to_dict() for t in self.tensors] if tensor_records else [],
             "warnings": self.warnings,
+            "verdict": verdict_dict(self),
         }
+
+
+def verdict_dict(report: FileReport) -> dict[str, Any]:
+    """The --json "verdict" object: what explains the F32 values, and the counts behind it."""
+    return classify(report.tensors, report.plus_one_max_abs_error).to_dict()

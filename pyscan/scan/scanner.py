@@ -18,6 +18,7 @@ from pyscan.parser.model import ModelFile, TensorInfo
 from pyscan.parser.opener import open_model
 from pyscan.scan.byte_order import looks_byte_swapped
 from pyscan.scan.report import COUNTS_BY_TYPE, SCANNED_TYPES, FileReport, TensorReport
+from pyscan.scan.verdict import truncation_error
 from pyscan.selection import nothing_selected, select
 
 ELEMENT_BYTES = {"F32": 4, "F16": 2, "BF16": 2}
@@ -95,6 +96,7 @@ def scan_file(
             f"than as the {gguf.byte_order}-endian the header declares (e.g. {suspects[0]}): the file's data may "
             "be in the wrong byte order, and their counts do not describe real weights"
         )
+    report.plus_one_max_abs_error = truncation_error(gguf, report.tensors)  # the verdict's max |error|
     return report
 
 

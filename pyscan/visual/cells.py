@@ -51,6 +51,11 @@ class Heatmap(NamedTuple):
     scale: Scale
     swatches: Sequence[tuple[str, str]] = ()  # (colour, meaning) of categorical cells
     swatch_title: str = ""
+    more_scales: Sequence[Scale] = ()  # a scan map has one scale per explanation of float values
+
+    @property
+    def scales(self) -> list[Scale]:
+        return [self.scale, *self.more_scales]
 
 
 def short_percent(fraction: float) -> str:
@@ -85,13 +90,69 @@ def _scan_cell(tensors: list[TensorReport], type_fill: dict[str, str]) -> Cell:
     first = tensors[0]
     sizes = f"shape {shape_text(first.shape)}, {first.n_elements:,} elements"
     lines = [*_names(tensors, lambda t: t.name), f"{', '.join(types)}, {sizes}"]
-    bf16 = group.fraction("bf16_exact")
-    if bf16 is None:  # quantized (or left unscanned): coloured by type
+    explained = explain_float(tensors)
+    if explained is None:  # quantized (or left unscanned): coloured by type
         lines.append("not scanned (quantized or not selected)")
         fill = type_fill.get(type_name, colors.MIXED)
         return Cell(fill, type_name, "\n".join(lines))
     lines.append(", ".join(f"{title} {percent(group.fraction(key))}" for title, key in PRECISION_COLUMNS))
-    return Cell(colors.ramp(colors.BF16_SCALE, bf16), short_percent(bf16), "\n".join(lines))
+    kind, share = explained
+    style = FLOAT_STYLES[kind]
+    lines.append(f"best explained as {style.title}: {percent(share)} of its values")
+    if style.stops is None:
+        return Cell(colors.FULL_F32, style.prefix, "\n".join(lines))
+    position = (share - colors.EXPLAINED_MIN) / (1 - colors.EXPLAINED_MIN)
+    return Cell(colors.ramp(style.stops, position), f"{style.prefix} {label_percent(share)}", "\n".join(lines))
+
+
+class FloatStyle(NamedTuple):
+    title: str  # in the tooltip and the legend
+    prefix: str  # of the cell label
+    stops: colors.Stops | None  # None: one flat colour (full F32)
+
+
+# Explanations of a float tensor's values, in the order that breaks ties.
+FLOAT_STYLES: dict[str, FloatStyle] = {
+    "bf16-exact": FloatStyle("BF16-exact", "BF16", colors.BF16_SCALE),
+    "bf16-plus-one": FloatStyle(
+        "BF16 + 1 (w - 1 BF16-exact: BF16 weights stored as w + 1)", "+1", colors.PLUS_ONE_SCALE
+    ),
+    "fp16-exact": FloatStyle("FP16-exact", "FP16", colors.FP16_SCALE),
+    "full-f32": FloatStyle(f"full F32 (none explains {100 * colors.EXPLAINED_MIN:g}% of the values)", "F32", None),
+}
+
+
+def explain_float(tensors: Sequence[TensorReport]) -> tuple[str, float] | None:
+    """What explains the scanned float tensors' values best, and the share it explains; None if not scanned.
+
+    The shares: BF16-exact words; non-NaN values whose w - 1 is BF16-exact; non-NaN FP16 values (an F16
+    tensor's all are, a BF16 tensor's are all BF16-exact).  The largest wins (ties in FLOAT_STYLES'
+    order); below EXPLAINED_MIN none explains the tensor: full F32.
+    """
+    if not tensors or any(t.counts is None for t in tensors):
+        return None
+    total = sum(t.n_elements for t in tensors)
+    numbers = sum(t.n_elements - t.count("nan") for t in tensors)
+    if total == 0:
+        return "bf16-exact", 1.0
+    shares = {
+        "bf16-exact": sum(t.count("bf16_exact") for t in tensors) / total,
+        "bf16-plus-one": sum(t.count("low16_zero_minus_one") for t in tensors) / numbers if numbers else 0.0,
+        "fp16-exact": sum(t.n_elements - t.count("nan") if t.type == "F16" else t.count("fp16_exact")
+                          for t in tensors) / numbers if numbers else 0.0,
+    }  # fmt: skip
+    best = max(shares, key=lambda k: shares[k])  # the first of equal shares: max keeps the first
+    if shares[best] < colors.EXPLAINED_MIN:
+        return "full-f32", 1 - shares[best]
+    return best, shares[best]
+
+
+def label_percent(fraction: float) -> str:
+    """A short share for a cell label: "100%", ">99%", "75%"; never rounded up to 100% or down to 0%."""
+    if fraction >= 1:
+        return "100%"
+    text = f"{100 * fraction:.0f}%"
+    return ">99%" if text == "100%" else "<1%" if text == "0%" else text
 
 
 MAX_MAP_TENSORS = 20_000  # a map of more tensors is unreadable, and its page hundreds of MB
@@ -110,16 +171,22 @@ def scan_heatmap(report: FileReport) -> Heatmap:
     typed = [t.type for t in report.tensors if t.fraction("bf16_exact") is None]
     type_fill = colors.type_colors(typed)
     cells = {slot: _scan_cell(tensors, type_fill) for slot, tensors in slots.items()}
-    scale = Scale(
-        "float tensors: share of values exactly representable in BF16",
-        colors.BF16_SCALE,
-        [(0.0, "0%"), (0.5, "50%"), (1.0, "100%")],
-    )
+    kinds = {explained[0] for tensors in slots.values() for explained in [explain_float(tensors)] if explained}
+    low = f"{100 * colors.EXPLAINED_MIN:g}%"
+    shaded = [kind for kind, style in FLOAT_STYLES.items() if style.stops is not None and kind in kinds]
+    scales = [
+        Scale(f"{style.title}: share of the values", style.stops, [(0.0, low), (1.0, "100%")])
+        for kind in shaded or ["bf16-exact"]  # a map with no shaded cell still gets a scale
+        for style in [FLOAT_STYLES[kind]]
+        if style.stops is not None
+    ]
     used = {c.fill for c in cells.values()}
     swatches = [(fill, t) for t, fill in type_fill.items() if fill in used]
     if any(c.label == "mixed" for c in cells.values()):
         swatches.append((colors.MIXED, "several types"))
-    return Heatmap(grid, cells, scale, swatches, "quantized (not scanned) tensors: by type")
+    if "full-f32" in kinds:
+        swatches.insert(0, (colors.FULL_F32, "float: " + FLOAT_STYLES["full-f32"].title))
+    return Heatmap(grid, cells, scales[0], swatches, "other cells: quantized (not scanned) by type", scales[1:])
 
 
 # ---- diff reports ------------------------------------------------------------------------------

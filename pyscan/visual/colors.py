@@ -12,8 +12,13 @@ from collections.abc import Iterable, Sequence
 
 Stops = Sequence[tuple[float, str]]
 
-# Share of BF16-exact values in a float tensor: pale (full F32 precision used) to deep blue (all BF16-exact).
-BF16_SCALE: Stops = ((0.0, "#eef4fb"), (0.5, "#7fb0d8"), (1.0, "#08306b"))
+# A float tensor is coloured by what explains its values best (see cells.explain_float), one hue per
+# explanation, deeper as its share grows: pale at EXPLAINED_MIN (or below), full colour at 100%.
+BF16_SCALE: Stops = ((0.0, "#eef4fb"), (0.5, "#7fb0d8"), (1.0, "#08306b"))  # BF16-exact: blue
+PLUS_ONE_SCALE: Stops = ((0.0, "#f2eff7"), (0.5, "#9e9ac8"), (1.0, "#3f007d"))  # BF16 + 1: purple
+FP16_SCALE: Stops = ((0.0, "#ecf6f6"), (0.5, "#67a9cf"), (1.0, "#014636"))  # FP16-exact: blue-green
+FULL_F32 = "#e7e1d8"  # none explains at least EXPLAINED_MIN of the values: F32's precision is used
+EXPLAINED_MIN = 0.5
 # Share of differing values in a diff: pale to dark red, drawn on a log axis (see diff_position).
 DIFF_SCALE: Stops = ((0.0, "#fde0c5"), (0.5, "#f0603a"), (1.0, "#7f0000"))
 DIFF_DECADES = 6  # the diff axis runs from 1e-6 (and below) to 1

@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 from pyscan.diff.compare import DiffReport, TensorDiff, short_float
 from pyscan.diff.render import container
-from pyscan.formatting import PRECISION_COLUMNS, human_size, percent, shape_text
+from pyscan.formatting import PRECISION_COLUMNS, human_size, percent, plural, shape_text
 from pyscan.parser.model import ModelFile
 from pyscan.scan.groups import group_tensors
 from pyscan.scan.report import FileReport, TensorReport
@@ -22,9 +22,11 @@ OPEN_CHARTS = 12  # more per-tensor histograms than this start collapsed
 MAX_TABLE_ROWS = 2_000  # rows of one table on the page; the rest are counted, not listed
 MAX_CHARTS = 256  # per-tensor histograms on one page, at most (a file may hold 200,000 tensors)
 MAP_HINT = (
-    "Rows: layers (non-layer tensors first); columns: tensor kinds. Float cells show the share of BF16-exact "
-    "values, quantized cells their type; a dashed outline marks a layer without that tensor. Hover a cell for its "
-    "name, type, shape and shares."
+    "Rows: layers (non-layer tensors first); columns: tensor kinds. Each float cell is coloured by what explains "
+    "its values best, deeper as the share it explains grows: BF16-exact (blue), BF16 + 1, i.e. w - 1 BF16-exact "
+    "(purple, how llama.cpp stores Gemma norms), FP16-exact (blue-green), or none of them: full F32. Quantized "
+    "cells show their type; a dashed outline marks a layer without that tensor. Hover a cell for its name, type, "
+    "shape and every share."
 )
 
 
@@ -110,9 +112,13 @@ def _groups_section(report: FileReport) -> list[str]:
 MARKS: dict[str, tuple[tuple[int, str], ...]] = {"F32": ((7, "BF16"), (10, "FP16")), "F16": ((7, "BF16"),), "BF16": ()}
 
 
+def _all_of(n: int, type_name: str) -> str:
+    return f"the {type_name} tensor" if n == 1 else f"all {plural(n, type_name + ' tensor')}"
+
+
 def _chart(caption: str, counts: list[int], type_name: str, big: bool = False) -> str:
     color = colors.ramp(colors.BF16_SCALE, 0.85)
-    width, height = (300, 90) if big else (220, 64)
+    width, height = (330, 100) if big else (250, 72)  # with the 30 px y-axis
     chart = bars_svg(counts, color, MARKS[type_name], width, height)
     return f"<figure>{chart}<figcaption>{caption}</figcaption></figure>"
 
@@ -132,7 +138,7 @@ def _mantissa_section(report: FileReport, gguf: ModelFile | None) -> list[str]:
     infos = {info.name: info for info in gguf.tensors}
     floats = [t for t in floats if t.name in infos]
     summary = [
-        _chart(f"all {len(tensors):,} {esc(type_name)} tensors", type_histogram(gguf, tensors), type_name, big=True)
+        _chart(esc(_all_of(len(tensors), type_name)), type_histogram(gguf, tensors), type_name, big=True)
         for type_name in dict.fromkeys(t.type for t in floats)
         for tensors in [[infos[t.name] for t in floats if t.type == type_name]]
     ]

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from pyscan import __version__
-from pyscan.visual.cells import Heatmap
+from pyscan.visual.cells import Heatmap, Scale
 from pyscan.visual.svg import esc
 
 CSS = """
@@ -30,6 +30,7 @@ h2 { font-size: 16px; margin: 28px 0 8px; padding-bottom: 4px; border-bottom: 1p
 .scroll { overflow-x: auto; }
 .legend { display: flex; flex-wrap: wrap; align-items: flex-start; gap: 10px 28px; margin: 4px 0 10px;
           font-size: 12px; color: #3d444d; }
+.scale { max-width: 260px; }
 .scale .bar { width: 220px; height: 12px; border: 1px solid #bbb; border-radius: 2px; }
 .scale .ticks { display: flex; justify-content: space-between; width: 222px; }
 .swatch { display: inline-flex; align-items: center; gap: 6px; margin-right: 14px; }
@@ -104,19 +105,25 @@ def facts(items: Sequence[tuple[str, str]]) -> str:
     return '<dl class="facts">' + "".join(f"<div><dt>{esc(k)}</dt><dd>{esc(v)}</dd></div>" for k, v in items) + "</dl>"
 
 
-def legend(heatmap: Heatmap) -> str:
-    scale = heatmap.scale
+def _scale(scale: Scale) -> str:
     gradient = ", ".join(f"{color} {100 * x:g}%" for x, color in scale.stops)
     # Ticks are spread evenly, as the scales' ticks are.
     ticks = "".join(f"<span>{esc(text)}</span>" for _, text in scale.ticks)
+    return (
+        f'<div class="scale"><div>{esc(scale.title)}</div>'
+        f'<div class="bar" style="background: linear-gradient(to right, {gradient})"></div>'
+        f'<div class="ticks">{ticks}</div></div>'
+    )
+
+
+def legend(heatmap: Heatmap) -> str:
     swatches = "".join(
         f'<span class="swatch"><i style="background:{esc(fill)}"></i>{esc(text)}</span>'
         for fill, text in heatmap.swatches
     )
     return (
-        f'<div class="legend"><div class="scale"><div>{esc(scale.title)}</div>'
-        f'<div class="bar" style="background: linear-gradient(to right, {gradient})"></div>'
-        f'<div class="ticks">{ticks}</div></div>'
+        '<div class="legend">'
+        + "".join(_scale(scale) for scale in heatmap.scales)
         + (f"<div><div>{esc(heatmap.swatch_title)}</div>{swatches}</div>" if swatches else "")
         + "</div>"
     )

@@ -38,7 +38,7 @@ def _draw_cells(ax: Axes, heatmap: Heatmap) -> None:
             if cell is None:
                 continue
             ax.add_patch(Rectangle((c + 0.04, r + 0.06), 0.92, 0.88, facecolor=cell.fill, edgecolor="none"))
-            ax.text(c + 0.5, r + 0.5, cell.label[:8], ha="center", va="center", fontsize=6.5,
+            ax.text(c + 0.5, r + 0.5, cell.label[:9], ha="center", va="center", fontsize=6.5,
                     color=text_color(cell.fill), parse_math=False)  # fmt: skip
     ax.set_xlim(0, max(1, len(grid.columns)))  # an empty map (no tensors) still gets a valid axis
     ax.set_ylim(max(1, len(grid.rows)), 0)  # first row on top, as on the page
@@ -61,12 +61,15 @@ def _draw_legend(fig: Figure, heatmap: Heatmap, bottom: float) -> None:
     from matplotlib.colors import LinearSegmentedColormap
     from matplotlib.patches import Patch
 
-    scale = heatmap.scale
-    cmap = LinearSegmentedColormap.from_list("scale", [(x, c) for x, c in scale.stops])
-    cax = fig.add_axes((0.08, bottom, 0.3, 0.018))
-    bar = ColorbarBase(cax, cmap=cmap, orientation="horizontal")
-    bar.set_ticks([x for x, _ in scale.ticks], labels=[t for _, t in scale.ticks], fontsize=7)
-    bar.set_label(scale.title, fontsize=7)
+    scales = heatmap.scales
+    width = min(0.3, 0.5 / len(scales))  # side by side in the left half; the swatches take the right
+    for i, scale in enumerate(scales):
+        cmap = LinearSegmentedColormap.from_list("scale", [(x, c) for x, c in scale.stops])
+        cax = fig.add_axes((0.04 + i * (width + 0.03), bottom, width, 0.018))
+        bar = ColorbarBase(cax, cmap=cmap, orientation="horizontal")
+        bar.set_ticks([x for x, _ in scale.ticks], labels=[t for _, t in scale.ticks], fontsize=6.5)
+        short = scale.title.split(" (")[0].split(":")[0]  # "BF16 + 1": the page's legend says the rest
+        bar.set_label(f"{short}: share of the values", fontsize=6.5)
     if heatmap.swatches:
         handles = [Patch(facecolor=fill, label=text) for fill, text in heatmap.swatches]
         key = fig.legend(handles=handles, loc="lower right", bbox_to_anchor=(0.98, bottom - 0.01), fontsize=7,

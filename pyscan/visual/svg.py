@@ -15,11 +15,11 @@ from pyscan.visual.cells import Heatmap
 from pyscan.visual.colors import text_color
 from pyscan.visual.grid import NON_LAYER
 
-CELL_W, CELL_H, GAP = 58, 18, 2
+CELL_W, CELL_H, GAP = 64, 18, 2  # 64: room for "BF16 100%"
 BLOCK_GAP = 12  # between the non-layer columns/row and the layer ones
 CHAR_W = 6.6  # average advance of an 11px sans-serif character
 MAX_LABEL = 28  # row and column labels are cut here (the tooltip keeps the full name)
-MAX_CELL_LABEL = 8
+MAX_CELL_LABEL = 9  # "BF16 100%"
 EMPTY = "#c9ced4"  # the outline of a slot with no tensor: unlike any fill
 
 
@@ -94,6 +94,29 @@ def heatmap_svg(heatmap: Heatmap, caption: str) -> str:
     return "\n".join(out)
 
 
+Y_AXIS_W = 30  # the bar charts' y-axis labels ("100%")
+
+
+def share_ticks(peak: float) -> tuple[float, list[float]]:
+    """The y-axis of a bar chart whose tallest bar holds share peak (0..1): its top, and 0, half, top.
+
+    The top is the smallest round share (1, 2 or 5 times a power of ten, at most 100%) that holds the
+    tallest bar, so the bars fill the chart and every tick reads as a plain percentage.
+    """
+    if peak <= 0:
+        return 1.0, [0.0, 1.0]
+    exponent = math.floor(math.log10(peak))
+    for mantissa in (1, 2, 5, 10):
+        ceiling = min(1.0, mantissa * 10.0**exponent)
+        if ceiling >= peak * (1 - 1e-12):
+            break
+    return ceiling, [0.0, ceiling / 2, ceiling]  # three lines: the small charts are 64 px high
+
+
+def _share_text(share: float) -> str:
+    return f"{100 * share:.3g}%"
+
+
 def bars_svg(
     counts: Sequence[int],
     color: str,
@@ -101,30 +124,39 @@ def bars_svg(
     width: int = 220,
     height: int = 64,
 ) -> str:
-    """A bar per bin (bin i = i mantissa bits) with a tooltip each; marks: (k, text) draws a dashed
-    line after bin k (the last bin a narrower format keeps) and labels the axis there."""
+    """A bar per bin (bin i = i mantissa bits) with a tooltip each, over a y-axis in shares of the values;
+    marks: (k, text) draws a dashed line after bin k (the last bin a narrower format keeps) and labels
+    the axis there."""
     total = sum(counts)
-    peak = max(counts, default=0) or 1
-    axis, top = 12, 10  # room for the tick labels below and the mark labels above
+    peak = max(counts, default=0) / total if total else 0.0  # the tallest bar's share of the values
+    axis, top, left = 12, 10, Y_AXIS_W  # room for the tick labels below, the mark labels above, the y-axis
     base = height - axis
-    step = width / max(len(counts), 1)
+    plot_w = width - left
+    step = plot_w / max(len(counts), 1)
+    ceiling, ticks = share_ticks(peak)
     out = [f'<svg class="bars" width="{width}" height="{height}" viewBox="0 0 {width} {height}" role="img">']
+    # The y-axis: share of the tensor's values, gridlines at round shares up to the tallest bar.
+    for tick in ticks:
+        y = _num(base - (base - top) * tick / ceiling)
+        out.append(f'<line x1="{left}" x2="{width}" y1="{y}" y2="{y}" stroke="#eaeef2"/>')
+        out.append(f'<text class="tick" x="{left - 3}" y="{y}" dy="3" text-anchor="end">{_share_text(tick)}</text>')
     for i, n in enumerate(counts):
-        h = (base - top) * n / peak
+        h = (base - top) * (n / total) / ceiling if total else 0.0
         if n and h < 1:
             h = 1.0  # a bin holding any value stays visible
         share = f"{100 * n / total:.2f}%" if total else "0%"
         out.append(
-            f'<rect x="{_num(i * step + 0.5)}" y="{_num(base - h)}" width="{_num(step - 1)}" '
+            f'<rect x="{_num(left + i * step + 0.5)}" y="{_num(base - h)}" width="{_num(step - 1)}" '
             f'height="{_num(h)}" fill="{color}"><title>{i} bits: {n:,} values ({share})</title></rect>'
         )
-    out.append(f'<line x1="0" x2="{width}" y1="{base}" y2="{base}" stroke="#999"/>')
+    out.append(f'<line x1="{left}" x2="{width}" y1="{base}" y2="{base}" stroke="#999"/>')
+    out.append(f'<line x1="{left}" x2="{left}" y1="{top}" y2="{base}" stroke="#999"/>')
     for k, text in marks:
-        x = _num((k + 1) * step)
+        x = _num(left + (k + 1) * step)
         out.append(f'<line x1="{x}" x2="{x}" y1="{top - 2}" y2="{base}" stroke="#57606a" stroke-dasharray="2 2"/>')
         out.append(f'<text class="tick" x="{x}" y="{top - 3}" text-anchor="middle">{esc(text)}</text>')
     for i in sorted({0, len(counts) - 1, *(k for k, _ in marks)}):
-        x = _num(i * step + step / 2)
+        x = _num(left + i * step + step / 2)
         out.append(f'<text class="tick" x="{x}" y="{height - 1}" text-anchor="middle">{i}</text>')
     out.append("</svg>")
     return "".join(out)

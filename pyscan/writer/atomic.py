@@ -42,8 +42,13 @@ def check_target(
     inputs: Sequence[str | os.PathLike[str]] = (),
     force: bool = False,
     same_as_input: str = "is an input of this command",
+    force_option: str = "force=True",
 ) -> None:
-    """Refuse an output target that is a folder or other non-regular file, an input, or exists without force."""
+    """Refuse an output target that is a folder or other non-regular file, an input, or exists without force.
+
+    force_option is how the caller asks for force, named in the refusal: Python's keyword here, and
+    the command line passes "--force".
+    """
     path = os.fspath(target)
     try:
         info = os.stat(path)  # follows links: what a rename over path would hide or replace
@@ -59,7 +64,7 @@ def check_target(
         if is_same_file(path, os.fspath(given)):
             raise PyscanError(path, same_as_input, "usage")
     if (info is not None or os.path.islink(path)) and not force:
-        raise PyscanError(path, "already exists (use --force to replace it)", "usage")
+        raise PyscanError(path, f"already exists (pass {force_option} to replace it)", "usage")
 
 
 def is_same_file(a: str, b: str) -> bool:
