@@ -36,7 +36,7 @@ def test_names_that_need_escaping_and_unscanned_tensors(tmp_path: Path) -> None:
 @pytest.mark.parametrize("counts", [None, {}, {"x%d": 1, '"': 2}, {"bf16_exact": 3}])
 def test_hand_made_reports(counts: dict[str, int] | None) -> None:
     report = FileReport("p\u00e9", 1, 3, "little", 32, 0, None, "n", "scalar")
-    report.tensors.append(TensorReport("t", "F32", (), 1, 0, 4, counts, byte_order_suspect=True))
+    report.tensors.append(TensorReport("t", "F16", (), 1, 0, 2, counts, byte_order_suspect=True))
     report.tensors.append(TensorReport("u", "Q4_K", (256, 2), 512, 64, None))
     assert report_json(report) == json.dumps(report.to_dict())
     report.tensors.clear()
