@@ -108,6 +108,11 @@ def render_rewrite(result: RewriteReport) -> str:
     unchanged = len(result.tensors) - len(changed)
     if unchanged:
         out.append(f"{unchanged:,} of {len(result.tensors):,} F32 tensors unchanged")
+    if result.skipped_groups:  # deliberate (q * s would not be exact there), but the user should know
+        out.append(
+            f"{result.skipped_groups:,} groups left unchanged: their BF16 scale would be subnormal "
+            "(max |x| < qmax x 2^-126) or qmax x scale would overflow"
+        )
     share = percent(result.changed / result.n_elements if result.n_elements else 0)
     where = (
         "dry run: nothing written"
