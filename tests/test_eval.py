@@ -53,9 +53,14 @@ def eval_json(*args: str, env: dict[str, str] | None = None) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def report(gemma: Path, variants: dict[str, Path]) -> dict[str, Any]:
+def page(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("page") / "eval.html"
+
+
+@pytest.fixture(scope="module")
+def report(gemma: Path, variants: dict[str, Path], page: Path) -> dict[str, Any]:
     need("llama_cpp")
-    return eval_json(str(gemma), str(gemma), str(variants["bf16"]), str(variants["m0"]))
+    return eval_json(str(gemma), str(gemma), str(variants["bf16"]), str(variants["m0"]), "--html", str(page))
 
 
 def oracle_logprobs(path: Path, chunks: list[list[int]]) -> list[np.ndarray]:
@@ -124,6 +129,14 @@ def test_bf16_copy_differs_and_m0_differs_more(report: Any) -> None:
         assert candidate["kld_median"] <= candidate["kld_p99"] <= candidate["kld_max"]
         assert set(candidate) >= {"path", "ppl", "ln_ppl_ratio", "kld_mean", "kld_median", "kld_p99", "kld_max",
                                   "same_top_p", "rms_dp", "weights_identical"}  # fmt: skip
+
+
+def test_html_page_of_the_run_holds_its_figures(report: Any, page: Path) -> None:
+    text = page.read_text(encoding="utf-8")
+    for candidate in report["candidates"]:
+        assert f"<td>{Path(candidate['path']).name}</td>" in text
+        assert f"<td>{candidate['kld_p99']:.6f}</td>" in text and f"<td>{candidate['ppl']:.4f}</td>" in text
+    assert f"PPL {report['base']['ppl']:.4f}" in text and "<script" not in text
 
 
 def test_table_and_greedy_continuations(gemma: Path) -> None:
@@ -232,17 +245,24 @@ def test_bad_options_are_usage_errors(tmp_path: Path) -> None:
 def test_experiment_writes_variants_and_measures_each(gemma: Path, tmp_path: Path) -> None:
     need("llama_cpp")
     done = pyscan_cli(
-        "experiment", str(gemma), "--mode", "truncate=bf16", "--mode", "fake-quant=int4:32", "-o", str(tmp_path),
-        "--ctx", str(CTX), "--chunks", "1", "--threads", "2", "--json",
+        "experiment", str(gemma), "--mode", "truncate=bf16", "--mode", "fake-quant=int4:32", "--mode",
+        "fake-quant=q8_0", "-o", str(tmp_path), "--ctx", str(CTX), "--chunks", "1", "--threads", "2", "--json",
+        "--html", str(tmp_path / "experiment.html"),
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
-    bf16, int4 = report["modes"]
-    assert [bf16["mode"], int4["mode"]] == ["truncate=bf16", "fake-quant=int4:32"]
+    bf16, int4, q8 = report["modes"]
+    assert [bf16["mode"], int4["mode"], q8["mode"]] == ["truncate=bf16", "fake-quant=int4:32", "fake-quant=q8_0"]
     assert bf16["changed"] == 14_189 and int4["changed"] > bf16["changed"]  # the README's Gemma finding
     assert 0 < bf16["kld_mean"] < int4["kld_mean"]
+    assert q8["changed"] > 0 and q8["kld_mean"] > 0
     assert bf16["outputs_identical"] is None
-    assert all(Path(m["output"]).is_file() and Path(m["output"]).parent == tmp_path for m in report["modes"])
+    outputs = [m["output"] for m in report["modes"]]
+    assert all(Path(o).is_file() and Path(o).parent == tmp_path for o in outputs)
+    page = (tmp_path / "experiment.html").read_text(encoding="utf-8")
+    assert page.count("<circle") == 3
+    for m in report["modes"]:
+        assert f"<td>{m['mode']}</td>" in page and f"<td>{m['kld_mean']:.6f}</td>" in page
 
 
 def test_experiment_bad_mode_is_one_line(tmp_path: Path) -> None:
