@@ -60,7 +60,9 @@ def page(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def report(gemma: Path, variants: dict[str, Path], page: Path) -> dict[str, Any]:
     need("llama_cpp")
-    return eval_json(str(gemma), str(gemma), str(variants["bf16"]), str(variants["m0"]), "--html", str(page))
+    # Four candidates: two engine groups (ENGINES_AT_ONCE = 2), the second with its own base pass.
+    models = [str(gemma), str(variants["bf16"]), str(variants["m0"]), str(gemma)]
+    return eval_json(str(gemma), *models, "--html", str(page))
 
 
 def oracle_logprobs(path: Path, chunks: list[list[int]]) -> list[np.ndarray]:
@@ -111,8 +113,9 @@ def test_ppl_and_kld_match_numpy_over_llama_cpp_logits(gemma: Path, variants: di
     assert bf16["ln_ppl_ratio"] == pytest.approx((nll_q - nll_b).mean(), rel=1e-4, abs=1e-9)
 
 
-def test_model_against_itself_is_exactly_zero(report: Any) -> None:
-    same = report["candidates"][0]
+@pytest.mark.parametrize("index", [0, 3])  # in the first engine group and in the second (a fresh base pass)
+def test_model_against_itself_is_exactly_zero(report: Any, index: int) -> None:
+    same = report["candidates"][index]
     assert same["kld_mean"] == 0.0 and same["kld_max"] == 0.0 and same["kld_p99"] == 0.0
     assert same["same_top_p"] == 1.0 and same["rms_dp"] == 0.0 and same["ln_ppl_ratio"] == 0.0
     assert same["ppl"] == report["base"]["ppl"]
@@ -120,7 +123,7 @@ def test_model_against_itself_is_exactly_zero(report: Any) -> None:
 
 
 def test_bf16_copy_differs_and_m0_differs_more(report: Any) -> None:
-    _, bf16, m0 = report["candidates"]
+    _, bf16, m0, _ = report["candidates"]
     assert bf16["weights_identical"] is False and m0["weights_identical"] is False
     assert bf16["kld_mean"] > 0
     assert m0["kld_mean"] > bf16["kld_mean"]
@@ -297,8 +300,8 @@ def test_statistics_on_small_logits_match_plain_numpy() -> None:
     other = (base + rng.normal(0, 0.5, base.shape)).astype(np.float32)
     targets = rng.integers(0, 50, 40)
     b_measures, q_measures, pair = metrics.TokenMeasures(), metrics.TokenMeasures(), metrics.PairMeasures()
-    metrics.single(base, targets, b_measures)
-    metrics.pair(base, other, targets, pair, q_measures)
+    known = metrics.single(base, targets, b_measures)
+    metrics.pair(base, known, other, targets, pair, q_measures)
     summary = metrics.summarize(b_measures, q_measures, pair)
 
     def logp(x: np.ndarray) -> np.ndarray:
