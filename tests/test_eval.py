@@ -320,3 +320,38 @@ def test_statistics_on_small_logits_match_plain_numpy() -> None:
     assert summary["kld_p99"] == pytest.approx(np.percentile(kld, 99), rel=1e-12)
     assert summary["rms_dp"] == pytest.approx(np.sqrt((dp**2).mean()), rel=1e-12)
     assert summary["same_top_p"] == pytest.approx((base.argmax(1) == other.argmax(1)).mean())
+
+
+def test_statistics_at_gemma_vocabulary_size_match_plain_numpy() -> None:
+    """262,144 tokens, a candidate close to the base (KLD ~1e-5, where the lse rewriting could cancel badly), rows
+    split across blocks (pair() called on 16-row slices as the runner does); a row against itself is exactly 0."""
+    from pyscan.eval import metrics
+
+    rng = np.random.default_rng(2)
+    base = (rng.standard_normal((37, 262_144)) * 3).astype(np.float32)
+    other = (base + rng.standard_normal(base.shape) * 0.005).astype(np.float32)
+    other[5] = base[5]
+    targets = rng.integers(0, 262_144, 37)
+    b_measures, q_measures, pair = metrics.TokenMeasures(), metrics.TokenMeasures(), metrics.PairMeasures()
+    known = metrics.single(base, targets, b_measures)
+    for start in range(0, 37, metrics.BLOCK_ROWS):
+        rows = slice(start, start + metrics.BLOCK_ROWS)
+        metrics.pair(base[rows], known.rows(rows), other[rows], targets[rows], pair, q_measures)
+
+    def logp(x: np.ndarray) -> np.ndarray:
+        x = x.astype(np.float64)
+        x -= x.max(axis=1, keepdims=True)
+        return x - np.log(np.exp(x).sum(axis=1, keepdims=True))
+
+    lb, lq, rows = logp(base), logp(other), np.arange(37)
+    kld = (np.exp(lb) * (lb - lq)).sum(axis=1)
+    got = np.concatenate(pair.kld)
+    assert got[5] == 0.0 and np.concatenate(q_measures.nll)[5] == np.concatenate(b_measures.nll)[5]
+    changed = np.arange(37) != 5
+    assert kld[changed].min() > 1e-6 and kld.max() < 1e-3
+    np.testing.assert_allclose(got[changed], kld[changed], rtol=1e-6)
+    np.testing.assert_allclose(np.concatenate(b_measures.nll), -lb[rows, targets], rtol=1e-9)
+    np.testing.assert_allclose(np.concatenate(q_measures.nll), -lq[rows, targets], rtol=1e-9)
+    dp = np.exp(lq[rows, targets]) - np.exp(lb[rows, targets])
+    np.testing.assert_allclose(np.concatenate(pair.dp), dp, rtol=1e-6, atol=1e-15)
+    assert np.array_equal(np.concatenate(pair.same_top), base.argmax(1) == other.argmax(1))
