@@ -144,6 +144,7 @@ int pyscan_count(int isa, int dtype, const void *data, size_t n, int swap, pysca
 static void fold(const pyscan_tracker *t, pyscan_change_stats *acc)
 {
     acc->changed += t->changed;
+    acc->skipped_groups += t->skipped_groups;
     if ((double)t->max_abs > acc->max_abs_error)
         acc->max_abs_error = (double)t->max_abs;
     if ((double)t->max_rel > acc->max_rel_error)
@@ -182,7 +183,7 @@ int pyscan_transform(int isa, int op, int param, const void *src, void *dst, siz
     int mantissa_op = op == PYSCAN_OP_TRUNCATE_MANTISSA || op == PYSCAN_OP_ROUND_MANTISSA;
     if (mantissa_op ? (param < 0 || param > 23) : (op != PYSCAN_OP_TRUNCATE_FP16 && op != PYSCAN_OP_ROUND_FP16))
         return PYSCAN_ERR_REFUSED;
-    pyscan_tracker t = { 0, 0.0f, 0.0f };
+    pyscan_tracker t = { 0, 0.0f, 0.0f, 0 };
     PYSCAN_GUARDED(rewrite_blocks(e, op, param, src, dst, n, swap, &t));
     fold(&t, acc);
     return PYSCAN_OK;
@@ -194,7 +195,7 @@ int pyscan_fake_quant(int isa, const void *src, void *dst, size_t n_rows, size_t
     /* Up to qmax = 128, q (8 bits) times a BF16 scale (8 bits) is exact in F32: the op stays idempotent. */
     if (!pyscan_isa_available(isa) || group == 0 || qmax < 1 || qmax > 128)
         return PYSCAN_ERR_REFUSED;
-    pyscan_tracker t = { 0, 0.0f, 0.0f };
+    pyscan_tracker t = { 0, 0.0f, 0.0f, 0 };
     PYSCAN_GUARDED(isa_table[isa].fake_quant(src, dst, n_rows, row_len, group, (float)qmax, swap, &t));
     fold(&t, acc);
     return PYSCAN_OK;

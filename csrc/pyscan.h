@@ -104,6 +104,7 @@ typedef struct pyscan_change_stats {
     uint64_t changed;     /* words whose bits changed */
     double max_abs_error; /* max |new - old| */
     double max_rel_error; /* max |new - old| / |old| */
+    uint64_t skipped_groups; /* fake quantization: groups left unchanged although not all zero (see below) */
 } pyscan_change_stats;
 
 /* Rewrites of F32 words.  Every op maps a NaN to a NaN (quiet bit set). */
@@ -132,7 +133,9 @@ int pyscan_transform(int isa, int op, int param, const void *src, void *dst, siz
  * so the op is idempotent).  NaN and infinities are left as they are and
  * ignored for the maximum; an all-zero group is unchanged, and so is one whose
  * scale would be subnormal or whose qmax * s overflows (there q * s would not
- * be exact).  qmax is 1..128.  src and dst as for pyscan_transform.
+ * be exact); acc->skipped_groups counts those last two kinds (a group with a
+ * non-zero finite value left unchanged).  qmax is 1..128.  src and dst as for
+ * pyscan_transform.
  * Returns PYSCAN_OK or PYSCAN_ERR_REFUSED.
  */
 int pyscan_fake_quant(int isa, const void *src, void *dst, size_t n_rows, size_t row_len, size_t group,

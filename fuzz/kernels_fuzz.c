@@ -181,7 +181,7 @@ static int apply(int isa, const struct control *c, const void *src, void *dst, s
     return pyscan_transform(isa, c->op, c->param, src, dst, n, c->swap, acc);
 }
 
-static const pyscan_change_stats STATS_SEED = {3, 0.0, 0.0};
+static const pyscan_change_stats STATS_SEED = {3, 0.0, 0.0, 0};
 
 struct rewrite {
     int status;
@@ -191,7 +191,7 @@ struct rewrite {
 
 static int same_stats(const pyscan_change_stats *a, const pyscan_change_stats *b)
 {
-    return a->changed == b->changed && memcmp(&a->max_abs_error, &b->max_abs_error, sizeof(double)) == 0 &&
+    return a->changed == b->changed && a->skipped_groups == b->skipped_groups && memcmp(&a->max_abs_error, &b->max_abs_error, sizeof(double)) == 0 &&
            memcmp(&a->max_rel_error, &b->max_rel_error, sizeof(double)) == 0;
 }
 

@@ -53,9 +53,16 @@ def eval_json(*args: str, env: dict[str, str] | None = None) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def report(gemma: Path, variants: dict[str, Path]) -> dict[str, Any]:
+def page(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("page") / "eval.html"
+
+
+@pytest.fixture(scope="module")
+def report(gemma: Path, variants: dict[str, Path], page: Path) -> dict[str, Any]:
     need("llama_cpp")
-    return eval_json(str(gemma), str(gemma), str(variants["bf16"]), str(variants["m0"]))
+    # Four candidates: two engine groups (ENGINES_AT_ONCE = 2), the second with its own base pass.
+    models = [str(gemma), str(variants["bf16"]), str(variants["m0"]), str(gemma)]
+    return eval_json(str(gemma), *models, "--html", str(page))
 
 
 def oracle_logprobs(path: Path, chunks: list[list[int]]) -> list[np.ndarray]:
@@ -106,8 +113,9 @@ def test_ppl_and_kld_match_numpy_over_llama_cpp_logits(gemma: Path, variants: di
     assert bf16["ln_ppl_ratio"] == pytest.approx((nll_q - nll_b).mean(), rel=1e-4, abs=1e-9)
 
 
-def test_model_against_itself_is_exactly_zero(report: Any) -> None:
-    same = report["candidates"][0]
+@pytest.mark.parametrize("index", [0, 3])  # in the first engine group and in the second (a fresh base pass)
+def test_model_against_itself_is_exactly_zero(report: Any, index: int) -> None:
+    same = report["candidates"][index]
     assert same["kld_mean"] == 0.0 and same["kld_max"] == 0.0 and same["kld_p99"] == 0.0
     assert same["same_top_p"] == 1.0 and same["rms_dp"] == 0.0 and same["ln_ppl_ratio"] == 0.0
     assert same["ppl"] == report["base"]["ppl"]
@@ -115,7 +123,7 @@ def test_model_against_itself_is_exactly_zero(report: Any) -> None:
 
 
 def test_bf16_copy_differs_and_m0_differs_more(report: Any) -> None:
-    _, bf16, m0 = report["candidates"]
+    _, bf16, m0, _ = report["candidates"]
     assert bf16["weights_identical"] is False and m0["weights_identical"] is False
     assert bf16["kld_mean"] > 0
     assert m0["kld_mean"] > bf16["kld_mean"]
@@ -124,6 +132,14 @@ def test_bf16_copy_differs_and_m0_differs_more(report: Any) -> None:
         assert candidate["kld_median"] <= candidate["kld_p99"] <= candidate["kld_max"]
         assert set(candidate) >= {"path", "ppl", "ln_ppl_ratio", "kld_mean", "kld_median", "kld_p99", "kld_max",
                                   "same_top_p", "rms_dp", "weights_identical"}  # fmt: skip
+
+
+def test_html_page_of_the_run_holds_its_figures(report: Any, page: Path) -> None:
+    text = page.read_text(encoding="utf-8")
+    for candidate in report["candidates"]:
+        assert f"<td>{Path(candidate['path']).name}</td>" in text
+        assert f"<td>{candidate['kld_p99']:.6f}</td>" in text and f"<td>{candidate['ppl']:.4f}</td>" in text
+    assert f"PPL {report['base']['ppl']:.4f}" in text and "<script" not in text
 
 
 def test_table_and_greedy_continuations(gemma: Path) -> None:
@@ -232,17 +248,24 @@ def test_bad_options_are_usage_errors(tmp_path: Path) -> None:
 def test_experiment_writes_variants_and_measures_each(gemma: Path, tmp_path: Path) -> None:
     need("llama_cpp")
     done = pyscan_cli(
-        "experiment", str(gemma), "--mode", "truncate=bf16", "--mode", "fake-quant=int4:32", "-o", str(tmp_path),
-        "--ctx", str(CTX), "--chunks", "1", "--threads", "2", "--json",
+        "experiment", str(gemma), "--mode", "truncate=bf16", "--mode", "fake-quant=int4:32", "--mode",
+        "fake-quant=q8_0", "-o", str(tmp_path), "--ctx", str(CTX), "--chunks", "1", "--threads", "2", "--json",
+        "--html", str(tmp_path / "experiment.html"),
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
-    bf16, int4 = report["modes"]
-    assert [bf16["mode"], int4["mode"]] == ["truncate=bf16", "fake-quant=int4:32"]
+    bf16, int4, q8 = report["modes"]
+    assert [bf16["mode"], int4["mode"], q8["mode"]] == ["truncate=bf16", "fake-quant=int4:32", "fake-quant=q8_0"]
     assert bf16["changed"] == 14_189 and int4["changed"] > bf16["changed"]  # the README's Gemma finding
     assert 0 < bf16["kld_mean"] < int4["kld_mean"]
+    assert q8["changed"] > 0 and q8["kld_mean"] > 0
     assert bf16["outputs_identical"] is None
-    assert all(Path(m["output"]).is_file() and Path(m["output"]).parent == tmp_path for m in report["modes"])
+    outputs = [m["output"] for m in report["modes"]]
+    assert all(Path(o).is_file() and Path(o).parent == tmp_path for o in outputs)
+    page = (tmp_path / "experiment.html").read_text(encoding="utf-8")
+    assert page.count("<circle") == 3
+    for m in report["modes"]:
+        assert f"<td>{m['mode']}</td>" in page and f"<td>{m['kld_mean']:.6f}</td>" in page
 
 
 def test_experiment_bad_mode_is_one_line(tmp_path: Path) -> None:
@@ -277,8 +300,8 @@ def test_statistics_on_small_logits_match_plain_numpy() -> None:
     other = (base + rng.normal(0, 0.5, base.shape)).astype(np.float32)
     targets = rng.integers(0, 50, 40)
     b_measures, q_measures, pair = metrics.TokenMeasures(), metrics.TokenMeasures(), metrics.PairMeasures()
-    metrics.single(base, targets, b_measures)
-    metrics.pair(base, other, targets, pair, q_measures)
+    known = metrics.single(base, targets, b_measures)
+    metrics.pair(base, known, other, targets, pair, q_measures)
     summary = metrics.summarize(b_measures, q_measures, pair)
 
     def logp(x: np.ndarray) -> np.ndarray:
@@ -297,3 +320,38 @@ def test_statistics_on_small_logits_match_plain_numpy() -> None:
     assert summary["kld_p99"] == pytest.approx(np.percentile(kld, 99), rel=1e-12)
     assert summary["rms_dp"] == pytest.approx(np.sqrt((dp**2).mean()), rel=1e-12)
     assert summary["same_top_p"] == pytest.approx((base.argmax(1) == other.argmax(1)).mean())
+
+
+def test_statistics_at_gemma_vocabulary_size_match_plain_numpy() -> None:
+    """262,144 tokens, a candidate close to the base (KLD ~1e-5, where the lse rewriting could cancel badly), rows
+    split across blocks (pair() called on 16-row slices as the runner does); a row against itself is exactly 0."""
+    from pyscan.eval import metrics
+
+    rng = np.random.default_rng(2)
+    base = (rng.standard_normal((37, 262_144)) * 3).astype(np.float32)
+    other = (base + rng.standard_normal(base.shape) * 0.005).astype(np.float32)
+    other[5] = base[5]
+    targets = rng.integers(0, 262_144, 37)
+    b_measures, q_measures, pair = metrics.TokenMeasures(), metrics.TokenMeasures(), metrics.PairMeasures()
+    known = metrics.single(base, targets, b_measures)
+    for start in range(0, 37, metrics.BLOCK_ROWS):
+        rows = slice(start, start + metrics.BLOCK_ROWS)
+        metrics.pair(base[rows], known.rows(rows), other[rows], targets[rows], pair, q_measures)
+
+    def logp(x: np.ndarray) -> np.ndarray:
+        x = x.astype(np.float64)
+        x -= x.max(axis=1, keepdims=True)
+        return x - np.log(np.exp(x).sum(axis=1, keepdims=True))
+
+    lb, lq, rows = logp(base), logp(other), np.arange(37)
+    kld = (np.exp(lb) * (lb - lq)).sum(axis=1)
+    got = np.concatenate(pair.kld)
+    assert got[5] == 0.0 and np.concatenate(q_measures.nll)[5] == np.concatenate(b_measures.nll)[5]
+    changed = np.arange(37) != 5
+    assert kld[changed].min() > 1e-6 and kld.max() < 1e-3
+    np.testing.assert_allclose(got[changed], kld[changed], rtol=1e-6)
+    np.testing.assert_allclose(np.concatenate(b_measures.nll), -lb[rows, targets], rtol=1e-9)
+    np.testing.assert_allclose(np.concatenate(q_measures.nll), -lq[rows, targets], rtol=1e-9)
+    dp = np.exp(lq[rows, targets]) - np.exp(lb[rows, targets])
+    np.testing.assert_allclose(np.concatenate(pair.dp), dp, rtol=1e-6, atol=1e-15)
+    assert np.array_equal(np.concatenate(pair.same_top), base.argmax(1) == other.argmax(1))

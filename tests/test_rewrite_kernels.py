@@ -294,3 +294,42 @@ def test_fake_quant_exact_ties_and_extreme_scales(isa: str, qmax: int) -> None:
         got = target.byteswap() if big_endian else target
         assert_same_words(got, want)
         assert (int(acc.changed), float(acc.max_abs_error), float(acc.max_rel_error)) == change_stats(words, got)
+
+
+def skipped_groups_oracle(x: np.ndarray[Any, Any], row_len: int, group: int, qmax: int) -> int:
+    """Groups with a non-zero finite value whose BF16 scale is subnormal or whose qmax * s overflows (numpy)."""
+    count = 0
+    for row in x.reshape(-1, row_len):
+        for start in range(0, row_len, group):
+            g = row[start : start + group]
+            finite = g[np.isfinite(g)]
+            absmax = np.float32(np.abs(finite).max()) if finite.size else np.float32(0)
+            scale = (absmax / np.float32(qmax)).astype(ml_dtypes.bfloat16).astype(np.float32)
+            with np.errstate(over="ignore"):
+                top = scale * np.float32(qmax)
+            count += bool(absmax != 0 and not (scale >= np.finfo(np.float32).tiny and np.isfinite(top)))
+    return count
+
+
+@pytest.mark.parametrize(("qmax", "group"), [(127, 16), (7, 5), (7, 64)])
+def test_fake_quant_counts_the_groups_it_leaves_unchanged(isa: str, qmax: int, group: int) -> None:
+    """Tiny groups (subnormal scale), huge ones (qmax * s overflows), all-zero, NaN-only and ordinary ones, with a
+    short last group per row: the count of groups left unchanged is numpy's, and their words are untouched."""
+    rng = np.random.default_rng(group)
+    row_len, pieces = 64 + 7, []
+    kinds = [1e-40, 1e-39, 3e-38, 1e38, 3.4e38, 0.0, 1.0, float("nan")]
+    for _ in range(12):
+        row = np.concatenate([rng.choice(kinds) * rng.uniform(-1, 1, size=group) for _ in range(row_len // group + 1)])
+        pieces.append(row[:row_len].astype(np.float32))
+    x = np.concatenate(pieces)
+    want = skipped_groups_oracle(x, row_len, group, qmax)
+    assert want > 0  # the data does hold such groups
+    words = x.view(np.uint32)
+    target = np.zeros_like(words)
+    acc = native.new_change_stats()
+    native.fake_quant_into(acc, words.ctypes.data, target.ctypes.data, x.size // row_len, row_len, group, qmax, False)
+    assert int(acc.skipped_groups) == want
+    assert_same_words(target, fake_quant(x, row_len, group, qmax).view(np.uint32))
+    dry = native.new_change_stats()
+    native.fake_quant_into(dry, words.ctypes.data, None, x.size // row_len, row_len, group, qmax, False)
+    assert int(dry.skipped_groups) == want

@@ -28,6 +28,7 @@ typedef struct pyscan_tracker {
     uint64_t changed;
     float max_abs;
     float max_rel;
+    uint64_t skipped_groups; /* fake quantization only: see pyscan_fake_quant in pyscan.h */
 } pyscan_tracker;
 
 /*

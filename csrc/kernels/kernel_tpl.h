@@ -264,8 +264,10 @@ TPL_INLINE void fake_quant_impl(const unsigned char *src, unsigned char *dst, si
                 vec u = vload(g + 4 * i);
                 top = absmax_vector(top, swap ? vbswap32(u) : u);
             }
-            float scale = pyscan_fake_quant_scale(pyscan_absmax_tail(g + 4 * i, len - i, swap, vhmax32(top)), qmax);
+            uint32_t absmax = pyscan_absmax_tail(g + 4 * i, len - i, swap, vhmax32(top));
+            float scale = pyscan_fake_quant_scale(absmax, qmax);
             if (scale == 0.0f) { /* the group stays as it is */
+                t->skipped_groups += absmax != 0;
                 if (write && dst != src)
                     memcpy(out, g, 4 * len);
                 continue;

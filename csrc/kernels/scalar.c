@@ -55,7 +55,9 @@ void pyscan_fake_quant_scalar(const void *src, void *dst, size_t n_rows, size_t 
         for (size_t start = 0; start < row_len; start += group) {
             size_t base = 4 * (row * row_len + start);
             size_t len = row_len - start < group ? row_len - start : group;
-            float scale = pyscan_fake_quant_scale(pyscan_absmax_tail(in + base, len, swap, 0), qmax);
+            uint32_t absmax = pyscan_absmax_tail(in + base, len, swap, 0);
+            float scale = pyscan_fake_quant_scale(absmax, qmax);
+            t->skipped_groups += scale == 0.0f && absmax != 0; /* left unchanged although not all zero */
             /* pyscan_put compares dst with src, so the offset is applied to both */
             pyscan_fake_quant_tail(in + base, out == NULL ? NULL : out + base, len, swap, scale, qmax, t);
         }

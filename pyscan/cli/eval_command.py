@@ -30,6 +30,8 @@ def add_eval_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--tokens", type=int, default=32, metavar="N", help="tokens per --prompt continuation")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
+    parser.add_argument("--html", metavar="R", help="also write the report as a self-contained HTML page R")
+    parser.add_argument("--force", action="store_true", help="let --html replace an existing file")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
 
@@ -61,13 +63,17 @@ def read_text(path: str | None) -> tuple[str, str]:
         raise PyscanError(path, f"cannot read: {exc.strerror or exc}", "io") from None
 
 
-def check_options(args: argparse.Namespace) -> None:
+def check_options(args: argparse.Namespace, inputs: Sequence[str]) -> None:
+    """Refuse bad numbers, and an --html target that is an input or exists without --force, before any work."""
     if args.chunks is not None and args.chunks < 1:
         raise PyscanError(None, "--chunks must be at least 1", "usage")
     if args.threads is not None and not 1 <= args.threads <= 1024:
         raise PyscanError(None, "--threads must be between 1 and 1024", "usage")
     if not 1 <= args.tokens <= 4096:
         raise PyscanError(None, "--tokens must be between 1 and 4096", "usage")
+    from pyscan.cli.options import check_outputs
+
+    check_outputs([args.html], inputs, args.force)
 
 
 def evaluate_with_progress(args: argparse.Namespace, base: str, candidates: Sequence[str]) -> dict[str, Any]:
@@ -93,8 +99,12 @@ def evaluate_with_progress(args: argparse.Namespace, base: str, candidates: Sequ
 
 
 def run(args: argparse.Namespace) -> int:
-    check_options(args)
+    check_options(args, [args.base, *args.candidates])
     report = evaluate_with_progress(args, args.base, args.candidates)
+    if args.html:
+        from pyscan.eval.page import eval_page, write_page
+
+        write_page(args.html, eval_page(report), [args.base, *args.candidates], args.force)
     if args.json:
         import json
 

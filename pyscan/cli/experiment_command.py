@@ -66,13 +66,17 @@ def run(args: argparse.Namespace) -> int:
     from pyscan.eval.experiment import DEFAULT_MODES, run_experiment
     from pyscan.eval.runner import EvalRequest
 
-    check_options(args)
+    check_options(args, [args.model])
     text, text_name = read_text(args.text)
     request = EvalRequest(
         base=args.model, candidates=(), text=text, text_name=text_name, ctx=args.ctx, max_chunks=args.chunks,
         threads=args.threads, prompts=args.prompt, n_tokens=args.tokens,
     )  # fmt: skip
     report = run_experiment(args.model, args.mode or DEFAULT_MODES, args.include, args.output, request)
+    if args.html:
+        from pyscan.eval.page import experiment_page, write_page
+
+        write_page(args.html, experiment_page(report), [args.model], args.force)
     if args.json:
         import json
 

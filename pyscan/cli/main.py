@@ -84,7 +84,10 @@ def build_parser() -> argparse.ArgumentParser:
     rewrite = parser.add_argument_group("fake quantization")
     rewrite.add_argument("--truncate", metavar="FORMAT", help="bf16, fp16 or mN: round toward zero")
     rewrite.add_argument("--round", metavar="FORMAT", help="bf16, fp16 or mN: round to nearest even")
-    rewrite.add_argument("--fake-quant", metavar="INT", help="int8 or int4: symmetric absmax quantization")
+    rewrite.add_argument(
+        "--fake-quant", metavar="FMT",
+        help="int8 or int4: symmetric absmax quantization; q8_0, q4_0, q4_1, q5_0, q5_1: a ggml block format",
+    )  # fmt: skip
     rewrite.add_argument("--group-size", type=int, metavar="G", help="--fake-quant groups of G values along a row")
     rewrite.add_argument("-o", "--output", metavar="OUT", help="write the rewritten model to OUT")
     rewrite.add_argument("--in-place", action="store_true", help="rewrite FILE itself")

@@ -141,6 +141,11 @@ def render_rewrite(result: RewriteReport) -> str:
     unchanged = len(result.tensors) - len(changed)
     if unchanged:
         out.append(f"{unchanged:,} of {plural(len(result.tensors), 'F32 tensor')} unchanged")
+    if result.skipped_groups:  # deliberate (q * s would not be exact there), but the user should know
+        out.append(
+            f"{plural(result.skipped_groups, 'group')} left unchanged: their BF16 scale would be subnormal "
+            "(max |x| < qmax x 2^-126) or qmax x scale would overflow"
+        )
     share = percent(result.changed / result.n_elements if result.n_elements else 0)
     where = (
         "dry run: nothing written"

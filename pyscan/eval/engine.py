@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterator
 from typing import IO, Any
 
 from pyscan.errors import PyscanError
@@ -50,6 +51,27 @@ class Engine:
         """The float32 logits (rows: positions len/2 .. len-2) of one chunk."""
         return self._ask(("score", tokens), "evaluating a chunk")["array_value"]
 
+    def score_blocks(self, tokens: list[int], rows: int) -> Iterator[tuple[int, Any]]:
+        """The same logits as score(), as (first row, float32 array of up to rows rows), read as they come.
+
+        Each block lives in one buffer, overwritten by the next: use it before asking for the next one.
+        The whole chunk of a candidate (256 MiB at --ctx 512 with a 262,144-token vocabulary) never
+        exists in this process.  Consume the iterator to its end before the next request.
+        """
+        import numpy as np
+
+        doing = "evaluating a chunk"
+        header = self._ask(("score", tokens), doing, read_array=False)
+        dtype, (n, vocab) = header["array"]
+        buffer = np.empty((max(1, min(rows, n)), vocab), dtype=np.dtype(dtype))
+        for start in range(0, n, rows):
+            block = buffer[: min(rows, n - start)]
+            try:
+                self._fill(block)
+            except (EOFError, OSError):
+                raise PyscanError(self.path, f"the inference engine {self._death()} while {doing}", "io") from None
+            yield start, block
+
     def generate(self, prompt: str, n_tokens: int) -> dict[str, Any]:
         return self._ask(("generate", prompt, n_tokens), "generating")
 
@@ -76,18 +98,18 @@ class Engine:
             self._process.wait()
         self.close()
 
-    def _ask(self, request: tuple[Any, ...], doing: str) -> dict[str, Any]:
+    def _ask(self, request: tuple[Any, ...], doing: str, read_array: bool = True) -> dict[str, Any]:
         try:
             pickle.dump(request, self._requests, protocol=pickle.HIGHEST_PROTOCOL)
             self._requests.flush()
         except OSError:
             pass  # the child is gone: _receive says how
-        return self._receive(doing)
+        return self._receive(doing, read_array)
 
-    def _receive(self, doing: str) -> dict[str, Any]:
+    def _receive(self, doing: str, read_array: bool = True) -> dict[str, Any]:
         try:
             header: dict[str, Any] = pickle.load(self._answers)
-            if "array" in header:
+            if "array" in header and read_array:
                 header["array_value"] = self._read_array(*header["array"])
         except (EOFError, OSError, pickle.UnpicklingError):
             raise PyscanError(self.path, f"the inference engine {self._death()} while {doing}", "io") from None
@@ -102,6 +124,11 @@ class Engine:
         import numpy as np
 
         array = np.empty(shape, dtype=np.dtype(dtype))
+        self._fill(array)
+        return array
+
+    def _fill(self, array: Any) -> None:
+        """Read exactly array's bytes from the pipe into it (EOFError if the child is gone)."""
         view = memoryview(array.data).cast("B")
         done = 0
         while done < len(view):
@@ -109,7 +136,6 @@ class Engine:
             if not n:
                 raise EOFError
             done += n
-        return array
 
     def _death(self) -> str:
         try:

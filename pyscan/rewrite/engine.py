@@ -31,6 +31,7 @@ class TensorChange(NamedTuple):
     changed: int = 0
     max_abs_error: float = 0.0
     max_rel_error: float = 0.0
+    skipped_groups: int = 0  # int8/int4: groups left unchanged although not all zero (see pyscan.h)
 
     def to_dict(self) -> dict[str, Any]:
         return self._asdict()
@@ -62,13 +63,17 @@ class RewriteReport(NamedTuple):
     def max_rel_error(self) -> float:
         return max((t.max_rel_error for t in self.tensors), default=0.0)
 
+    @property
+    def skipped_groups(self) -> int:
+        return sum(t.skipped_groups for t in self.tensors)
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "path": self.path, "output": self.output, "mode": self.mode, "in_place": self.in_place,
             "dry_run": self.dry_run, "n_tensors": len(self.tensors),
             "n_tensors_changed": sum(1 for t in self.tensors if t.changed), "n_elements": self.n_elements,
             "changed": self.changed, "max_abs_error": self.max_abs_error, "max_rel_error": self.max_rel_error,
-            "tensors": [t.to_dict() for t in self.tensors],
+            "skipped_groups": self.skipped_groups, "tensors": [t.to_dict() for t in self.tensors],
         }  # fmt: skip
 
 
@@ -123,6 +128,10 @@ def rewrite_tensors(
     """
     if in_place and not gguf.mapping.writable:
         raise PyscanError(gguf.path, "in-place rewrite needs a writable mapping", "usage")
+    if mode.is_block_format:
+        from pyscan.rewrite.blocks import check_rows
+
+        check_rows(gguf.path, targets, mode.target)
     base, swap = gguf.mapping.address, gguf.swap
     jobs = [(index, first, n) for index, info in enumerate(targets) for first, n in _chunks(info, mode)]
     buffers = threading.local()
@@ -144,7 +153,8 @@ def rewrite_tensors(
         address = int(native.ffi.cast("uintptr_t", native.ffi.from_buffer(buffer)))
         mode.run(acc, src, address, n, row_len, swap, gguf.path)
         gguf.mapping.release(info.offset + 4 * first, 4 * n)
-        _check_idempotent(mode, address, n, row_len, swap, gguf.path)
+        if not mode.is_block_format:  # not guaranteed for a block format (see rewrite.blocks)
+            _check_idempotent(mode, address, n, row_len, swap, gguf.path)
         sink(memoryview(buffer)[: 4 * n], info.offset + 4 * first)
         return index, acc, 4 * n
 
@@ -168,4 +178,5 @@ def _merge(changes: list[TensorChange], results: Any, progress: Callable[[int], 
             changed=change.changed + int(acc.changed),
             max_abs_error=max(change.max_abs_error, float(acc.max_abs_error)),
             max_rel_error=max(change.max_rel_error, float(acc.max_rel_error)),
+            skipped_groups=change.skipped_groups + int(acc.skipped_groups),
         )

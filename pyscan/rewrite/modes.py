@@ -4,8 +4,10 @@
   truncate/round fp16   through IEEE FP16 and back (its exponent range too: overflow, gradual underflow)
   truncate/round mN     keep N = 0..23 explicit mantissa bits, exponent range unchanged (bf16 = m7)
   fake-quant int8/int4  symmetric absmax quantization per row or per group of G values, dequantized
+  fake-quant q8_0, ...  through a ggml block format and back (gguf.quants: q8_0, q4_0, q4_1, q5_0, q5_1)
 
-Every mode maps a NaN to a NaN and is idempotent: applying it twice changes nothing more.
+Every mode but the block formats maps a NaN to a NaN and is idempotent: applying it twice changes
+nothing more.  The block formats are gguf.quants' own arithmetic, whatever it does (see rewrite.blocks).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Any, Literal, NamedTuple
 
 from pyscan import native
 from pyscan.errors import PyscanError
+from pyscan.rewrite.blocks import BLOCK_FORMATS
 
 FAKE_QUANT_LEVELS = {"int8": 127, "int4": 7}  # symmetric: q in [-qmax, qmax]
 
@@ -24,10 +27,12 @@ RewriteKind = Literal["truncate", "round", "fake-quant"]
 
 class RewriteMode(NamedTuple):
     kind: RewriteKind
-    target: str  # "bf16", "fp16", "mN", "int8" or "int4"
+    target: str  # "bf16", "fp16", "mN", "int8", "int4" or a block format ("q8_0", ...)
     group_size: int | None = None  # fake-quant only; None: one group per row
 
     def __str__(self) -> str:
+        if self.is_block_format:
+            return f"{self.kind} {self.target} (blocks of 32)"
         group = f" (groups of {self.group_size})" if self.group_size else (" (per row)" if self.is_fake_quant else "")
         return f"{self.kind} {self.target}{group}"
 
@@ -35,10 +40,19 @@ class RewriteMode(NamedTuple):
     def is_fake_quant(self) -> bool:
         return self.kind == "fake-quant"
 
+    @property
+    def is_block_format(self) -> bool:
+        return self.target in BLOCK_FORMATS
+
     def run(
         self, acc: Any, src: int, dst: int | None, n_words: int, row_len: int, swap: bool, path: str | None = None
     ) -> None:
         """Apply the mode to n_words F32 words (whole rows of row_len for fake-quant) from src to dst."""
+        if self.is_block_format:
+            from pyscan.rewrite.blocks import round_trip
+
+            round_trip(acc, self.target, src, dst, n_words, row_len, swap)
+            return
         if self.is_fake_quant:
             qmax = FAKE_QUANT_LEVELS[self.target]
             native.fake_quant_into(
@@ -94,7 +108,12 @@ def optional_mode(
     if round is not None:
         return parse_target("round", round)
     if fake_quant is not None:
-        if fake_quant.strip().lower() not in FAKE_QUANT_LEVELS:
-            raise PyscanError(None, f"--fake-quant takes int8 or int4, not {fake_quant!r}", "usage")
+        target = fake_quant.strip().lower()
+        if target not in FAKE_QUANT_LEVELS and target not in BLOCK_FORMATS:
+            raise PyscanError(
+                None, f"--fake-quant takes int8, int4, {', '.join(BLOCK_FORMATS)}, not {fake_quant!r}", "usage"
+            )
+        if target in BLOCK_FORMATS and group_size is not None:
+            raise PyscanError(None, f"--group-size goes with int8 or int4: {target} has 32-value blocks", "usage")
         return RewriteMode("fake-quant", fake_quant.strip().lower(), group_size)
     return None
