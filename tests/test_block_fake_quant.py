@@ -103,19 +103,22 @@ def test_output_is_gguf_quants_round_trip_bit_for_bit(
 
 
 @pytest.mark.parametrize("fmt", ["q8_0", "q4_1"])
-def test_in_place_and_dry_run_agree_with_the_copy(models: dict[str, Path], tmp_path: Path, fmt: str) -> None:
+def test_dry_run_agrees_with_the_copy_and_in_place_is_refused(
+    models: dict[str, Path], tmp_path: Path, fmt: str
+) -> None:
     copy = tmp_path / "copy.gguf"
     copy.write_bytes(models["little"].read_bytes())
     dry = json.loads(cli(str(copy), "--fake-quant", fmt, "--dry-run", "--json").stdout)
+    _, stats = expected_file(models["little"], fmt)
+    assert dry["mode"] == f"fake-quant {fmt} (blocks of 32)"
+    assert (dry["changed"], dry["max_abs_error"], dry["max_rel_error"]) == stats
+    # Not idempotent, so an interrupted in-place run could not be finished by re-running it: refused.
+    result = cli(str(copy), "--fake-quant", fmt, "--in-place")
+    assert result.returncode == 2 and "cannot rewrite in place" in result.stderr and "-o OUT" in result.stderr
+    assert len(result.stderr.splitlines()) == 1
     assert copy.read_bytes() == models["little"].read_bytes()
-    result = cli(str(copy), "--fake-quant", fmt, "--in-place", "--json")
-    assert result.returncode == 0, result.stderr
-    want, (changed, abs_err, rel_err) = expected_file(models["little"], fmt)
-    assert copy.read_bytes() == want
-    report = json.loads(result.stdout)
-    assert report["mode"] == f"fake-quant {fmt} (blocks of 32)"
-    for summary in (report, dry):
-        assert (summary["changed"], summary["max_abs_error"], summary["max_rel_error"]) == (changed, abs_err, rel_err)
+    with pytest.raises(PyscanError, match="cannot rewrite in place"):
+        rewrite_file(copy, parse_mode(fake_quant=fmt), in_place=True)
 
 
 def test_rows_not_a_multiple_of_32_are_refused_naming_the_tensor(models: dict[str, Path], tmp_path: Path) -> None:

@@ -45,8 +45,10 @@ examples:
 
 how fake quantization works: every mode applies to F32 tensors (--include/--exclude choose which),
   toward zero (--truncate) or to nearest, ties to even (--round); --fake-quant int8|int4 is symmetric
-  absmax per row or per --group-size G values.  A NaN always stays a NaN.  Every mode is idempotent:
-  running it again changes nothing, so an interrupted --in-place run is finished by re-running it.
+  absmax per row or per --group-size G values; --fake-quant q8_0|q4_0|q4_1|q5_0|q5_1 round-trips
+  through that ggml block format (gguf.quants).  A NaN always stays a NaN.  Every mode but the block
+  formats is idempotent: running it again changes nothing, so an interrupted --in-place run is
+  finished by re-running it (the block formats are refused in place).
 
 exit status: 0 success; 1 diff found differences or a batch had failures; 2 invalid or unreadable file,
 an output refused, or bad options; 130 interrupted.

@@ -16,8 +16,8 @@ file is fsync'ed before the rename, and the folder after it.
 
 --in-place: the chosen tensors are rewritten through a writable mapping, only
 the words that change are stored, and the file is flushed before returning.
-Every mode is idempotent, so an interrupted in-place run is finished by
-running it again.
+Every mode allowed in place is idempotent (the block formats are refused), so an
+interrupted in-place run is finished by running it again.
 """
 
 from __future__ import annotations
@@ -83,6 +83,14 @@ def rewrite_model(
     model.require_data()
     if output is not None and in_place:
         raise PyscanError(None, "choose either -o OUT or --in-place", "usage")
+    if in_place and mode.is_block_format:
+        # Only idempotent modes may write in place: an interrupted run is finished by running it again.
+        raise PyscanError(
+            source,
+            f"{mode} cannot rewrite in place: a round trip through a block format is not guaranteed to be "
+            "idempotent, so an interrupted run could not be finished by running it again; write a copy (-o OUT)",
+            "usage",
+        )
     if output is not None:
         check_output(source, os.fspath(output), force)
     try:
