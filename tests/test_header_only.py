@@ -106,3 +106,15 @@ def test_a_cut_file_of_many_tensors_is_named_at_once(tmp_path: Path) -> None:
     path.write_bytes(blob[: len(blob) - 30_000 * 32])
     result = cli(str(path), timeout=60)
     assert result.returncode == 2 and "30,000 of 60,000 tensors are complete" in result.stderr, result.stderr
+
+
+def test_a_cut_file_of_one_tensor_says_one(tmp_path: Path) -> None:
+    import gguf_bytes as gb
+    from gguf_bytes import Tensor
+
+    blob = gb.build_bytes([gb.kv("general.name", gb.STRING, "x")], [Tensor("t", [8], gb.F32, data=bytes(32))])
+    path = tmp_path / "one-cut.gguf"
+    path.write_bytes(blob[:-8])
+    result = cli(str(path))
+    assert result.returncode == 2, result.stderr
+    assert "(GGUF v3, 1 tensor, 1 metadata key)" in result.stderr and "0 of 1 tensor is complete" in result.stderr

@@ -71,17 +71,18 @@ def parse_gguf(mapping: Mapping, header_only: bool = False) -> ModelFile:
 
 def _truncated(model: ModelFile) -> str:
     """What a file whose header is whole but whose data is cut is: most likely an incomplete download."""
-    from pyscan.formatting import human_size  # only this message needs it: keep it off the start-up path
+    from pyscan.formatting import human_size, plural  # only this message needs them: off the start-up path
 
     missing = model.missing
     complete = len(model.tensors) - len(missing)
     first = next(t for t in model.tensors if t.name in missing)
     end = first.offset + (first.nbytes or 0)
     return (
-        f"truncated: the header is complete (GGUF v{model.version}, {len(model.tensors):,} tensors, "
-        f"{model.n_kv:,} metadata keys), but the file ends at {human_size(model.size)} of the "
-        f"{human_size(model.described_size)} its header describes, and {complete:,} of {len(model.tensors):,} "
-        f"tensors are complete (the first past the end: tensor {quote(first.name)}, data [{first.offset}, {end})): "
+        f"truncated: the header is complete (GGUF v{model.version}, {plural(len(model.tensors), 'tensor')}, "
+        f"{plural(model.n_kv, 'metadata key')}), but the file ends at {human_size(model.size)} of the "
+        f"{human_size(model.described_size)} its header describes, and {complete:,} of "
+        f"{plural(len(model.tensors), 'tensor')} {'is' if len(model.tensors) == 1 else 'are'} complete "
+        f"(the first past the end: tensor {quote(first.name)}, data [{first.offset}, {end})): "
         "an incomplete download? (pyscan FILE --header-only shows the header)"
     )
 

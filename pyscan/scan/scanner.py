@@ -90,9 +90,12 @@ def scan_file(
         )
     suspects = [t.name for t in report.tensors if t.byte_order_suspect]
     if suspects:
+        from pyscan.formatting import plural  # rare: keep it off the start-up path
+
         other = "little" if gguf.byte_order == "big" else "big"
         report.warnings.append(
-            f"{len(suspects)} of {len(report.scanned())} float tensors read far more plausibly as {other}-endian "
+            f"{len(suspects):,} of {plural(len(report.scanned()), 'float tensor')} read far more plausibly as "
+            f"{other}-endian "
             f"than as the {gguf.byte_order}-endian the header declares (e.g. {suspects[0]}): the file's data may "
             "be in the wrong byte order, and their counts do not describe real weights"
         )
