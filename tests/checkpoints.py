@@ -68,10 +68,12 @@ def config(arch: str) -> dict[str, Any]:
     }
 
 
-def write_checkpoint(folder: Path, arch: str, shards: int = 1, seed: int = 0) -> dict[str, Array]:
+def write_checkpoint(
+    folder: Path, arch: str, shards: int = 1, seed: int = 0, extra: dict[str, Array] | None = None
+) -> dict[str, Array]:
     """config.json and model.safetensors, or `shards` files with model.safetensors.index.json."""
     folder.mkdir(parents=True, exist_ok=True)
-    tensors = hf_tensors(arch, seed)
+    tensors = {**hf_tensors(arch, seed), **(extra or {})}
     (folder / "config.json").write_text(json.dumps(config(arch)))
     if shards == 1:
         safetensors.numpy.save_file(tensors, str(folder / "model.safetensors"))
@@ -107,8 +109,9 @@ def convert(
 ) -> dict[str, tuple[str, Any, Array]]:  # fmt: skip
     """Write the GGUF; returns GGUF name -> (HF name, ggml type, the F32 array before quantization).
 
-    mistakes: "shift-twice" (+2 on blk.0.attn_norm), "no-permute" (blk.0.attn_q left unpermuted),
-    "other-layer" (blk.1.attn_v holds layer 0's v_proj).
+    mistakes: "shift-twice" (+2 on blk.0.attn_norm), "no-shift" (none on blk.1.attn_norm), "no-permute"
+    (blk.0.attn_q left unpermuted), "other-layer" (blk.1.attn_v holds layer 0's v_proj).  Tensors
+    the name map does not know are left out (as the converter would refuse them).
     """
     gguf_arch = gguf.MODEL_ARCH.GEMMA3 if arch == "gemma3" else gguf.MODEL_ARCH.LLAMA
     name_map = gguf.get_tensor_name_map(gguf_arch, N_BLOCKS)
@@ -120,13 +123,16 @@ def convert(
     written: dict[str, tuple[str, Any, Array]] = {}
     for hf_name, array in tensors.items():
         name = name_map.get_name(hf_name, try_suffixes=(".weight", ".bias"))
-        assert name is not None, hf_name
+        if name is None:
+            continue
         source = hf_name
         if name == "blk.1.attn_v.weight" and "other-layer" in mistakes:
             source = "model.layers.0.self_attn.v_proj.weight"
         data = tensors[source].astype(np.float32)  # the converter computes in F32
         if arch == "gemma3" and hf_name.endswith("norm.weight"):
-            data = data + np.float32(2.0 if name == "blk.0.attn_norm.weight" and "shift-twice" in mistakes else 1.0)
+            shift = {"blk.0.attn_norm.weight": 2.0 if "shift-twice" in mistakes else 1.0,
+                     "blk.1.attn_norm.weight": 0.0 if "no-shift" in mistakes else 1.0}.get(name, 1.0)  # fmt: skip
+            data = data + np.float32(shift)
         if arch == "llama" and hf_name.endswith("q_proj.weight") and not (
             name == "blk.0.attn_q.weight" and "no-permute" in mistakes
         ):
