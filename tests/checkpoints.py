@@ -121,7 +121,7 @@ def convert(
     writer.add_head_count_kv(N_KV_HEAD)
     chosen = {**DEFAULT_TYPES, **(types or {})}
     written: dict[str, tuple[str, Any, Array]] = {}
-    for hf_name, array in tensors.items():
+    for hf_name in tensors:
         name = name_map.get_name(hf_name, try_suffixes=(".weight", ".bias"))
         if name is None:
             continue
