@@ -241,3 +241,18 @@ def test_folder_without_config_or_weights(tmp_path: Path) -> None:
     (tmp_path / "empty" / "config.json").write_text(json.dumps(ck.config("llama")))
     result = diff_cli(tmp_path / "empty", tmp_path / "empty")
     assert result.returncode == 2 and "model.safetensors" in result.stderr and len(result.stderr.splitlines()) == 1
+
+
+def test_html_page_has_a_column_per_relation(tmp_path: Path) -> None:
+    source = ck.write_checkpoint(tmp_path / "hf", "gemma3")
+    ck.convert(source, "gemma3", tmp_path / "bad.gguf", frozenset({"shift-twice"}))
+    page = tmp_path / "diff.html"
+    result = diff_cli(tmp_path / "hf", tmp_path / "bad.gguf", "--html", page)
+    assert result.returncode == 1 and result.stderr == ""
+    html = page.read_text()
+    section = html.split("Relations (", 1)[1]
+    header = section.split("</tr>", 1)[0]
+    for word in ("exact-cast", "shifted", "quantized", "different"):
+        assert f">{word}<" in header
+    first_row = section.split("</tr>", 2)[1]  # worst first: the doubled shift
+    assert "blk.0.attn_norm.weight" in first_row and "the shift applied twice" in first_row

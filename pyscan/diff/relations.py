@@ -27,6 +27,7 @@ from pyscan.diff.sides import Entry
 
 Array = np.ndarray[Any, Any]
 
+RELATION_WORDS = ("identical", "exact-cast", "rounded", "shifted", "permuted", "transposed", "quantized", "different")
 CHUNK_ELEMENTS = 1 << 20  # ~8 MiB per float64 temporary
 MAX_TRANSPOSED_ELEMENTS = 1 << 26  # a transposed pair is compared whole: bounded
 NOT_QUANTIZATION_COSINE = 0.5  # below this, B is no quantization of A (unrelated tensors give ~0)
