@@ -104,7 +104,7 @@ def render(report: DiffReport) -> str:
             rows = [[t.name, t.type, shape_text(t.shape_a if status == ONLY_IN_A else t.shape_b)] for t in tensors]
             out += ["  " + line.rstrip() for line in table(["name", "type", "shape"], rows, left=3)]
 
-    changed = [t for t in report.with_status(TYPE_CHANGED, SHAPE_CHANGED) if not t.relations]
+    changed = report.with_status(TYPE_CHANGED, SHAPE_CHANGED)
     if changed:
         out += ["", "Type or shape changed"]
         rows = [
