@@ -79,27 +79,32 @@ def permute(rows_: Array, heads: int) -> Array:
 
 
 def round_to(values: Array, how: str) -> Array:
+    """values (float64) rounded as `how` says, in float32 (float64 for F32 itself); NaNs stay NaNs."""
     import ml_dtypes
 
     with np.errstate(over="ignore", invalid="ignore"):
         if how == "F32":
             return values.astype(np.float32).astype(np.float64)
+        narrow = values.astype(np.float32)  # the expected values of a narrow source are F32 already
         if how == "F16":
-            return values.astype(np.float16).astype(np.float64)
+            return narrow.astype(np.float16).astype(np.float32)
         if how == "BF16":
-            return values.astype(np.float32).astype(ml_dtypes.bfloat16).astype(np.float64)
-        words = values.astype(np.float32).view(np.uint32) & np.uint32(0xFFFF0000)
-        return np.where(np.isnan(values), np.nan, words.view(np.float32).astype(np.float64))
+            return narrow.astype(ml_dtypes.bfloat16).astype(np.float32)
+        words = narrow.view(np.uint32) & np.uint32(0xFFFF0000)
+        return np.where(np.isnan(narrow), np.float32(np.nan), words.view(np.float32))
 
 
 def same(a: Array, b: Array) -> bool:
-    """Equal values, -0 apart from +0, any NaN equal to any NaN."""
+    """Equal values of one float type, -0 apart from +0, any NaN equal to any NaN."""
+    unsigned = np.dtype(f"u{a.dtype.itemsize}")
+    if np.array_equal(a.view(unsigned), b.view(unsigned)):  # the common case, one pass
+        return True
     nan_a, nan_b = np.isnan(a), np.isnan(b)
     if not np.array_equal(nan_a, nan_b):
         return False
     with np.errstate(invalid="ignore"):
-        a, b = np.where(nan_a, 0.0, a), np.where(nan_b, 0.0, b)
-    return bool(np.array_equal(a.view(np.uint64), b.view(np.uint64)))
+        a, b = np.where(nan_a, 0.0, a).astype(a.dtype), np.where(nan_b, 0.0, b).astype(b.dtype)
+    return bool(np.array_equal(a.view(unsigned), b.view(unsigned)))
 
 
 class _Track:
@@ -116,9 +121,14 @@ class _Track:
     def add(self, expected: Array, actual: Array, start: int) -> None:
         self.stats.add(expected, actual, start)
         self.exact = self.exact and self.stats.first_diff is None
+        narrow: Array | None = None
         for how, ok in self.rounded.items():
             if ok:  # every chunk, exact ones too: a value B holds exactly may still not survive the rounding
-                self.rounded[how] = same(round_to(expected, how), actual)
+                rounded = round_to(expected, how)
+                if rounded.dtype == np.float32 and narrow is None:
+                    with np.errstate(over="ignore", invalid="ignore"):
+                        narrow = actual.astype(np.float32)  # exact: B's type is no wider than F32 here
+                self.rounded[how] = same(rounded, narrow if rounded.dtype == np.float32 else actual)
 
     @property
     def matches(self) -> str | None:
