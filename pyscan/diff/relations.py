@@ -125,10 +125,13 @@ class _Track:
         for how, ok in self.rounded.items():
             if ok:  # every chunk, exact ones too: a value B holds exactly may still not survive the rounding
                 rounded = round_to(expected, how)
-                if rounded.dtype == np.float32 and narrow is None:
+                if rounded.dtype != np.float32:
+                    self.rounded[how] = same(rounded, actual)
+                    continue
+                if narrow is None:
                     with np.errstate(over="ignore", invalid="ignore"):
                         narrow = actual.astype(np.float32)  # exact: B's type is no wider than F32 here
-                self.rounded[how] = same(rounded, narrow if rounded.dtype == np.float32 else actual)
+                self.rounded[how] = same(rounded, narrow)
 
     @property
     def matches(self) -> str | None:
