@@ -523,6 +523,40 @@ def bench_rss(bench: Bench) -> list[Row]:
     return [Row(f"peak RSS, scan {bench.label(path, 'F32')}", f"{peak:.0f} MiB", target=target, checked=peak)]
 
 
+def identical_copy(bench: Bench, path: Path) -> Path:
+    """A byte-for-byte copy of path beside it (a second file, its own page cache), reused while its size matches."""
+    copy = bench.work_dir / f"copy-{path.name}"
+    if not copy.exists() or copy.stat().st_size != path.stat().st_size:
+        log(f"copying {path.name} for the diff measurements")
+        run_quiet(["cp", str(path), str(copy)])
+    return copy
+
+
+def bench_diff(bench: Bench) -> list[Row]:
+    """pyscan diff of a file and its copy against scanning both, in the same rounds; and its peak RSS."""
+    path = bench.inputs.f32
+    copy = identical_copy(bench, path)
+    label = bench.label(path, "F32")
+    warm(path)
+    warm(copy)
+    scan_a, scan_b = timed([*bench.pyscan, str(path), "--json"]), timed([*bench.pyscan, str(copy), "--json"])
+    log(f"{label}: pyscan diff A copy vs pyscan A + pyscan copy")
+    diff_s, scans_s = interleave(
+        [timed([*bench.pyscan, "diff", str(path), str(copy), "--json"]), lambda: scan_a() + scan_b()], bench.repeats
+    )
+    rows = [
+        paired_row(f"diff {label} vs its copy [diff/scan both]", diff_s, scans_s, "scan both",
+                   Target("diff/scan both", "<=", 3), True)  # fmt: skip
+    ]
+    log("peak RSS of pyscan diff")
+    peak = statistics.median(
+        peak_rss_mib([*bench.pyscan, "diff", str(path), str(copy), "--json"]) for _ in range(max(3, bench.repeats // 2))
+    )
+    rows.append(Row(f"peak RSS, diff {label} vs its copy", f"{peak:.0f} MiB", target=Target("pyscan", "<", 1024, "MiB"),
+                    checked=peak))  # fmt: skip
+    return rows
+
+
 def bench_header(bench: Bench) -> list[Row]:
     path = bench.inputs.vocab
     n_tokens = bench.sizes.big_vocab
@@ -724,6 +758,7 @@ def run_all(bench: Bench) -> list[Row]:
         ("truncate bf16 -o, Q4_K_M", lambda: bench_rewrite(bench, bench.inputs.q4km, "Q4_K_M-shaped", 1.3)),
         ("truncate bf16 -o, F32", lambda: bench_rewrite(bench, bench.inputs.f32, "F32", 1.3)),
         ("peak RSS", lambda: bench_rss(bench)),
+        ("diff F32", lambda: bench_diff(bench)),
         ("parse header", lambda: bench_header(bench)),
         ("kernel paths", lambda: bench_isas(bench)),
         ("threads", lambda: bench_threads(bench)),

@@ -241,7 +241,8 @@ def test_flipped_bits_counted_as_numpy_counts_them(model: Path, flipped: Path) -
     assert lines[0].startswith(head)
     assert float(lines[0][len(head) :].split(",")[0]) == pytest.approx(biggest, rel=1e-5)
     table = lines[lines.index("Differing tensors") + 3 :]
-    assert {line.split()[0] for line in table if line.strip()} == changed
+    table = table[: table.index("")] if "" in table else table  # the section ends at the next blank line
+    assert {line.split()[0] for line in table} == changed
     assert "3 bytes" in next(line for line in table if "quant.weight" in line)
 
 
@@ -477,3 +478,40 @@ def test_real_llama_cpp_model_truncated_to_bf16(folder: Path) -> None:
     assert {t["name"]: t["n_values_differ"] for t in report["tensors"] if t["type"] == "F32"} == expected
     changed = sum(1 for n in expected.values() if n)
     assert report["summary"].startswith(f"{changed} tensors differ, {sum(expected.values()):,} values, ")
+
+
+# ---- issue 13: one number format, no cross-format version note, JSON metadata values -------------
+
+
+def test_stat_columns_share_one_format(folder: Path) -> None:
+    a, b = folder / "fmt_a.gguf", folder / "fmt_b.gguf"
+    base = np.array([1.0, 2.0, 3.0, 4.0], dtype=np.float32)
+    write(a, [("w", base, None)])
+    write(b, [("w", base + np.array([1.62890625, 0, 0.0155830, 0], dtype=np.float32), None)])
+    want = expected_stats("F32", base.view(np.uint32), np.asarray(gguf.GGUFReader(b).tensors[0].data).view(np.uint32))
+    row = next(line.split() for line in diff_cli(a, b).stdout.splitlines() if line.strip().startswith("w "))
+    assert row[-3:] == [f"{want['max_abs_diff']:.6g}", f"{want['max_rel_diff']:.6g}", f"{want['rmse']:.6g}"]
+
+
+def test_no_gguf_version_note_across_formats(folder: Path) -> None:
+    safetensors = pytest.importorskip("safetensors.numpy")
+    path = folder / "plain.safetensors"
+    safetensors.save_file({"w": np.ones(4, dtype=np.float32)}, str(path))
+    gguf_path = folder / "plain.gguf"
+    write(gguf_path, [("w", np.ones(4, dtype=np.float32), None)])
+    _, report = diff_json(path, gguf_path)
+    assert not any("version" in note for note in report["notes"])
+    assert "version differs" not in diff_cli(path, gguf_path).stdout
+
+
+def test_metadata_values_are_json_values(model: Path, folder: Path) -> None:
+    path = folder / "metadata_json.gguf"
+    write(path, mixed_tensors(), metadata={**METADATA, "general.name": "Gemma 3 270m", "test.ids": [2, 7],
+                                           "test.count": 7, "test.scale": 0.5})  # fmt: skip
+    _, report = diff_json(model, path)
+    got = {m["key"]: m for m in report["metadata_differences"]}
+    assert (got["general.name"]["value_a"], got["general.name"]["value_b"]) == ("mixed test model", "Gemma 3 270m")
+    assert (got["test.ids"]["value_a"], got["test.ids"]["value_b"]) == ([3, 1, 4], [2, 7])
+    assert (got["test.ids"]["count_a"], got["test.ids"]["count_b"]) == (3, 2)
+    assert (got["test.count"]["value_a"], got["test.count"]["value_b"]) == (None, 7)
+    assert got["test.scale"]["value_b"] == 0.5 and got["test.scale"]["count_b"] is None

@@ -1,4 +1,8 @@
-"""``pyscan diff A B``: compare two GGUF files tensor by tensor and value by value.
+"""``pyscan diff A B``: compare two models tensor by tensor and value by value.
+
+A and B are GGUF or safetensors files, or Hugging Face checkpoint folders (config.json and
+model.safetensors or its sharded index).  A checkpoint against a GGUF file pairs names through
+gguf-py's TensorNameMap and says, per pair, how B came from A (``relations``).
 
 Exit statuses: 0 the files hold the same tensors, values and metadata; 1 they
 differ; 2 a file is invalid or unreadable, or the options are wrong (one line
@@ -15,7 +19,12 @@ tensors, one per selected name (A's order, then names only in B): name,
 status (identical, different, only_in_a, only_in_b, type_changed,
 shape_changed, not_compared), type, shape, type_a, type_b, shape_a, shape_b,
 n_elements, compared ("values", "bytes" or null), n_values_differ,
-n_nan_mismatch, n_bytes_differ, max_abs_diff, max_rel_diff, rmse.
+n_nan_mismatch, n_bytes_differ, max_abs_diff, max_rel_diff, rmse; source (A's
+name), relations (identical, exact-cast, rounded, shifted, permuted,
+transposed, quantized, different), how (the rounding), shift, note,
+max_abs_error, rel_rmse, snr_db, cosine, first_diff_index, error_histogram
+(against A, in float64).  Metadata values are JSON values (an array: its first
+16 items, with count_a / count_b).
 Non-finite floats are the strings "inf", "-inf", "nan"; null means the
 field does not apply (e.g. value statistics of a byte-compared tensor).
 """
@@ -47,14 +56,14 @@ EXIT_IDENTICAL = 0
 def build_parser() -> argparse.ArgumentParser:
     parser = ArgumentParser(
         prog="pyscan diff",
-        description="Compare two model files (GGUF or safetensors): tensors by name, type, shape and value; "
-        "metadata by key.",
+        description="Compare two models (GGUF or safetensors files, Hugging Face checkpoint folders): tensors "
+        "by name (through gguf-py's TensorNameMap across formats), type, shape and value; metadata by key.",
         epilog="exit status: 0 identical; 1 different; 2 invalid or unreadable file, an output refused, "
         "or bad options.",
         formatter_class=HelpFormatter,
     )
-    parser.add_argument("a", metavar="A", help="the first model file (GGUF or safetensors)")
-    parser.add_argument("b", metavar="B", help="the second model file")
+    parser.add_argument("a", metavar="A", help="the reference: a GGUF or safetensors file, or a checkpoint folder")
+    parser.add_argument("b", metavar="B", help="the model compared with it (e.g. the GGUF converted from A)")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of the report")
     add_tensor_globs(parser, "compare")
     add_picture_options(parser, "a self-contained HTML page of the differences", "the difference map")

@@ -36,16 +36,24 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import struct
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Final, Literal, NamedTuple
 
 import numpy as np
 
+from pyscan.diff.converter import expected_transform
+from pyscan.diff.pairing import Pair, pair_tensors
+from pyscan.diff.quant_error import ErrorStats
+from pyscan.diff.relations import MAX_TRANSPOSED_ELEMENTS, Transform, relate
+from pyscan.diff.rows import readable
+from pyscan.diff.sides import Entry, ModelFacts, Side, SideFormat, file_side, open_side
+from pyscan.diff.summary import relations_summary
 from pyscan.parser.metadata import MetadataArray, MetadataEntry, ValueType
-from pyscan.parser.model import ModelFile, ModelFormat, TensorInfo
-from pyscan.parser.opener import open_model
+from pyscan.parser.model import ModelFile, TensorInfo
 from pyscan.selection import select
+from pyscan.text import quote
 
 CHUNK_ELEMENTS = 1 << 20  # about 50 MiB of float64 and mask temporaries per chunk
 CHUNK_BYTES = 1 << 24  # for byte-compared tensors
@@ -96,7 +104,7 @@ class TensorDiff:
 
     __slots__ = ("name", "status", "type_a", "type_b", "shape_a", "shape_b", "n_elements", "compared",
                  "n_values_differ", "n_nan_mismatch", "n_bytes_differ", "max_abs_diff", "max_rel_diff",
-                 "rmse")  # fmt: skip
+                 "rmse", "source", "relations", "how", "shift", "note", "errors")  # fmt: skip
 
     def __init__(
         self,
@@ -122,6 +130,12 @@ class TensorDiff:
         self.max_abs_diff: float | None = None
         self.max_rel_diff: float | None = None
         self.rmse: float | None = None
+        self.source = name  # A's name for the tensor (a checkpoint's name when paired through TensorNameMap)
+        self.relations: list[str] = []  # how B came from A (relations.py); empty when not compared
+        self.how: str | None = None  # the rounding that reproduces B, for "rounded"
+        self.shift: float | None = None  # the norm shift expected, for "shifted"
+        self.note: str | None = None  # what a "different" tensor looks like instead
+        self.errors: ErrorStats | None = None  # against A, for quantized and different tensors
 
     def __repr__(self) -> str:
         return f"TensorDiff({self.name!r}, {self.status})"
@@ -152,7 +166,37 @@ class TensorDiff:
             "max_abs_diff": json_float(self.max_abs_diff),
             "max_rel_diff": json_float(self.max_rel_diff),
             "rmse": json_float(self.rmse),
+            "source": self.source,
+            "relations": list(self.relations),
+            "how": self.how,
+            "shift": self.shift,
+            "note": self.note,
+            **self._error_fields(),
         }
+
+    def _error_fields(self) -> dict[str, Any]:
+        e = self.errors
+        if e is None:
+            return dict.fromkeys(ERROR_FIELDS)
+        return {
+            "max_abs_error": json_float(e.max_abs if e.n else None),
+            "rel_rmse": json_float(e.rel_rmse),
+            "snr_db": json_float(e.snr_db),
+            "cosine": json_float(e.cosine),
+            "first_diff_index": e.first_diff,
+            "error_histogram": e.histogram_dict(),
+        }
+
+    def worst(self) -> float:
+        """For ordering: different first, then the largest relative error."""
+        e = self.errors
+        rel = (e.rel_rmse if e is not None else None) or 0.0
+        return (2.0 if "different" in self.relations or self.status != IDENTICAL and not self.relations else 0.0) + min(
+            rel, 1.0
+        )
+
+
+ERROR_FIELDS = ("max_abs_error", "rel_rmse", "snr_db", "cosine", "first_diff_index", "error_histogram")
 
 
 class MetadataDifference(NamedTuple):
@@ -164,6 +208,10 @@ class MetadataDifference(NamedTuple):
     type_b: str | None
     value_a: str | None
     value_b: str | None
+    json_a: Any = None  # the values as JSON gives them (arrays: their first items), None where absent
+    json_b: Any = None
+    count_a: int | None = None  # an array's element count, None for a scalar
+    count_b: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -171,8 +219,10 @@ class MetadataDifference(NamedTuple):
             "status": self.status,
             "type_a": self.type_a,
             "type_b": self.type_b,
-            "value_a": self.value_a,
-            "value_b": self.value_b,
+            "value_a": self.json_a,
+            "value_b": self.json_b,
+            "count_a": self.count_a,
+            "count_b": self.count_b,
         }
 
 
@@ -184,14 +234,16 @@ class DiffReport:
     """
 
     __slots__ = ("path_a", "path_b", "endianness_a", "endianness_b", "version_a", "version_b", "format_a",
-                 "format_b", "tensors", "metadata_differences", "notes")  # fmt: skip
+                 "format_b", "tensors", "metadata_differences", "notes", "architecture", "mapped")  # fmt: skip
 
-    def __init__(self, a: ModelFile, b: ModelFile) -> None:
+    def __init__(self, a: Side, b: Side) -> None:
         self.path_a, self.path_b = a.path, b.path
         self.endianness_a, self.endianness_b = a.byte_order, b.byte_order
-        self.version_a, self.version_b = a.version, b.version  # None: a safetensors file (no version)
-        self.format_a: ModelFormat = a.format
-        self.format_b: ModelFormat = b.format
+        self.version_a, self.version_b = a.version, b.version  # None: safetensors or a checkpoint (no version)
+        self.format_a: SideFormat = a.format
+        self.format_b: SideFormat = b.format
+        self.architecture: str | None = None  # the gguf-py architecture whose TensorNameMap paired the names
+        self.mapped = False  # names paired through TensorNameMap: a source against its conversion
         self.tensors: list[TensorDiff] = []
         self.metadata_differences: list[MetadataDifference] = []
         self.notes: list[str] = []
@@ -229,6 +281,8 @@ class DiffReport:
         """One line: "identical", or what differs, e.g. "109 tensors differ, 14,189 values, max |d| = 1.0"."""
         if self.identical:
             return "identical"
+        if self.mapped:  # a conversion differs from its source everywhere: what matters is how
+            return self.relations_summary
         parts: list[str] = []
         n = self.n_tensors_differ
         if n:
@@ -248,12 +302,19 @@ class DiffReport:
             parts.append(f"{m:,} metadata key{'s differ' if m != 1 else ' differs'}")
         return ", ".join(parts)
 
+    @property
+    def relations_summary(self) -> str:
+        """One line of what the pairs are, e.g. "201 tensors: 45 exact-cast from BF16, 135 quantized Q4_K (...)"."""
+        return relations_summary(self.tensors)
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "path_a": self.path_a,
             "path_b": self.path_b,
             "identical": self.identical,
             "summary": self.summary,
+            "relations_summary": self.relations_summary,
+            "architecture": self.architecture,
             "endianness_a": self.endianness_a,
             "endianness_b": self.endianness_b,
             "version_a": 0 if self.version_a is None else self.version_a,  # as documented: 0 for safetensors
@@ -276,34 +337,131 @@ def diff(
     include: Sequence[str] = (),
     exclude: Sequence[str] = (),
 ) -> DiffReport:
-    """Compare two GGUF files; globs choose the tensors.  Raises PyscanError for an invalid file."""
-    with open_model(path_a) as a, open_model(path_b) as b:
-        return diff_files(a, b, include, exclude)
+    """Compare two models (GGUF or safetensors files, checkpoint folders); globs choose the tensors.
+
+    Raises PyscanError for an invalid file.
+    """
+    with open_side(path_a) as a, open_side(path_b) as b:
+        return diff_sides(a, b, include, exclude)
 
 
 def diff_files(a: ModelFile, b: ModelFile, include: Sequence[str] = (), exclude: Sequence[str] = ()) -> DiffReport:
+    return diff_sides(file_side(a), file_side(b), include, exclude)
+
+
+def diff_sides(a: Side, b: Side, include: Sequence[str] = (), exclude: Sequence[str] = ()) -> DiffReport:
     a.require_data()
     b.require_data()
     report = DiffReport(a, b)
     if a.byte_order != b.byte_order:
         report.notes.append(f"byte order differs ({a.byte_order} vs {b.byte_order}): values compared, not bytes")
+    pairing = pair_tensors(a, b)
+    report.architecture, report.mapped = pairing.architecture, pairing.mapped
     if a.format != b.format:
-        report.notes.append(f"formats differ ({a.format} vs {b.format}): tensors compared by name")
+        how = "compared by name"
+        if pairing.mapped:
+            how = f"paired through gguf-py's TensorNameMap ({pairing.architecture})"
+        report.notes.append(f"formats differ ({a.format} vs {b.format}): tensors {how}")
     elif a.version != b.version:
         report.notes.append(f"GGUF version differs ({a.version} vs {b.version})")
-
-    by_name_b = {t.name: t for t in b.tensors}
-    names_a = {t.name for t in a.tensors}
-    chosen = select(names_a | by_name_b.keys(), include, exclude)
-    for info in a.tensors:
-        if info.name in chosen:
-            other = by_name_b.get(info.name)
-            report.tensors.append(_only(info, ONLY_IN_A) if other is None else compare_tensor(a, info, b, other))
-    for info in b.tensors:
-        if info.name in chosen and info.name not in names_a:
-            report.tensors.append(_only(info, ONLY_IN_B))
-    report.metadata_differences = compare_metadata(a, b)
+    facts = _merged_facts(a, b)
+    arch = pairing.architecture if pairing.mapped else None
+    chosen = select({n for p in pairing.pairs for n in _names(p)}, include, exclude)
+    for pair in pairing.pairs:
+        if not chosen.intersection(_names(pair)):
+            continue
+        if pair.b is None:
+            assert pair.a is not None
+            report.tensors.append(_only(pair.a[1], ONLY_IN_A))
+        elif pair.a is None:
+            report.tensors.append(_only(pair.b[1], ONLY_IN_B))
+        else:
+            result = compare_pair(pair.a, pair.b, arch, facts)
+            if pairing.mapped and result.relations == ["different"] and result.note is None:
+                result.note = _found_elsewhere(pair.a, pair.b, a.entries, arch, facts)
+            report.tensors.append(result)
+    if a.single is not None and b.single is not None and not pairing.mapped:
+        report.metadata_differences = compare_metadata(a.single, b.single)
+    elif a.single is None or b.single is None:
+        report.notes.append("metadata not compared: a checkpoint's config.json and GGUF metadata have no common keys")
     return report
+
+
+MAX_ELSEWHERE = 16  # source tensors tried for a "different" one: its siblings in other layers
+
+
+def _found_elsewhere(a: Entry, b: Entry, sources: list[Entry], arch: str | None, facts: ModelFacts) -> str | None:
+    """A note when B is the conversion of another source tensor of its kind (another layer's, say)."""
+    kind = re.sub(r"\d+", "#", a[1].name)
+    siblings = [
+        e for e in sources if e is not a and e[1].shape == a[1].shape and re.sub(r"\d+", "#", e[1].name) == kind
+    ]
+    for other in siblings[:MAX_ELSEWHERE]:
+        try:
+            relation = relate(other, b, expected_transform(arch, other[1], b[1], facts))
+        except NotImplementedError:
+            return None
+        if relation.relations != ["different"]:
+            return f"equals the source of another tensor: {quote(other[1].name)} ({', '.join(relation.relations)})"
+    return None
+
+
+def _names(pair: Pair) -> list[str]:
+    return [e[1].name for e in (pair.a, pair.b) if e is not None]
+
+
+def _merged_facts(a: Side, b: Side) -> ModelFacts:
+    """Head counts for the permutation: the source's config first, else the GGUF metadata."""
+    fa, fb = a.facts, b.facts
+    return ModelFacts(fa.architecture or fb.architecture, fa.n_blocks or fb.n_blocks, fa.n_head or fb.n_head,
+                      fa.n_kv_head or fb.n_kv_head)  # fmt: skip
+
+
+def compare_pair(a: Entry, b: Entry, arch: str | None, facts: ModelFacts) -> TensorDiff:
+    """One pair: the byte and value rule for same-typed tensors by name, the relations for everything else."""
+    (file_a, ta), (file_b, tb) = a, b
+    if arch is None and (ta.type_id, ta.type_name) == (tb.type_id, tb.type_name) and ta.shape == tb.shape:
+        result = compare_tensor(file_a, ta, file_b, tb)
+        if result.status == IDENTICAL:
+            result.relations = ["identical"]
+        elif result.status == DIFFERENT and readable(ta) and readable(tb):
+            _relate_into(result, a, b, Transform())  # a second pass, for the errors: only differing tensors pay it
+        elif result.status == DIFFERENT:
+            result.relations = ["different"]
+        return result
+    result = TensorDiff(tb.name, DIFFERENT, ta.type_name, tb.type_name, ta.shape, tb.shape, tb.n_elements)
+    result.source = ta.name
+    transform = expected_transform(arch, ta, tb, facts)
+    if not (readable(ta) and readable(tb)):
+        result.status = TYPE_CHANGED if (ta.type_id, ta.type_name) != (tb.type_id, tb.type_name) else NOT_COMPARED
+        return result
+    if ta.shape != tb.shape and not transform.transposed:
+        result.status = SHAPE_CHANGED
+        return result
+    if transform.transposed and ta.n_elements > MAX_TRANSPOSED_ELEMENTS:
+        result.status = NOT_COMPARED
+        result.note = "transposed and too large to compare whole"
+        return result
+    _relate_into(result, a, b, transform)
+    if result.relations == ["identical"]:
+        result.status = IDENTICAL
+    elif arch is None and ta.type_name != tb.type_name:
+        result.status = TYPE_CHANGED
+    return result
+
+
+def _relate_into(result: TensorDiff, a: Entry, b: Entry, transform: Transform) -> None:
+    try:
+        relation = relate(a, b, transform)
+    except NotImplementedError:  # a type gguf.quants cannot dequantize
+        result.status, result.note = NOT_COMPARED, f"gguf.quants cannot dequantize {a[1].type_name} or {b[1].type_name}"
+        return
+    result.relations, result.how, result.shift = relation.relations, relation.how, relation.shift
+    result.note = relation.note
+    if relation.relations != ["identical"]:
+        result.errors = relation.stats
+        if result.rmse is None:
+            result.rmse = relation.stats.rmse
 
 
 def _only(info: TensorInfo, status: TensorStatus) -> TensorDiff:
@@ -323,9 +481,10 @@ def compare_tensor(a: ModelFile, ta: TensorInfo, b: ModelFile, tb: TensorInfo) -
         if ta.nbytes is None:
             result.status = NOT_COMPARED
         elif ta.type_name in DECODERS:
-            _compare_values(a.words(ta), b.words(tb), DECODERS[ta.type_name], result)
+            width = ta.nbytes // ta.n_elements if ta.n_elements else 1
+            _compare_values(a.words(ta), b.words(tb), DECODERS[ta.type_name], result, _releaser(a, ta, b, tb, width))
         else:
-            _compare_bytes(_raw(a, ta), _raw(b, tb), result)
+            _compare_bytes(_raw(a, ta), _raw(b, tb), result, _releaser(a, ta, b, tb, 1))
     return result
 
 
@@ -339,7 +498,23 @@ def _chunks(n: int, step: int) -> Iterator[slice]:
         yield slice(start, min(start + step, n))
 
 
-def _compare_values(wa: Array, wb: Array, decode: Callable[[Array], Array], result: TensorDiff) -> None:
+Release = Callable[[slice], None]
+
+
+def _releaser(a: ModelFile, ta: TensorInfo, b: ModelFile, tb: TensorInfo, width: int) -> Release:
+    """Drops a compared chunk's pages from both mappings, as the scanner does: the resident set stays small."""
+
+    def release(part: slice) -> None:
+        length = (part.stop - part.start) * width
+        a.mapping.release(ta.offset + part.start * width, length)
+        b.mapping.release(tb.offset + part.start * width, length)
+
+    return release
+
+
+def _compare_values(
+    wa: Array, wb: Array, decode: Callable[[Array], Array], result: TensorDiff, release: Release
+) -> None:
     native = np.dtype(f"u{wa.dtype.itemsize}")
     n_differ = n_nan_mismatch = n_finite = 0
     max_abs = max_rel = square_sum = 0.0
@@ -348,6 +523,7 @@ def _compare_values(wa: Array, wb: Array, decode: Callable[[Array], Array], resu
         ba, bb = wa[part].astype(native, copy=False), wb[part].astype(native, copy=False)
         if np.array_equal(ba, bb):  # the common case: only the finite count is needed
             n_finite += int(np.count_nonzero(np.isfinite(decode(ba))))
+            release(part)
             continue
         # "invalid" fires on casting signaling NaNs and on inf - inf: both expected here.
         with np.errstate(invalid="ignore", over="ignore"):
@@ -367,6 +543,7 @@ def _compare_values(wa: Array, wb: Array, decode: Callable[[Array], Array], resu
         if relative.any():
             with np.errstate(over="ignore"):
                 max_rel = max(max_rel, float((delta[relative] / np.abs(fa[relative])).max()))
+        release(part)
     result.compared = "values"
     result.n_values_differ, result.n_nan_mismatch = n_differ, n_nan_mismatch
     result.max_abs_diff, result.max_rel_diff = max_abs, max_rel
@@ -375,11 +552,12 @@ def _compare_values(wa: Array, wb: Array, decode: Callable[[Array], Array], resu
         result.status = DIFFERENT
 
 
-def _compare_bytes(ra: Array, rb: Array, result: TensorDiff) -> None:
+def _compare_bytes(ra: Array, rb: Array, result: TensorDiff, release: Release) -> None:
     n_differ = 0
     for part in _chunks(ra.size, CHUNK_BYTES):
         if not np.array_equal(ra[part], rb[part]):
             n_differ += int(np.count_nonzero(ra[part] != rb[part]))
+        release(part)
     result.compared = "bytes"
     result.n_bytes_differ = n_differ
     if n_differ:
@@ -392,7 +570,7 @@ def compare_metadata(a: ModelFile, b: ModelFile) -> list[MetadataDifference]:
     for key, ea in a.metadata.items():
         eb = b.metadata.get(key)
         if eb is None:
-            found.append(MetadataDifference(key, ONLY_IN_A, _type_name(ea), None, describe(ea), None))
+            found.append(MetadataDifference(key, ONLY_IN_A, _type_name(ea), None, describe(ea), None, *_json(ea, None)))
             continue
         status: MetadataStatus
         if ea.type != eb.type or _element_type(ea) != _element_type(eb):
@@ -401,11 +579,35 @@ def compare_metadata(a: ModelFile, b: ModelFile) -> list[MetadataDifference]:
             status = "value_changed"
         else:
             continue
-        found.append(MetadataDifference(key, status, _type_name(ea), _type_name(eb), describe(ea), describe(eb)))
+        found.append(
+            MetadataDifference(key, status, _type_name(ea), _type_name(eb), describe(ea), describe(eb), *_json(ea, eb))
+        )
     for key, eb in b.metadata.items():
         if key not in a.metadata:
-            found.append(MetadataDifference(key, ONLY_IN_B, None, _type_name(eb), None, describe(eb)))
+            found.append(MetadataDifference(key, ONLY_IN_B, None, _type_name(eb), None, describe(eb), *_json(None, eb)))
     return found
+
+
+JSON_ARRAY_ITEMS = 16  # an array's first items in --json: a vocabulary has 262,144
+
+
+def _json(ea: MetadataEntry | None, eb: MetadataEntry | None) -> tuple[Any, Any, int | None, int | None]:
+    (va, ca), (vb, cb) = json_value(ea), json_value(eb)
+    return va, vb, ca, cb
+
+
+def json_value(entry: MetadataEntry | None) -> tuple[Any, int | None]:
+    """A value as JSON carries it (floats strict, arrays their first items), and an array's count."""
+    if entry is None:
+        return None, None
+    value = entry.value
+    if isinstance(value, MetadataArray):
+        if value.element_type == ValueType.STRING:
+            head: list[Any] = value.to_list()[:JSON_ARRAY_ITEMS]
+        else:
+            head = value.to_numpy()[:JSON_ARRAY_ITEMS].tolist()
+        return [json_float(x) if isinstance(x, float) else x for x in head], value.count
+    return (json_float(value) if isinstance(value, float) else value), None
 
 
 def _element_type(entry: MetadataEntry) -> ValueType | None:

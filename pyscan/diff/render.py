@@ -12,13 +12,51 @@ from pyscan.diff.compare import (
     DiffReport,
     MetadataDifference,
     TensorDiff,
-    short_float,
 )
 from pyscan.formatting import percent, shape_text, table, terminal_text
 
 
 def _stat(x: float | None) -> str:
-    return "-" if x is None else short_float(x)
+    """One format for every number of a column (six significant digits), whatever its size."""
+    return "-" if x is None else f"{x:.6g}"
+
+
+MAX_RELATION_ROWS = 40  # the text report's worst pairs; --json lists them all
+
+
+def _pct(x: float | None) -> str:
+    return "-" if x is None else f"{100 * x:.3g}%"
+
+
+def _relation_row(t: TensorDiff) -> list[str]:
+    e = t.errors
+    types = t.type if t.type_a == t.type_b else f"{t.type_a} -> {t.type_b}"
+    source = "" if t.source == t.name else t.source
+    if e is None:
+        return [t.name, source, types, ", ".join(t.relations), "-", "-", "-", "-"]
+    snr = "-" if e.snr_db is None else f"{e.snr_db:.1f}"
+    cosine = "-" if e.cosine is None else f"{e.cosine:.6f}"
+    return [t.name, source, types, ", ".join(t.relations), _pct(e.rel_rmse), _stat(e.max_abs if e.n else None), snr,
+            cosine]  # fmt: skip
+
+
+def relations_table(report: DiffReport) -> list[str]:
+    """The pairs that are not identical, worst first (different, then the largest relative RMSE)."""
+    pairs = [t for t in report.tensors if t.relations and t.relations != ["identical"]]
+    if not pairs:
+        return []
+    pairs.sort(key=lambda t: -t.worst())
+    shown = pairs[:MAX_RELATION_ROWS]
+    headers = ["name", "source", "type", "relations", "rel RMSE", "max err", "SNR dB", "cosine"]
+    rows = [_relation_row(t) for t in shown]
+    if all(not row[1] for row in rows):  # paired by name: no source column
+        headers, rows = headers[:1] + headers[2:], [r[:1] + r[2:] for r in rows]
+    out = ["", f"Relations (worst first, {len(shown):,} of {len(pairs):,})"]
+    out += ["  " + line.rstrip() for line in table(headers, rows, left=4 if len(headers) == 8 else 3)]
+    notes = [(t.name, t.note or t.how) for t in shown if t.note or t.how]
+    if notes:
+        out += ["", "Notes"] + [f"  {name}: {text}" for name, text in notes]
+    return out
 
 
 def _metadata_row(m: MetadataDifference) -> list[str]:
@@ -49,11 +87,15 @@ def render(report: DiffReport) -> str:
     out.append(f"  B: {report.path_b} ({container(report.format_b, report.version_b)}, {report.endianness_b}-endian)")
     out += [f"  note: {note}" for note in report.notes]
 
-    different = report.with_status(DIFFERENT)
+    if not report.mapped and any(t.relations not in ([], ["identical"], ["different"]) for t in report.tensors):
+        out.insert(1, f"  {report.relations_summary}")
+    different = [t for t in report.with_status(DIFFERENT, TYPE_CHANGED) if t.compared is not None]
     if different:
         out += ["", "Differing tensors"]
         headers = ["name", "type", "differing", "share", "max |d|", "max rel", "RMSE"]
         out += ["  " + line.rstrip() for line in table(headers, [_differing_row(t) for t in different], left=2)]
+
+    out += relations_table(report)
 
     for title, status in (("Only in A", ONLY_IN_A), ("Only in B", ONLY_IN_B)):
         tensors = report.with_status(status)

@@ -14,6 +14,7 @@ from pyscan.scan.report import FileReport, TensorReport
 from pyscan.scan.verdict import verdict
 from pyscan.visual import colors
 from pyscan.visual.cells import Heatmap, diff_heatmap, scan_heatmap, too_many_for_a_map
+from pyscan.visual.diff_page import relations_section
 from pyscan.visual.mantissa import FORMATS, tensor_histogram, type_histogram
 from pyscan.visual.page import facts, legend, page, table
 from pyscan.visual.svg import bars_svg, esc, heatmap_svg
@@ -215,7 +216,8 @@ def render_diff_html(report: DiffReport) -> str:
             "that differ; hover it for the tensor's name, status and largest differences.",
         ),
     ]
-    differing = [t for t in report.tensors if t.differs]
+    body += relations_section(report)
+    differing = [t for t in report.tensors if t.differs and not (t.relations and t.compared is None)]
     if differing:
         headers = ["name", "status", "type", "differing", "share", "max |d|", "max rel", "RMSE"]
         rows = [_diff_row(t) for t in differing[:MAX_TABLE_ROWS]]

