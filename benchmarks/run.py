@@ -557,6 +557,46 @@ def bench_diff(bench: Bench) -> list[Row]:
     return rows
 
 
+MANY_TENSORS = 200_000
+
+
+def many_tensors_file(bench: Bench) -> Path:
+    """A valid GGUF of 200,000 one-value F32 tensors (~15 MB): issue 11's amplification case."""
+    path = bench.work_dir / f"many-{MANY_TENSORS}.gguf"
+    if not path.exists():
+        log(f"writing {path} ...")
+        writer = gguf.GGUFWriter(str(path), "llama")
+        one = np.ones(1, dtype=np.float32)
+        for i in range(MANY_TENSORS):
+            writer.add_tensor(f"blk.{i}.w", one)
+        writer.write_header_to_file()
+        writer.write_kv_data_to_file()
+        writer.write_tensors_to_file()
+        writer.close()
+    return path
+
+
+def bench_many_tensors(bench: Bench) -> list[Row]:
+    path = many_tensors_file(bench)
+    page = bench.work_dir / "many-tensors.html"
+    log(f"{MANY_TENSORS:,} tensors: --json and --html")
+    json_s, html_s = interleave(
+        [
+            timed([*bench.pyscan, str(path), "--json"]),
+            timed([*bench.pyscan, str(path), "--html", str(page), "--force"]),
+        ],
+        bench.repeats,
+    )
+    remove(page)
+    rows = []
+    for flag, samples in (("--json", json_s), ("--html PAGE", html_s)):
+        median = statistics.median(samples)
+        target = Target("pyscan", "<=", 2, "s")
+        rows.append(Row(f"pyscan FILE {flag}, {MANY_TENSORS:,} tensors", format_seconds(median), target=target,
+                        checked=median))  # fmt: skip
+    return rows
+
+
 def bench_header(bench: Bench) -> list[Row]:
     path = bench.inputs.vocab
     n_tokens = bench.sizes.big_vocab
@@ -760,6 +800,7 @@ def run_all(bench: Bench) -> list[Row]:
         ("peak RSS", lambda: bench_rss(bench)),
         ("diff F32", lambda: bench_diff(bench)),
         ("parse header", lambda: bench_header(bench)),
+        ("many tensors", lambda: bench_many_tensors(bench)),
         ("kernel paths", lambda: bench_isas(bench)),
         ("threads", lambda: bench_threads(bench)),
         ("dtypes and dry runs", lambda: bench_dtypes(bench)),
