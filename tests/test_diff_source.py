@@ -108,6 +108,18 @@ def test_every_pair_and_relation_recovered(tmp_path: Path, arch: str, shards: in
     assert text.splitlines()[0] == report["summary"] and "Relations (worst first" in text
 
 
+def test_the_checkpoint_given_second_is_still_the_source(tmp_path: Path) -> None:
+    source = ck.write_checkpoint(tmp_path / "hf", "gemma3")
+    written = ck.convert(source, "gemma3", tmp_path / "model.gguf")
+    _, forward = diff_json(tmp_path / "hf", tmp_path / "model.gguf")
+    code, backward = diff_json(tmp_path / "model.gguf", tmp_path / "hf")
+    assert code == 1
+    assert any("the checkpoint folder is the source" in note for note in backward["notes"])
+    relations = {t["name"]: (t["source"], t["relations"]) for t in forward["tensors"]}
+    assert {t["name"]: (t["source"], t["relations"]) for t in backward["tensors"]} == relations
+    assert any(r == ["exact-cast", "shifted"] for _, r in relations.values()) and len(relations) == len(written)
+
+
 def broken(tmp_path: Path, arch: str, mistakes: set[str], types: dict[str, Any] | None = None) -> dict[str, Any]:
     source = ck.write_checkpoint(tmp_path / "hf", arch)
     ck.convert(source, arch, tmp_path / "bad.gguf", frozenset(mistakes), types)

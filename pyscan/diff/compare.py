@@ -352,7 +352,14 @@ def diff_files(a: ModelFile, b: ModelFile, include: Sequence[str] = (), exclude:
 def diff_sides(a: Side, b: Side, include: Sequence[str] = (), exclude: Sequence[str] = ()) -> DiffReport:
     a.require_data()
     b.require_data()
+    swapped = a.single is not None and b.single is None
+    if swapped:  # the checkpoint is the source: the converter's transforms are expected from it to the file
+        a, b = b, a
     report = DiffReport(a, b)
+    if swapped:
+        report.notes.append(
+            f"the checkpoint folder is the source, so it is A here: {quote(b.path)} is compared with it"
+        )
     if a.byte_order != b.byte_order:
         report.notes.append(f"byte order differs ({a.byte_order} vs {b.byte_order}): values compared, not bytes")
     pairing = pair_tensors(a, b)

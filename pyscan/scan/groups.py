@@ -42,7 +42,13 @@ def group_tensors(tensors: list[TensorReport]) -> list[TensorGroup]:
     by_pattern: dict[str, dict[str, TensorGroup]] = {}  # dicts keep first-appearance order
     for t in tensors:
         pattern = name_pattern(t.name)
-        types = by_pattern.setdefault(pattern, {})
-        types.setdefault(t.type, TensorGroup(pattern, t.type, [])).tensors.append(t)
+        types = by_pattern.get(pattern)
+        if types is None:
+            types = by_pattern[pattern] = {}
+        group = types.get(t.type)
+        if group is None:  # (setdefault would build a group and its list for every tensor)
+            group = types[t.type] = TensorGroup(pattern, t.type, [])
+        group.tensors.append(t)
     # sorted() is stable: equal counts keep their first-seen order.
     return [g for types in by_pattern.values() for g in sorted(types.values(), key=lambda g: -len(g.tensors))]
+
