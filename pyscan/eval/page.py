@@ -93,6 +93,7 @@ ZERO_GAP = 24  # pixels between the axis, where a 0 sits, and the first decade o
 def kld_chart(modes: Sequence[dict[str, Any]]) -> str:
     """KLD mean (y) against the share of values changed (x), log-log; a 0 sits on its axis, apart from the decades."""
     points = [(m["changed"] / m["n_elements"] if m["n_elements"] else 0.0, m["kld_mean"], m["mode"]) for m in modes]
+    points = [p for p in points if math.isfinite(p[1])]  # an infinite or NaN KLD has no place on a log axis
     xs = [x for x, _, _ in points if x > 0] or [1.0]
     ys = [y for _, y, _ in points if y > 0] or [1e-6]
     x_lo, x_hi = decades(min(xs), max(xs))

@@ -43,6 +43,8 @@ def evaluate(request: EvalRequest) -> dict[str, Any]:
 
     from pyscan.eval import metrics
 
+    if not request.candidates:
+        raise PyscanError(None, "give at least one candidate model to compare with the base", "usage")
     if request.ctx < MIN_CTX or request.ctx % 2:
         raise PyscanError(None, f"--ctx must be an even number of at least {MIN_CTX}", "usage")
     for path in (request.base, *request.candidates):

@@ -222,7 +222,8 @@ def _plainly_valid_tensors(cur: Cursor, mapping: Mapping, count: int, alignment:
     buf, position = mapping.buffer, cur.pos
     while len(tensors) < count:
         n = min(count - len(tensors), step)
-        lib.pyscan_walk_tensor_infos(base, mapping.size, position, n, swap, MAX_NAME_BYTES, fields, end)
+        if lib.pyscan_walk_tensor_infos(base, mapping.size, position, n, swap, MAX_NAME_BYTES, fields, end) >= 0:
+            return None  # the bytes changed since the first walk (a file still being written)
         position = int(end[0])
         if lib.pyscan_place_tensors(
             fields, n, data_offset, alignment, *blocks, len(_BLOCK_ELEMENTS), expected, after_unknown, sizes

@@ -3,7 +3,7 @@
 What llama-quantize would do to a tensor if it quantized it, as F32 again: gguf.quants.quantize
 then gguf.quants.dequantize, so the values are those of gguf-py's reference code bit for bit.
 The rewrite engine hands over whole rows; a row whose length is not a multiple of the 32-value
-block is refused by the caller (select_blocks), as ggml itself refuses such a tensor in a block
+block is refused first (check_rows), as ggml itself refuses such a tensor in a block
 type.  The int modes are idempotent by construction (a BF16 scale keeps q * s exact); a block
 format's F16 scale is recomputed from dequantized values, so nothing guarantees it (it held on
 every test here), and the engine's re-run check does not apply to it.
@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from pyscan.errors import PyscanError
+from pyscan.text import quote
 
 if TYPE_CHECKING:  # numpy and gguf load only when a block format runs: not at every start-up
     import numpy as np
@@ -32,14 +33,14 @@ def check_rows(path: str, targets: Sequence[TensorInfo], target: str) -> None:
         if info.n_elements and row_len % BLOCK_SIZE:
             raise PyscanError(
                 path,
-                f"tensor {info.name!r} has rows of {row_len} values, not a multiple of {target}'s "
+                f"tensor {quote(info.name)} has rows of {row_len} values, not a multiple of {target}'s "
                 f"{BLOCK_SIZE}-value blocks (leave it out with --exclude)",
                 "usage",
             )
 
 
 def round_trip(acc: Any, target: str, src: int, dst: int | None, n_words: int, row_len: int, swap: bool) -> None:
-    """Rewrite n_words F32 words (whole rows of row_len) from address src to dst through the block format.
+    """Rewrite n_words F32 words (whole 32-value blocks) from address src to dst through the block format.
 
     dst None is a dry run; dst == src stores only the words that changed (clean pages stay clean).
     What changed goes into acc (a pyscan_change_stats) as the C kernels count it.
@@ -52,7 +53,7 @@ def round_trip(acc: Any, target: str, src: int, dst: int | None, n_words: int, r
     qtype = GGMLQuantizationType[target.upper()]
     order = ">f4" if swap else "<f4"
     old = np.frombuffer(native.ffi.buffer(native.ffi.cast("char *", src), 4 * n_words), dtype=order)
-    values = old.astype(np.float32).reshape(-1, row_len)
+    values = old.astype(np.float32).reshape(-1, BLOCK_SIZE)  # blocks are independent
     with np.errstate(all="ignore"):  # NaN and infinities go through as gguf.quants makes them
         new = quants.dequantize(quants.quantize(values, qtype), qtype).astype(np.float32).reshape(-1)
     old_bits, new_bits = values.reshape(-1).view(np.uint32), new.view(np.uint32)

@@ -87,12 +87,17 @@ def select_targets(gguf: ModelFile, include: Sequence[str] = (), exclude: Sequen
 
 
 def _chunks(info: TensorInfo, mode: RewriteMode) -> list[tuple[int, int]]:
-    """(first word, words) pieces of a tensor; fake-quant pieces hold whole rows."""
+    """(first word, words) pieces of a tensor; int fake-quant pieces hold whole rows, block formats
+    whole blocks (a row of 4 GB must not become one chunk)."""
     if info.n_elements == 0:  # also covers a row length of 0
         return []
     row_len = info.shape[0] if info.shape else 1
     step = max(1, CHUNK_BYTES // 4)
-    if mode.is_fake_quant:
+    if mode.is_block_format:  # blocks are independent, and rows hold whole blocks (check_rows)
+        from pyscan.rewrite.blocks import BLOCK_SIZE
+
+        step = max(1, step // BLOCK_SIZE) * BLOCK_SIZE
+    elif mode.is_fake_quant:
         step = max(1, step // row_len) * row_len
     return [(first, min(step, info.n_elements - first)) for first in range(0, info.n_elements, step)]
 
@@ -100,9 +105,9 @@ def _chunks(info: TensorInfo, mode: RewriteMode) -> list[tuple[int, int]]:
 def _check_idempotent(mode: RewriteMode, address: int, n: int, row_len: int, swap: bool, path: str) -> None:
     """Refuse a rewritten chunk that the mode would change again.
 
-    Every mode is idempotent, so this catches a faulty kernel.  It runs on the chunk
-    while it is still in cache, before it is written: re-reading the whole output
-    afterwards cost ~0.4 s on a 4.4 GB file.
+    Every mode but the block formats (they skip it) is idempotent, so this catches a faulty
+    kernel.  It runs on the chunk while it is still in cache, before it is written: re-reading
+    the whole output afterwards cost ~0.4 s on a 4.4 GB file.
     """
     again = native.new_change_stats()
     mode.run(again, address, None, n, row_len, swap, path)
@@ -131,6 +136,14 @@ def rewrite_tensors(
     if mode.is_block_format:
         from pyscan.rewrite.blocks import check_rows
 
+        if in_place:  # only idempotent modes may: an interrupted run is finished by running it again
+            raise PyscanError(
+                gguf.path,
+                f"{mode} cannot rewrite in place: a round trip through a block format is not guaranteed to be "
+                "idempotent, so an interrupted run could not be finished by running it again; write a copy "
+                "(-o OUT)",
+                "usage",
+            )
         check_rows(gguf.path, targets, mode.target)
     base, swap = gguf.mapping.address, gguf.swap
     jobs = [(index, first, n) for index, info in enumerate(targets) for first, n in _chunks(info, mode)]

@@ -137,14 +137,14 @@ def count_tensors(
         for piece in pieces:
             run(piece)
             if progress is not None:
-                progress(layout.byte_range(piece)[1])
+                progress(layout.piece_bytes(piece))
     else:
         with map_threaded(run, pieces, threads) as results:
             for piece, acc in results:
                 if acc is not None:
                     _add_counts(totals + piece[0], acc)
                 if progress is not None:
-                    progress(layout.byte_range(piece)[1])
+                    progress(layout.piece_bytes(piece))
 
     # One dict per tensor, straight from its row: 200,000 tensors may each hold a few values.
     pickers = {type_name: _count_picker(type_name) for type_name in COUNTS_BY_TYPE}
@@ -218,6 +218,11 @@ class _Layout:
         if n >= 0:
             return self.offsets[start] + first * self.widths[start], n * self.widths[start]
         return self.offsets[start], self.offsets[stop - 1] + self.nbytes[stop - 1] - self.offsets[start]
+
+    def piece_bytes(self, piece: _Piece) -> int:
+        """The bytes a piece counts (its span less the padding and unscanned tensors between them)."""
+        start, stop, first, n = piece
+        return n * self.widths[start] if n >= 0 else sum(self.nbytes[start:stop])
 
     def count_batch(self, totals: Any, start: int, stop: int, swap: bool, path: str) -> None:
         native.count_batch(

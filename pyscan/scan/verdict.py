@@ -45,10 +45,10 @@ def explain(n: int, counts: dict[str, int]) -> str:
     """The first of EXPLANATIONS that covers every value of a scanned F32 tensor of n values."""
     if counts["low16_zero"] == n:
         return "bf16-exact"
-    finite_or_inf = n - counts["nan"]
-    if counts["low16_zero_minus_one"] == finite_or_inf:
+    finite_or_inf = n - counts["nan"]  # NaN has no w - 1 and no FP16 value: the rest must explain it
+    if finite_or_inf and counts["low16_zero_minus_one"] == finite_or_inf:
         return "bf16-plus-one"
-    if counts["fp16_exact"] == finite_or_inf:
+    if finite_or_inf and counts["fp16_exact"] == finite_or_inf:
         return "fp16-exact"
     return "full-f32"
 

@@ -83,14 +83,6 @@ def rewrite_model(
     model.require_data()
     if output is not None and in_place:
         raise PyscanError(None, "choose either -o OUT or --in-place", "usage")
-    if in_place and mode.is_block_format:
-        # Only idempotent modes may write in place: an interrupted run is finished by running it again.
-        raise PyscanError(
-            source,
-            f"{mode} cannot rewrite in place: a round trip through a block format is not guaranteed to be "
-            "idempotent, so an interrupted run could not be finished by running it again; write a copy (-o OUT)",
-            "usage",
-        )
     if output is not None:
         check_output(source, os.fspath(output), force)
     try:
