@@ -110,7 +110,8 @@ def convert(
     """Write the GGUF; returns GGUF name -> (HF name, ggml type, the F32 array before quantization).
 
     mistakes: "shift-twice" (+2 on blk.0.attn_norm), "no-shift" (none on blk.1.attn_norm), "no-permute"
-    (blk.0.attn_q left unpermuted), "other-layer" (blk.1.attn_v holds layer 0's v_proj).  Tensors
+    (blk.0.attn_q left unpermuted), "other-layer" (blk.1.attn_v holds layer 0's v_proj), "transpose"
+    (blk.0.ffn_down stored transposed).  Tensors
     the name map does not know are left out (as the converter would refuse them).
     """
     gguf_arch = gguf.MODEL_ARCH.GEMMA3 if arch == "gemma3" else gguf.MODEL_ARCH.LLAMA
@@ -139,6 +140,8 @@ def convert(
             data = permute(data, N_HEAD)
         if arch == "llama" and hf_name.endswith("k_proj.weight"):
             data = permute(data, N_KV_HEAD)
+        if name == "blk.0.ffn_down.weight" and "transpose" in mistakes:
+            data = np.ascontiguousarray(data.T)  # stored with its dimensions swapped
         qtype = Q.F32 if data.ndim == 1 else chosen.get(kind(hf_name), Q.F16)
         if qtype == Q.F32:
             writer.add_tensor(name, data)

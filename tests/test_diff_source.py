@@ -163,6 +163,17 @@ def test_tensor_from_another_layer(tmp_path: Path) -> None:
     assert other["first_diff_index"] is not None
 
 
+@pytest.mark.parametrize("qtype", [gguf.GGMLQuantizationType.F32, gguf.GGMLQuantizationType.F16])
+def test_a_transposed_tensor_is_recognized(tmp_path: Path, qtype: Any) -> None:
+    tensors = broken(tmp_path, "llama", {"transpose"}, {"down_proj": qtype})
+    moved, kept = tensors["blk.0.ffn_down.weight"], tensors["blk.1.ffn_down.weight"]
+    if qtype == gguf.GGMLQuantizationType.F32:  # BF16 source: the F32 copy is exact
+        assert moved["relations"] == ["exact-cast", "transposed"], moved
+    else:  # F16 may round some BF16 values
+        assert moved["relations"][-1] == "transposed" and "different" not in moved["relations"], moved
+    assert "transposed" not in kept["relations"] and moved["shape_b"] == kept["shape_b"][::-1]
+
+
 def test_rounding_reproduced_bit_for_bit(tmp_path: Path) -> None:
     """An F32 source stored as BF16 by round-to-nearest-even, by truncation, and as F16."""
     import safetensors.numpy
