@@ -109,13 +109,13 @@ def stdout_is_one_of(paths: Sequence[str]) -> bool:
     return False
 
 
-def write_pictures(args: argparse.Namespace, report: Any, gguf: Any = None) -> None:
+def write_pictures(args: argparse.Namespace, report: Any, gguf: Any = None, groups: Any = None) -> None:
     """Write --html / --plot for a scan report (with its open file, for the histograms) or a diff report."""
     if not (args.html or args.plot):
         return
     from pyscan.visual import write_html, write_png  # numpy and friends: only when asked for
 
     if args.html:
-        write_html(args.html, report, gguf, force=args.force)
+        write_html(args.html, report, gguf, force=args.force, groups=groups)
     if args.plot:
         write_png(report, args.plot, force=args.force)

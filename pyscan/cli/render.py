@@ -8,7 +8,7 @@ import textwrap
 
 from pyscan.formatting import PRECISION_COLUMNS, human_size, percent, plural, shape_text, table, terminal_text
 from pyscan.rewrite.engine import RewriteReport
-from pyscan.scan.groups import group_tensors
+from pyscan.scan.groups import TensorGroup, group_tensors
 from pyscan.scan.report import FileReport, TensorReport
 from pyscan.scan.verdict import verdict
 from pyscan.text import printable
@@ -39,8 +39,17 @@ def paragraph(text: str, width: int, first: str = "") -> list[str]:
     return textwrap.wrap(printable(first + text), width=width, break_long_words=False, break_on_hyphens=False)
 
 
-def render(report: FileReport, per_tensor: bool = False, elapsed: float | None = None, width: int | None = None) -> str:
-    """The text report; the verdict and warnings wrap at width (default: terminal_width())."""
+def render(
+    report: FileReport,
+    per_tensor: bool = False,
+    elapsed: float | None = None,
+    width: int | None = None,
+    groups: list[TensorGroup] | None = None,
+) -> str:
+    """The text report; the verdict and warnings wrap at width (default: terminal_width()).
+
+    groups: group_tensors(report.tensors) if the caller has them already (a page needs them too).
+    """
     width = terminal_width() if width is None else width
     out: list[str] = [report.path]
     out.append(
@@ -68,7 +77,7 @@ def render(report: FileReport, per_tensor: bool = False, elapsed: float | None =
 
     out += ["", "Tensors by name pattern"]
     rows = []
-    for g in group_tensors(report.tensors):
+    for g in group_tensors(report.tensors) if groups is None else groups:
         low, high = g.elements
         rows.append(
             [

@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from pyscan.diff.compare import DiffReport
 from pyscan.errors import PyscanError
 from pyscan.parser.model import ModelFile
+from pyscan.scan.groups import TensorGroup
 from pyscan.scan.report import FileReport
 from pyscan.writer.atomic import AtomicFile, check_target
 
@@ -35,11 +36,15 @@ def write_html(
     report: FileReport | DiffReport,
     gguf: ModelFile | None = None,
     force: bool = False,
+    groups: list[TensorGroup] | None = None,
 ) -> None:
-    """Write the HTML page of a scan report (with gguf: and its mantissa histograms) or of a diff report."""
+    """Write the HTML page of a scan report (with gguf: and its mantissa histograms) or of a diff report.
+
+    groups: group_tensors(report.tensors) if the caller has them already (the text report does).
+    """
     from pyscan.visual.html import render_diff_html, render_html
 
-    text = render_diff_html(report) if isinstance(report, DiffReport) else render_html(report, gguf)
+    text = render_diff_html(report) if isinstance(report, DiffReport) else render_html(report, gguf, groups)
 
     def write(temporary: str) -> None:
         with open(temporary, "w", encoding="utf-8") as f:

@@ -9,7 +9,7 @@ from pyscan.diff.compare import DiffReport, TensorDiff, short_float
 from pyscan.diff.render import container
 from pyscan.formatting import PRECISION_COLUMNS, human_size, percent, plural, shape_text
 from pyscan.parser.model import ModelFile
-from pyscan.scan.groups import group_tensors
+from pyscan.scan.groups import TensorGroup, group_tensors
 from pyscan.scan.report import FileReport, TensorReport
 from pyscan.scan.verdict import verdict
 from pyscan.visual import colors
@@ -93,9 +93,9 @@ def _types_section(report: FileReport) -> list[str]:
     return ["<h2>Tensor types</h2>", table(headers, rows, numeric=(1, 2, 3), name=-1, markup=(4,))]
 
 
-def _groups_section(report: FileReport) -> list[str]:
+def _groups_section(report: FileReport, groups: list[TensorGroup] | None) -> list[str]:
     rows = []
-    for g in group_tensors(report.tensors):
+    for g in group_tensors(report.tensors) if groups is None else groups:
         low, high = g.elements
         sizes = f"{low:,}" if low == high else f"{low:,}-{high:,}"
         rows.append(
@@ -164,7 +164,7 @@ def _mantissa_section(report: FileReport, gguf: ModelFile | None) -> list[str]:
     ]
 
 
-def render_html(report: FileReport, gguf: ModelFile | None = None) -> str:
+def render_html(report: FileReport, gguf: ModelFile | None = None, groups: list[TensorGroup] | None = None) -> str:
     """The scan report as one self-contained HTML page.
 
     gguf, the open file the report was made from, adds the mantissa-bits
@@ -174,7 +174,7 @@ def render_html(report: FileReport, gguf: ModelFile | None = None) -> str:
         *_header(report),
         *_map_section("Precision map", len(report.tensors), lambda: scan_heatmap(report), MAP_HINT),
         *_types_section(report),
-        *_groups_section(report),
+        *_groups_section(report, groups),
         *_mantissa_section(report, gguf),
     ]
     return page(f"pyscan: {os.path.basename(report.path)}", body)
