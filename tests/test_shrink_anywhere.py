@@ -43,9 +43,9 @@ SHRINK_BEFORE_PICTURES = """
 import os, sys
 from pyscan.cli import main as cli
 real = cli.write_pictures
-def shrink_then_draw(args, report, gguf=None):
+def shrink_then_draw(args, report, *rest):
     os.truncate(report.path, int(sys.argv[1]))
-    return real(args, report, gguf)
+    return real(args, report, *rest)
 cli.write_pictures = shrink_then_draw
 sys.exit(cli.main(sys.argv[2:]))
 """
