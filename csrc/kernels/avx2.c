@@ -79,14 +79,8 @@ struct half_lanes {
 static inline __attribute__((always_inline)) void f32_vector(vec u, struct f32_lanes *l)
 {
     const vec a = _mm256_and_si256(u, set32(PYSCAN_F32_ABS));
-    const vec inf = set32(PYSCAN_F32_INF), zero = vzero();
-    const vec is_nan = _mm256_cmpgt_epi32(a, inf), is_zero = _mm256_cmpeq_epi32(a, zero);
-
+    const vec zero = vzero();
     l->low16 = _mm256_sub_epi32(l->low16, _mm256_cmpeq_epi32(_mm256_and_si256(u, set32(0xFFFF)), zero));
-    l->nan = _mm256_sub_epi32(l->nan, is_nan);
-    l->inf = _mm256_sub_epi32(l->inf, _mm256_cmpeq_epi32(a, inf));
-    l->zero = _mm256_sub_epi32(l->zero, is_zero);
-    l->sub = _mm256_sub_epi32(l->sub, _mm256_andnot_si256(is_zero, _mm256_cmpgt_epi32(set32(PYSCAN_F32_MIN_NORMAL), a)));
 
     vec shift = _mm256_max_epi32(_mm256_sub_epi32(set32(126), _mm256_srli_epi32(a, 23)), set32(13));
     vec dropped = _mm256_sub_epi32(_mm256_sllv_epi32(set32(1), shift), set32(1));
@@ -95,8 +89,30 @@ static inline __attribute__((always_inline)) void f32_vector(vec u, struct f32_l
     l->fp16 = _mm256_sub_epi32(l->fp16, _mm256_and_si256(in_range, _mm256_cmpeq_epi32(_mm256_and_si256(a, dropped), zero)));
 
     vec d = _mm256_castps_si256(_mm256_sub_ps(_mm256_castsi256_ps(u), _mm256_set1_ps(1.0f)));
-    vec m1 = _mm256_andnot_si256(is_nan, _mm256_cmpeq_epi32(_mm256_and_si256(d, set32(0xFFFF)), zero));
-    l->minus_one = _mm256_sub_epi32(l->minus_one, m1);
+    l->minus_one = _mm256_sub_epi32(l->minus_one, _mm256_cmpeq_epi32(_mm256_and_si256(d, set32(0xFFFF)), zero));
+}
+
+/* Exponent field 0 or 255: adding 1 to it leaves a signed word below 2^24 (see sse2.c). */
+static inline __attribute__((always_inline)) int f32_any_special(vec u)
+{
+    vec biased = _mm256_add_epi32(_mm256_and_si256(u, set32(PYSCAN_F32_ABS)), set32(PYSCAN_F32_MIN_NORMAL));
+    vec special = _mm256_cmpgt_epi32(set32(2 * PYSCAN_F32_MIN_NORMAL), biased);
+    return !_mm256_testz_si256(special, special);
+}
+
+static inline __attribute__((always_inline)) void f32_special_vector(vec u, struct f32_lanes *l)
+{
+    const vec a = _mm256_and_si256(u, set32(PYSCAN_F32_ABS));
+    const vec inf = set32(PYSCAN_F32_INF), zero = vzero();
+    const vec is_nan = _mm256_cmpgt_epi32(a, inf), is_zero = _mm256_cmpeq_epi32(a, zero);
+    l->nan = _mm256_sub_epi32(l->nan, is_nan);
+    l->inf = _mm256_sub_epi32(l->inf, _mm256_cmpeq_epi32(a, inf));
+    l->zero = _mm256_sub_epi32(l->zero, is_zero);
+    l->sub = _mm256_sub_epi32(l->sub, _mm256_andnot_si256(is_zero, _mm256_cmpgt_epi32(set32(PYSCAN_F32_MIN_NORMAL), a)));
+    /* f32_vector counted every lane whose u - 1 has zero low bits; a NaN is never BF16 + 1. */
+    vec d = _mm256_castps_si256(_mm256_sub_ps(_mm256_castsi256_ps(u), _mm256_set1_ps(1.0f)));
+    vec counted = _mm256_cmpeq_epi32(_mm256_and_si256(d, set32(0xFFFF)), zero);
+    l->minus_one = _mm256_add_epi32(l->minus_one, _mm256_and_si256(is_nan, counted));
 }
 
 /* The F16 magnitude a < 0x7C00 is BF16-exact iff (a & m) == 0, m = 7 / 3 / 1 / 0 (see rules.h). */

@@ -67,14 +67,7 @@ static inline __attribute__((always_inline)) void f32_vector(vec u, struct f32_l
 {
     const vec one = set32(1);
     const vec a = _mm512_and_si512(u, set32(PYSCAN_F32_ABS));
-    const vec inf = set32(PYSCAN_F32_INF);
-    const __mmask16 is_nan = _mm512_cmpgt_epu32_mask(a, inf);
-
     l->low16 = count32(l->low16, _mm512_testn_epi32_mask(u, set32(0xFFFF)));
-    l->nan = count32(l->nan, is_nan);
-    l->inf = count32(l->inf, _mm512_cmpeq_epu32_mask(a, inf));
-    l->zero = count32(l->zero, _mm512_testn_epi32_mask(a, a));
-    l->sub = count32(l->sub, _mm512_cmplt_epu32_mask(_mm512_sub_epi32(a, one), set32(0x7FFFFF)));
 
     /* FP16 drops the low max(13, 126 - e) mantissa bits; see rules.h. */
     vec shift = _mm512_max_epi32(_mm512_sub_epi32(set32(126), _mm512_srli_epi32(a, 23)), set32(13));
@@ -84,7 +77,29 @@ static inline __attribute__((always_inline)) void f32_vector(vec u, struct f32_l
     l->fp16 = count32(l->fp16, _mm512_mask_testn_epi32_mask(in_range, a, dropped));
 
     vec d = _mm512_castps_si512(_mm512_sub_ps(_mm512_castsi512_ps(u), _mm512_set1_ps(1.0f)));
-    l->minus_one = count32(l->minus_one, _mm512_mask_testn_epi32_mask((__mmask16)~is_nan, d, set32(0xFFFF)));
+    l->minus_one = count32(l->minus_one, _mm512_testn_epi32_mask(d, set32(0xFFFF)));
+}
+
+/* Exponent field 0 or 255: adding 1 to it leaves a signed word below 2^24 (see sse2.c). */
+static inline __attribute__((always_inline)) int f32_any_special(vec u)
+{
+    vec biased = _mm512_add_epi32(_mm512_and_si512(u, set32(PYSCAN_F32_ABS)), set32(PYSCAN_F32_MIN_NORMAL));
+    return _mm512_cmplt_epi32_mask(biased, set32(2 * PYSCAN_F32_MIN_NORMAL)) != 0;
+}
+
+static inline __attribute__((always_inline)) void f32_special_vector(vec u, struct f32_lanes *l)
+{
+    const vec a = _mm512_and_si512(u, set32(PYSCAN_F32_ABS));
+    const vec inf = set32(PYSCAN_F32_INF);
+    const __mmask16 is_nan = _mm512_cmpgt_epu32_mask(a, inf);
+    l->nan = count32(l->nan, is_nan);
+    l->inf = count32(l->inf, _mm512_cmpeq_epu32_mask(a, inf));
+    l->zero = count32(l->zero, _mm512_testn_epi32_mask(a, a));
+    l->sub = count32(l->sub, _mm512_cmplt_epu32_mask(_mm512_sub_epi32(a, set32(1)), set32(0x7FFFFF)));
+    /* f32_vector counted every lane whose u - 1 has zero low bits; a NaN is never BF16 + 1. */
+    vec d = _mm512_castps_si512(_mm512_sub_ps(_mm512_castsi512_ps(u), _mm512_set1_ps(1.0f)));
+    __mmask16 counted_nan = _mm512_mask_testn_epi32_mask(is_nan, d, set32(0xFFFF));
+    l->minus_one = _mm512_mask_sub_epi32(l->minus_one, counted_nan, l->minus_one, set32(1));
 }
 
 /* The F16 magnitude a < 0x7C00 is BF16-exact iff (a & m) == 0, m = 7 / 3 / 1 / 0 (see rules.h). */

@@ -15,7 +15,12 @@
  *   f32_vector, f16_vector, bf16_vector
  *                           add one vector's predicates into the lane counters
  *                           (struct f32_lanes: 32-bit lanes; struct half_lanes:
- *                           16-bit lanes), exactly as rules.h counts them
+ *                           16-bit lanes), exactly as rules.h counts them; for
+ *                           F32, f32_vector counts low16, fp16 and minus_one as
+ *                           if no lane were special, f32_any_special(u) says
+ *                           whether one is (zero, subnormal, infinity, NaN),
+ *                           and only then f32_special_vector(u, &l) counts
+ *                           those and takes NaN lanes back out of minus_one
  *   struct mantissa_k, mantissa_setup(keep), mantissa_vector(u, &k, round)
  *   fp16_vector(u, toward_zero)
  *   vecf, vsetf, absmax_vector(cur, u), quant_vector(u, scale, qmax, inv)
@@ -64,7 +69,12 @@ TPL_INLINE void count_f32(const unsigned char *p, size_t n, int swap, pyscan_cou
                 tpl_prefetch(q + PYSCAN_PREFETCH_BYTES);
             for (int k = 0; k < VECS_PER_LINE; k++) {
                 vec u = vload(q + k * VEC_BYTES);
-                f32_vector(swap ? vbswap32(u) : u, &l);
+                if (swap)
+                    u = vbswap32(u);
+                f32_vector(u, &l);
+                /* Weights are almost all normal numbers: the four rare classes cost a branch. */
+                if (__builtin_expect(f32_any_special(u), 0))
+                    f32_special_vector(u, &l);
             }
         }
         uint64_t zero = vhsum32(l.zero), inf = vhsum32(l.inf);

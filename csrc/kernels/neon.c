@@ -43,14 +43,7 @@ struct half_lanes {
 static inline __attribute__((always_inline)) void f32_vector(vec u, struct f32_lanes *l)
 {
     const vec a = vandq_u32(u, set32(PYSCAN_F32_ABS));
-    const vec inf = set32(PYSCAN_F32_INF);
-    const vec is_nan = vcgtq_u32(a, inf);
-
     l->low16 = vsubq_u32(l->low16, vceqzq_u32(vandq_u32(u, set32(0xFFFF))));
-    l->nan = vsubq_u32(l->nan, is_nan);
-    l->inf = vsubq_u32(l->inf, vceqq_u32(a, inf));
-    l->zero = vsubq_u32(l->zero, vceqzq_u32(a));
-    l->sub = vsubq_u32(l->sub, vcltq_u32(vsubq_u32(a, set32(1)), set32(0x7FFFFF)));
 
     /* FP16 drops the low max(13, 126 - e) mantissa bits; see rules.h. */
     int32x4_t shift = vmaxq_s32(vsubq_s32(vdupq_n_s32(126), vreinterpretq_s32_u32(vshrq_n_u32(a, 23))), vdupq_n_s32(13));
@@ -60,7 +53,28 @@ static inline __attribute__((always_inline)) void f32_vector(vec u, struct f32_l
     l->fp16 = vsubq_u32(l->fp16, vandq_u32(in_range, vceqzq_u32(vandq_u32(a, dropped))));
 
     vec d = vreinterpretq_u32_f32(vsubq_f32(vreinterpretq_f32_u32(u), vdupq_n_f32(1.0f)));
-    l->minus_one = vsubq_u32(l->minus_one, vbicq_u32(vceqzq_u32(vandq_u32(d, set32(0xFFFF))), is_nan));
+    l->minus_one = vsubq_u32(l->minus_one, vceqzq_u32(vandq_u32(d, set32(0xFFFF))));
+}
+
+/* Exponent field 0 or 255: adding 1 to it leaves a signed word below 2^24 (see sse2.c). */
+static inline __attribute__((always_inline)) int f32_any_special(vec u)
+{
+    int32x4_t biased = vreinterpretq_s32_u32(vaddq_u32(vandq_u32(u, set32(PYSCAN_F32_ABS)), set32(PYSCAN_F32_MIN_NORMAL)));
+    return vmaxvq_u32(vcltq_s32(biased, vdupq_n_s32((int32_t)(2 * PYSCAN_F32_MIN_NORMAL)))) != 0;
+}
+
+static inline __attribute__((always_inline)) void f32_special_vector(vec u, struct f32_lanes *l)
+{
+    const vec a = vandq_u32(u, set32(PYSCAN_F32_ABS));
+    const vec inf = set32(PYSCAN_F32_INF);
+    const vec is_nan = vcgtq_u32(a, inf);
+    l->nan = vsubq_u32(l->nan, is_nan);
+    l->inf = vsubq_u32(l->inf, vceqq_u32(a, inf));
+    l->zero = vsubq_u32(l->zero, vceqzq_u32(a));
+    l->sub = vsubq_u32(l->sub, vcltq_u32(vsubq_u32(a, set32(1)), set32(0x7FFFFF)));
+    /* f32_vector counted every lane whose u - 1 has zero low bits; a NaN is never BF16 + 1. */
+    vec d = vreinterpretq_u32_f32(vsubq_f32(vreinterpretq_f32_u32(u), vdupq_n_f32(1.0f)));
+    l->minus_one = vaddq_u32(l->minus_one, vandq_u32(is_nan, vceqzq_u32(vandq_u32(d, set32(0xFFFF)))));
 }
 
 /* The F16 magnitude a < 0x7C00 is BF16-exact iff (a & m) == 0, m = 7 / 3 / 1 / 0 (see rules.h). */

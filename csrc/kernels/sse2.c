@@ -86,14 +86,8 @@ static inline vec fp16_drop_pow2(vec a)
 static inline __attribute__((always_inline)) void f32_vector(vec u, struct f32_lanes *l)
 {
     const vec a = _mm_and_si128(u, set32(PYSCAN_F32_ABS));
-    const vec inf = set32(PYSCAN_F32_INF), zero = vzero();
-    const vec is_nan = _mm_cmpgt_epi32(a, inf), is_zero = _mm_cmpeq_epi32(a, zero);
-
+    const vec zero = vzero();
     l->low16 = _mm_sub_epi32(l->low16, _mm_cmpeq_epi32(_mm_and_si128(u, set32(0xFFFF)), zero));
-    l->nan = _mm_sub_epi32(l->nan, is_nan);
-    l->inf = _mm_sub_epi32(l->inf, _mm_cmpeq_epi32(a, inf));
-    l->zero = _mm_sub_epi32(l->zero, is_zero);
-    l->sub = _mm_sub_epi32(l->sub, _mm_andnot_si128(is_zero, _mm_cmplt_epi32(a, set32(PYSCAN_F32_MIN_NORMAL))));
 
     vec dropped = _mm_sub_epi32(fp16_drop_pow2(a), set32(1));
     vec in_range = _mm_and_si128(_mm_cmpgt_epi32(a, set32(PYSCAN_F32_FP16_LO - 1)),
@@ -101,8 +95,32 @@ static inline __attribute__((always_inline)) void f32_vector(vec u, struct f32_l
     l->fp16 = _mm_sub_epi32(l->fp16, _mm_and_si128(in_range, _mm_cmpeq_epi32(_mm_and_si128(a, dropped), zero)));
 
     vec d = _mm_castps_si128(_mm_sub_ps(_mm_castsi128_ps(u), _mm_set1_ps(1.0f)));
-    vec m1 = _mm_andnot_si128(is_nan, _mm_cmpeq_epi32(_mm_and_si128(d, set32(0xFFFF)), zero));
-    l->minus_one = _mm_sub_epi32(l->minus_one, m1);
+    l->minus_one = _mm_sub_epi32(l->minus_one, _mm_cmpeq_epi32(_mm_and_si128(d, set32(0xFFFF)), zero));
+}
+
+/*
+ * Exponent field 0 (zero, subnormal) or 255 (infinity, NaN): a + 2^23 carries the exponent up by
+ * one, so field 0 lands below 2^24 and field 255 overflows into the sign (negative as signed);
+ * every normal number gives a word from 2^24 up.
+ */
+static inline __attribute__((always_inline)) int f32_any_special(vec u)
+{
+    vec biased = _mm_add_epi32(_mm_and_si128(u, set32(PYSCAN_F32_ABS)), set32(PYSCAN_F32_MIN_NORMAL));
+    return _mm_movemask_epi8(_mm_cmplt_epi32(biased, set32(2 * PYSCAN_F32_MIN_NORMAL))) != 0;
+}
+
+static inline __attribute__((always_inline)) void f32_special_vector(vec u, struct f32_lanes *l)
+{
+    const vec a = _mm_and_si128(u, set32(PYSCAN_F32_ABS));
+    const vec inf = set32(PYSCAN_F32_INF), zero = vzero();
+    const vec is_nan = _mm_cmpgt_epi32(a, inf), is_zero = _mm_cmpeq_epi32(a, zero);
+    l->nan = _mm_sub_epi32(l->nan, is_nan);
+    l->inf = _mm_sub_epi32(l->inf, _mm_cmpeq_epi32(a, inf));
+    l->zero = _mm_sub_epi32(l->zero, is_zero);
+    l->sub = _mm_sub_epi32(l->sub, _mm_andnot_si128(is_zero, _mm_cmplt_epi32(a, set32(PYSCAN_F32_MIN_NORMAL))));
+    /* f32_vector counted every lane whose u - 1 has zero low bits; a NaN is never BF16 + 1. */
+    vec d = _mm_castps_si128(_mm_sub_ps(_mm_castsi128_ps(u), _mm_set1_ps(1.0f)));
+    l->minus_one = _mm_add_epi32(l->minus_one, _mm_and_si128(is_nan, _mm_cmpeq_epi32(_mm_and_si128(d, set32(0xFFFF)), zero)));
 }
 
 /* The F16 magnitude a < 0x7C00 is BF16-exact iff (a & m) == 0, m = 7 / 3 / 1 / 0 (see rules.h). */
