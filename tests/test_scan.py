@@ -96,6 +96,14 @@ def test_threads_and_chunks_add_up(
         assert_matches(report, expected_counts(mixed_files[order]))
 
 
+def test_pieces_grow_to_four_chunks_only_while_every_thread_gets_eight() -> None:
+    chunk = scanner.CHUNK_BYTES
+    assert scanner._piece_bytes(0, 2) == chunk
+    assert scanner._piece_bytes(4_400_000_000, 2) == 4 * chunk  # a big file on a small machine
+    assert scanner._piece_bytes(1 << 30, 16) == chunk  # 1 GiB on 16 threads: 8 pieces each at 8 MiB
+    assert scanner._piece_bytes(2 * 8 * 3 * chunk, 2) == 3 * chunk
+
+
 def test_include_and_exclude_choose_tensors(mixed_files: dict[str, Path]) -> None:
     report = pyscan.scan(mixed_files["little"], include=["blk.*"], exclude=["*.attn_norm.*"])
     scanned = {t.name for t in report.scanned()}

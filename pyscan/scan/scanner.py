@@ -22,7 +22,11 @@ from pyscan.scan.verdict import truncation_error
 from pyscan.selection import nothing_selected, select
 
 ELEMENT_BYTES = {"F32": 4, "F16": 2, "BF16": 2}
-CHUNK_BYTES = 16 << 20  # big enough to amortize a call, small enough to balance threads
+CHUNK_BYTES = 16 << 20  # the smallest piece of a large tensor: big enough to amortize a call
+# Pieces grow up to 4x that while every thread still gets CHUNKS_PER_THREAD of them: on the 4.4 GB
+# file, 2 threads, 64 MiB pieces counted in 0.163 s where 16 MiB took 0.188 s (fewer madvise calls,
+# each a TLB flush on every core), and a big machine keeps pieces small enough to balance.
+CHUNKS_PER_THREAD = 8
 PARALLEL_MIN_BYTES = 64 << 20  # below this, threads cost more than they save
 PREFETCH_MIN_BYTES = 64 << 10  # below this, a madvise call costs more than the page faults it saves
 
@@ -114,7 +118,7 @@ def count_tensors(
     mapping, swap = gguf.mapping, gguf.swap
     totals = native.new_counts(len(tensors))  # one struct per tensor, in one allocation
     layout = _Layout(tensors, mapping.address)
-    pieces = layout.pieces()
+    pieces = layout.pieces(_piece_bytes(layout.total_bytes, threads))
     parallel = threads > 1 and layout.total_bytes >= PARALLEL_MIN_BYTES and len(pieces) >= 2
 
     def run(piece: _Piece) -> tuple[_Piece, Any]:
@@ -157,6 +161,11 @@ def count_tensors(
     return result
 
 
+def _piece_bytes(total_bytes: int, threads: int) -> int:
+    """CHUNK_BYTES, or up to 4x that while each thread still gets CHUNKS_PER_THREAD pieces."""
+    return max(CHUNK_BYTES, min(4 * CHUNK_BYTES, total_bytes // (max(1, threads) * CHUNKS_PER_THREAD)))
+
+
 def _count_picker(type_name: str) -> tuple[tuple[str, ...], Callable[[tuple[int, ...]], tuple[int, ...]]]:
     """The counts reported for a type, and where each sits in a kernel's row of COUNT_FIELDS."""
     keys = COUNTS_BY_TYPE[type_name]
@@ -189,9 +198,9 @@ class _Layout:
         self.nbytes = [n * width for n, width in zip(self.lengths, self.widths, strict=True)]
         self.total_bytes = sum(self.nbytes)
 
-    def pieces(self) -> list[_Piece]:
-        """Pieces in file order: runs of small tensors ending where they reach CHUNK_BYTES, and
-        CHUNK_BYTES chunks of large ones."""
+    def pieces(self, chunk_bytes: int) -> list[_Piece]:
+        """Pieces in file order: runs of small tensors ending where they reach chunk_bytes, and
+        chunk_bytes chunks of large ones."""
         pieces: list[_Piece] = []
         run_start, run_bytes = -1, 0
         for index, nbytes in enumerate(self.nbytes):
@@ -199,14 +208,14 @@ class _Layout:
                 if run_start < 0:
                     run_start = index
                 run_bytes += nbytes
-                if run_bytes >= CHUNK_BYTES:
+                if run_bytes >= chunk_bytes:
                     pieces.append((run_start, index + 1, 0, -1))
                     run_start, run_bytes = -1, 0
                 continue
             if run_start >= 0:
                 pieces.append((run_start, index, 0, -1))
                 run_start, run_bytes = -1, 0
-            n, step = self.lengths[index], max(1, CHUNK_BYTES // self.widths[index])
+            n, step = self.lengths[index], max(1, chunk_bytes // self.widths[index])
             pieces.extend((index, index + 1, first, min(step, n - first)) for first in range(0, n, step))
         if run_start >= 0:
             pieces.append((run_start, len(self.nbytes), 0, -1))
