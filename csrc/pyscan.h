@@ -80,7 +80,9 @@ int pyscan_isa_default(void);
 enum pyscan_status {
     PYSCAN_OK = 0,
     PYSCAN_ERR_REFUSED = -1, /* the ISA is not available, or dtype / op / param / group / qmax is out of range */
-    PYSCAN_FAULT = -2        /* the memory vanished under the kernel: a mapped file shrank (SIGBUS, caught) */
+    PYSCAN_FAULT = -2,       /* the memory vanished under the kernel: a mapped file shrank (SIGBUS, caught) */
+    PYSCAN_ERR_CHECK = -3,   /* pyscan_rewrite_to_file: a rewritten piece would change again (a faulty kernel) */
+    PYSCAN_ERR_WRITE = -4    /* pyscan_rewrite_to_file: pwrite failed (the errno is stored) */
 };
 
 /*
@@ -140,6 +142,46 @@ int pyscan_transform(int isa, int op, int param, const void *src, void *dst, siz
  */
 int pyscan_fake_quant(int isa, const void *src, void *dst, size_t n_rows, size_t row_len, size_t group,
                       int qmax, int swap, pyscan_change_stats *acc);
+
+/*
+ * Writing a rewrite into a file.  A write lock lets threads share one output
+ * file: ext4 serializes buffered writes to a file on its inode lock, and a
+ * second writer spins there (30% of all CPU time in perf) where it sleeps on
+ * ours.  pyscan_write_lock_new returns NULL when out of memory.
+ */
+typedef struct pyscan_write_lock pyscan_write_lock;
+pyscan_write_lock *pyscan_write_lock_new(void);
+void pyscan_write_lock_free(pyscan_write_lock *lock);
+
+/* pwrite all n bytes at offset, holding lock (NULL: none).  Returns 0 or an errno value. */
+int pyscan_write_all(int fd, const void *data, size_t n, uint64_t offset, pyscan_write_lock *lock);
+
+/* What pyscan_rewrite_to_file runs: op and param as for pyscan_transform, or
+ * op PYSCAN_OP_FAKE_QUANT with param = qmax, row_len and group as for
+ * pyscan_fake_quant. */
+enum { PYSCAN_OP_FAKE_QUANT = 4 };
+typedef struct pyscan_rewrite {
+    int op;
+    int param;
+    size_t row_len;
+    size_t group;
+} pyscan_rewrite;
+
+/*
+ * Rewrite the n F32 words at src into fd at offset, piece by piece through
+ * buffer (buffer_words words; fake quantization writes whole rows, so at
+ * least one row): each piece is rewritten into the buffer, run through check
+ * (normally how itself: every op here is idempotent, so a change means a
+ * faulty kernel; a different op lets a test make the check fail), and written
+ * with pyscan_write_all under lock.  What changed is added into *acc.
+ * Returns PYSCAN_OK, PYSCAN_ERR_REFUSED (bad op, or a buffer under one row),
+ * PYSCAN_FAULT (src shrank), PYSCAN_ERR_CHECK, or PYSCAN_ERR_WRITE with the
+ * errno in *write_error.  The pieces before a failure are already written.
+ */
+int pyscan_rewrite_to_file(int isa, const pyscan_rewrite *how, const pyscan_rewrite *check,
+                           const void *src, size_t n, int swap,
+                           void *buffer, size_t buffer_words, int fd, uint64_t offset,
+                           pyscan_write_lock *lock, pyscan_change_stats *acc, int *write_error);
 
 /*
  * A read-only (or, with writable != 0, shared writable) mapping of a whole

@@ -169,6 +169,62 @@ def fake_quant_into(
     _check_status(status, path, f"the fake-quant kernel refused group {group}, qmax {qmax}")
 
 
+def rewrite_op(op: int, param: int, row_len: int = 0, group: int = 0) -> Any:
+    """A ``pyscan_rewrite`` struct: op and param as for transform_into, or op
+    lib.PYSCAN_OP_FAKE_QUANT with param = qmax, row_len and group (see pyscan.h)."""
+    return ffi.new("pyscan_rewrite *", {"op": op, "param": param, "row_len": row_len, "group": group})
+
+
+class WriteLock:
+    """Lets threads write into one output file, one pwrite at a time (see pyscan.h)."""
+
+    __slots__ = ("handle",)
+
+    def __init__(self) -> None:
+        raw = lib.pyscan_write_lock_new()
+        if raw == ffi.NULL:
+            raise MemoryError("cannot create a write lock")
+        self.handle = ffi.gc(raw, lib.pyscan_write_lock_free)
+
+
+def write_all(fd: int, data: bytes | bytearray | memoryview, offset: int, lock: WriteLock, output: str) -> None:
+    """pwrite all of data at offset under lock, without the GIL; PyscanError naming output if it fails."""
+    error = lib.pyscan_write_all(fd, ffi.from_buffer(data), len(data), offset, lock.handle)
+    if error:
+        raise PyscanError(output, f"cannot write: {os.strerror(error)}", "io")
+
+
+def rewrite_to_file(
+    acc: Any,
+    how: Any,
+    check: Any,
+    src: int,
+    n_words: int,
+    swap: bool,
+    buffer: bytearray,
+    fd: int,
+    offset: int,
+    lock: WriteLock,
+    path: str,
+    output: str,
+) -> None:
+    """Rewrite n F32 words at src into fd at offset through buffer (see pyscan.h), without the GIL.
+
+    check is the op each rewritten piece must be a fixed point of: how itself (every such op is
+    idempotent), or in a test, another one.  Errors name path (the input) or output.
+    """
+    error = ffi.new("int *")
+    status = lib.pyscan_rewrite_to_file(
+        _isa_index(), how, check, ffi.cast("void *", src), n_words, int(swap), ffi.from_buffer(buffer),
+        len(buffer) // 4, fd, offset, lock.handle, acc, error,
+    )  # fmt: skip
+    if status == lib.PYSCAN_ERR_WRITE:
+        raise PyscanError(output, f"cannot write: {os.strerror(error[0])}", "io")
+    if status == lib.PYSCAN_ERR_CHECK:
+        raise PyscanError(path, "a rewritten chunk failed its check (rewriting it again would change it)")
+    _check_status(status, path, f"the rewrite kernel refused op {how.op} with parameter {how.param}")
+
+
 def start_writeback(fd: int, offset: int, length: int) -> None:
     """Start writing a range of fd to disk now, without waiting (a hint; see pyscan.h)."""
     lib.pyscan_start_writeback(fd, offset, length)

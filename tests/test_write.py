@@ -24,7 +24,7 @@ import pyscan
 from pyscan import native
 from pyscan.demo import write_tinyllama_like
 from pyscan.errors import PyscanError
-from pyscan.rewrite import RewriteMode, parse_mode
+from pyscan.rewrite import parse_mode
 from pyscan.writer import output as writer_output
 from pyscan.writer import rewrite_file
 
@@ -235,33 +235,40 @@ def test_options_that_need_a_mode_or_a_destination(models: dict[str, Path]) -> N
         assert result.returncode == 2 and len(result.stderr.splitlines()) == 1, args
 
 
-def _fail_on_write(monkeypatch: pytest.MonkeyPatch, error: BaseException) -> None:
-    real_pwrite = os.pwrite
+def _fail_on_second_write(monkeypatch: pytest.MonkeyPatch, failure: str) -> None:
+    """From the second chunk on: the disk is full (the C loop writes into /dev/full), or Ctrl-C."""
+    real = native.rewrite_to_file
     calls = {"n": 0}
 
-    def flaky(fd: int, data: Any, offset: int) -> int:
+    def flaky(*args: Any) -> None:
         calls["n"] += 1
+        if calls["n"] > 1 and failure == "ctrl-c":
+            raise KeyboardInterrupt
         if calls["n"] > 1:
-            raise error
-        return real_pwrite(fd, data, offset)
+            full = os.open("/dev/full", os.O_WRONLY)
+            try:
+                real(*args[:7], full, *args[8:])  # fd is the 8th argument
+            finally:
+                os.close(full)
+        real(*args)
 
-    monkeypatch.setattr(os, "pwrite", flaky)
+    monkeypatch.setattr(native, "rewrite_to_file", flaky)
 
 
-@pytest.mark.parametrize(
-    "error", [OSError(errno.ENOSPC, "No space left on device"), KeyboardInterrupt()], ids=["disk-full", "ctrl-c"]
-)
+@pytest.mark.parametrize("failure", ["disk-full", "ctrl-c"])
 def test_failure_mid_write_leaves_nothing(
-    error: BaseException, models: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    failure: str, models: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     source = models["tinyllama"]
     before = digest(source)
     out = tmp_path / "out.gguf"
-    _fail_on_write(monkeypatch, error)
+    _fail_on_second_write(monkeypatch, failure)
     monkeypatch.setattr("pyscan.rewrite.engine.CHUNK_BYTES", 64)  # many writes, so the failure lands mid-file
-    expected: type[BaseException] = PyscanError if isinstance(error, OSError) else KeyboardInterrupt
-    with pytest.raises(expected):
+    expected: type[BaseException] = PyscanError if failure == "disk-full" else KeyboardInterrupt
+    with pytest.raises(expected) as raised:
         rewrite_file(source, parse_mode(truncate="m3"), output=out, threads=1)  # type: ignore[arg-type]
+    if failure == "disk-full":
+        assert str(raised.value) == f"{out}: cannot write: {os.strerror(errno.ENOSPC)}"
     assert not out.exists() and leftovers(tmp_path) == []
     assert digest(source) == before
 
@@ -281,15 +288,14 @@ def test_failed_check_leaves_nothing(models: dict[str, Path], tmp_path: Path, mo
 def test_a_chunk_that_fails_its_check_is_never_written(
     models: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, threads: int
 ) -> None:
-    """A kernel that is not idempotent (the check rewrites each chunk again) leaves no OUT."""
-    real_run = RewriteMode.run
+    """A kernel that is not idempotent (the check rewrites each piece again) leaves no OUT."""
+    real = native.rewrite_to_file
+    stricter = native.rewrite_op(native.lib.PYSCAN_OP_TRUNCATE_MANTISSA, 3)  # changes what bf16 left
 
-    def not_idempotent(self: RewriteMode, acc: Any, src: int, dst: int | None, *rest: Any) -> None:
-        real_run(self, acc, src, dst, *rest)
-        if dst is None:  # the check: pretend the second pass changed a value
-            acc.changed = 1
+    def not_idempotent(acc: Any, how: Any, check: Any, *rest: Any) -> None:
+        real(acc, how, stricter, *rest)
 
-    monkeypatch.setattr(RewriteMode, "run", not_idempotent)
+    monkeypatch.setattr(native, "rewrite_to_file", not_idempotent)
     monkeypatch.setattr("pyscan.rewrite.engine.PARALLEL_MIN_BYTES", 0)  # threads even for a small model
     out = tmp_path / "out.gguf"
     with pytest.raises(PyscanError, match="failed its check"):

@@ -1,9 +1,10 @@
 """Run a rewrite mode over F32 tensors, chunk by chunk and thread by thread.
 
 Three destinations: none (a dry run), the tensor itself (in place, through a
-writable mapping), or an output file (each chunk is rewritten into a small
-per-thread buffer and written with pwrite, so the data is read once, from the
-input's mapping, and written once).
+writable mapping), or an output file: each chunk goes through a per-thread
+buffer of PIPE_BYTES in C (native.rewrite_to_file: rewrite a piece, check it,
+pwrite it while it is still in cache), so the data is read once, from the
+input's mapping, and written once.
 """
 
 from __future__ import annotations
@@ -19,8 +20,18 @@ from pyscan.parser.model import ModelFile, TensorInfo
 from pyscan.rewrite.modes import RewriteMode
 from pyscan.selection import nothing_selected, select
 
-CHUNK_BYTES = 4 << 20  # small enough for the output buffer to stay in cache
+CHUNK_BYTES = 4 << 20  # one job of a thread (a Python call); the C loop cuts it into PIPE_BYTES pieces
+PIPE_BYTES = 256 << 10  # the output buffer: pwrite from a 4 MiB one was several times slower (see csrc/pipe.c)
 PARALLEL_MIN_BYTES = 32 << 20
+
+
+class FileSink(NamedTuple):
+    """Where rewrite_tensors writes: into fd, at the tensors' own offsets."""
+
+    fd: int
+    path: str  # named in write errors
+    lock: native.WriteLock  # one pwrite at a time: threads share the file
+    after_write: Callable[[int, int], None] | None = None  # (offset, length) of each written chunk
 
 
 class TensorChange(NamedTuple):
@@ -102,34 +113,22 @@ def _chunks(info: TensorInfo, mode: RewriteMode) -> list[tuple[int, int]]:
     return [(first, min(step, info.n_elements - first)) for first in range(0, info.n_elements, step)]
 
 
-def _check_idempotent(mode: RewriteMode, address: int, n: int, row_len: int, swap: bool, path: str) -> None:
-    """Refuse a rewritten chunk that the mode would change again.
-
-    Every mode but the block formats (they skip it) is idempotent, so this catches a faulty
-    kernel.  It runs on the chunk while it is still in cache, before it is written: re-reading
-    the whole output afterwards cost ~0.4 s on a 4.4 GB file.
-    """
-    again = native.new_change_stats()
-    mode.run(again, address, None, n, row_len, swap, path)
-    if again.changed:
-        raise PyscanError(path, "a rewritten chunk failed its check (rewriting it again would change it)")
-
-
 def rewrite_tensors(
     gguf: ModelFile,
     targets: Sequence[TensorInfo],
     mode: RewriteMode,
     *,
-    sink: Callable[[memoryview, int], None] | None = None,
+    sink: FileSink | None = None,
     in_place: bool = False,
     threads: int | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> list[TensorChange]:
     """Apply mode to the targets: into sink, in place, or (neither) as a dry run.
 
-    With a sink, each rewritten chunk is made in a small per-thread buffer, checked (the mode
-    run over it again changes nothing), and handed to sink(bytes, file offset): the writer owns
-    the file.  progress, if given, is called with the bytes of each chunk as it completes.
+    With a sink, each rewritten piece is made in a small per-thread buffer, checked there (the
+    mode run over it again changes nothing: every mode but the block formats is idempotent, so
+    this catches a faulty kernel, without re-reading the output), and written into sink.fd.
+    progress, if given, is called with the bytes of each chunk as it completes.
     """
     if in_place and not gguf.mapping.writable:
         raise PyscanError(gguf.path, "in-place rewrite needs a writable mapping", "usage")
@@ -146,6 +145,9 @@ def rewrite_tensors(
             )
         check_rows(gguf.path, targets, mode.target)
     base, swap = gguf.mapping.address, gguf.swap
+    kernel_ops = {} if mode.is_block_format or sink is None else {
+        row_len: mode.kernel_op(row_len) for row_len in {t.shape[0] if t.shape else 1 for t in targets}
+    }  # fmt: skip
     jobs = [(index, first, n) for index, info in enumerate(targets) for first, n in _chunks(info, mode)]
     buffers = threading.local()
 
@@ -160,15 +162,24 @@ def rewrite_tensors(
             mode.run(acc, src, src if in_place else None, n, row_len, swap, gguf.path)
             gguf.mapping.release(info.offset + 4 * first, 4 * n)  # done with it: bound the resident set
             return index, acc, 4 * n
+        # Block formats: a whole chunk at once through gguf.quants, unchecked (not idempotent).
+        wanted = 4 * n if mode.is_block_format else max(PIPE_BYTES, 4 * row_len if mode.is_fake_quant else 0)
         buffer = getattr(buffers, "data", None)
-        if buffer is None or len(buffer) < 4 * n:
-            buffer = buffers.data = bytearray(max(4 * n, CHUNK_BYTES))
-        address = int(native.ffi.cast("uintptr_t", native.ffi.from_buffer(buffer)))
-        mode.run(acc, src, address, n, row_len, swap, gguf.path)
-        gguf.mapping.release(info.offset + 4 * first, 4 * n)
-        if not mode.is_block_format:  # not guaranteed for a block format (see rewrite.blocks)
-            _check_idempotent(mode, address, n, row_len, swap, gguf.path)
-        sink(memoryview(buffer)[: 4 * n], info.offset + 4 * first)
+        if buffer is None or len(buffer) < wanted:
+            buffer = buffers.data = bytearray(max(wanted, PIPE_BYTES))
+        offset = info.offset + 4 * first
+        if mode.is_block_format:
+            address = int(native.ffi.cast("uintptr_t", native.ffi.from_buffer(buffer)))
+            mode.run(acc, src, address, n, row_len, swap, gguf.path)
+            native.write_all(sink.fd, memoryview(buffer)[: 4 * n], offset, sink.lock, sink.path)
+        else:
+            how = kernel_ops[row_len]
+            native.rewrite_to_file(
+                acc, how, how, src, n, swap, buffer, sink.fd, offset, sink.lock, gguf.path, sink.path
+            )
+        gguf.mapping.release(offset, 4 * n)
+        if sink.after_write is not None:
+            sink.after_write(offset, 4 * n)
         return index, acc, 4 * n
 
     changes = [TensorChange(t.name, t.n_elements) for t in targets]

@@ -59,13 +59,26 @@ class RewriteMode(NamedTuple):
                 acc, src, dst, n_words // row_len, row_len, self.group_size or row_len, qmax, swap, path
             )
             return
+        op, param = self._transform_op()
+        native.transform_into(acc, op, param, src, dst, n_words, swap, path)
+
+    def kernel_op(self, row_len: int) -> Any:
+        """The mode as native.rewrite_op's struct, for rows of row_len (not for the block formats)."""
+        if self.is_block_format:
+            raise ValueError(f"{self} runs in gguf.quants, not in a kernel")
+        if self.is_fake_quant:
+            qmax = FAKE_QUANT_LEVELS[self.target]
+            return native.rewrite_op(native.lib.PYSCAN_OP_FAKE_QUANT, qmax, row_len, self.group_size or row_len)
+        return native.rewrite_op(*self._transform_op())
+
+    def _transform_op(self) -> tuple[int, int]:
+        """(op, param) of pyscan_transform for a truncate or round mode."""
         if self.target == "fp16":
             op = native.lib.PYSCAN_OP_TRUNCATE_FP16 if self.kind == "truncate" else native.lib.PYSCAN_OP_ROUND_FP16
-            native.transform_into(acc, op, 0, src, dst, n_words, swap, path)
-            return
+            return op, 0
         keep = 7 if self.target == "bf16" else int(self.target[1:])
         op = native.lib.PYSCAN_OP_TRUNCATE_MANTISSA if self.kind == "truncate" else native.lib.PYSCAN_OP_ROUND_MANTISSA
-        native.transform_into(acc, op, keep, src, dst, n_words, swap, path)
+        return op, keep
 
 
 def parse_target(kind: Literal["truncate", "round"], text: str) -> RewriteMode:

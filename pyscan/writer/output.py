@@ -2,9 +2,9 @@
 
 -o OUT: a temporary file is created in OUT's folder; the bytes that do not
 change are copied by the kernel (copy_file_range, which reflinks where the
-file system can), the chosen tensors are rewritten chunk by chunk into a
-small buffer, each chunk checked (the mode would change nothing more) and
-written with pwrite; the finished file is re-parsed, its header compared
+file system can), the chosen tensors are rewritten piece by piece into a
+small buffer, each piece checked (the mode would change nothing more) and
+written with pwrite (rewrite.engine); the finished file is re-parsed, its header compared
 byte for byte with IN's, and only then renamed over OUT.  On any
 failure, Ctrl-C or SIGTERM included, the temporary file is removed: there is
 never a partial OUT, and IN is only ever read.
@@ -24,14 +24,13 @@ from __future__ import annotations
 
 import errno
 import os
-import threading
 from collections.abc import Callable, Sequence
 
 from pyscan import native
 from pyscan.errors import FileShrankError, PyscanError
 from pyscan.parser.model import ModelFile, TensorInfo
 from pyscan.parser.opener import open_model
-from pyscan.rewrite.engine import RewriteReport, TensorChange, rewrite_tensors, select_targets
+from pyscan.rewrite.engine import FileSink, RewriteReport, TensorChange, rewrite_tensors, select_targets
 from pyscan.rewrite.modes import RewriteMode
 
 COPY_STEP = 1 << 30  # copy_file_range takes at most this per call, comfortably
@@ -135,17 +134,13 @@ def _write_copy(
         try:
             # No ftruncate to the final size first: on ext4, filling a sparse file is 2-3x slower.
             _copy_unchanged(gguf, targets, out.fd, output, durable)
-            write_lock = threading.Lock()
 
-            def write_chunk(data: memoryview, offset: int) -> None:
-                # One pwrite at a time: ext4 serializes buffered writes to a file on its inode lock, and a
-                # second writer spins there (perf: 30% of all CPU time) instead of sleeping on ours.
-                with write_lock:
-                    _write_all(out.fd, data, offset, output)
-                if durable:  # overlap the disk with the next chunk instead of one long fsync at the end
-                    native.start_writeback(out.fd, offset, len(data))
+            def start_writeback(offset: int, length: int) -> None:
+                # Overlap the disk with the next chunk instead of one long fsync at the end.
+                native.start_writeback(out.fd, offset, length)
 
-            changes = rewrite_tensors(gguf, targets, mode, sink=write_chunk, threads=threads, progress=progress)
+            sink = FileSink(out.fd, output, native.WriteLock(), start_writeback if durable else None)
+            changes = rewrite_tensors(gguf, targets, mode, sink=sink, threads=threads, progress=progress)
         except OSError as exc:
             raise PyscanError(output, f"cannot write: {exc.strerror or exc}", "io") from None
         _check_copy(gguf, out.temporary, output)
@@ -199,15 +194,6 @@ def _check_copy(gguf: ModelFile, temporary: str, output: str) -> None:
         ]
         if not same_layout or written.mapping.buffer[: gguf.data_offset] != gguf.mapping.buffer[: gguf.data_offset]:
             raise PyscanError(output, "the written file does not match the input's layout; nothing was written")
-
-
-def _write_all(fd: int, data: memoryview, offset: int, path: str) -> None:
-    while data:
-        try:
-            written = os.pwrite(fd, data, offset)
-        except OSError as exc:
-            raise PyscanError(path, f"cannot write: {exc.strerror or exc}", "io") from None
-        data, offset = data[written:], offset + written
 
 
 def _flush(path: str) -> None:
