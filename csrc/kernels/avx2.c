@@ -75,19 +75,20 @@ struct half_lanes {
     vec nan, inf, zero, sub, exact;
 };
 
-/* FP16 drops the low max(13, 126 - e) mantissa bits of an F32 with exponent e (see rules.h). */
+/* F32 -> FP16 (nearest, ties to even) -> F32 with F16C: a finite word comes back unchanged iff
+ * it is FP16-exact (rules.h's rule), so one compare replaces the exponent-dependent mask.  NaNs,
+ * zeros and infinities are counted apart, in f32_special_vector. */
+static inline __attribute__((always_inline)) vec fp16_round_trip(vec u)
+{
+    __m128i h = _mm256_cvtps_ph(_mm256_castsi256_ps(u), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    return _mm256_castps_si256(_mm256_cvtph_ps(h));
+}
+
 static inline __attribute__((always_inline)) void f32_vector(vec u, struct f32_lanes *l)
 {
-    const vec a = _mm256_and_si256(u, set32(PYSCAN_F32_ABS));
     const vec zero = vzero();
     l->low16 = _mm256_sub_epi32(l->low16, _mm256_cmpeq_epi32(_mm256_and_si256(u, set32(0xFFFF)), zero));
-
-    vec shift = _mm256_max_epi32(_mm256_sub_epi32(set32(126), _mm256_srli_epi32(a, 23)), set32(13));
-    vec dropped = _mm256_sub_epi32(_mm256_sllv_epi32(set32(1), shift), set32(1));
-    vec in_range = _mm256_and_si256(_mm256_cmpgt_epi32(a, set32(PYSCAN_F32_FP16_LO - 1)),
-                                    _mm256_cmpgt_epi32(set32(PYSCAN_F32_FP16_HI), a));
-    l->fp16 = _mm256_sub_epi32(l->fp16, _mm256_and_si256(in_range, _mm256_cmpeq_epi32(_mm256_and_si256(a, dropped), zero)));
-
+    l->fp16 = _mm256_sub_epi32(l->fp16, _mm256_cmpeq_epi32(fp16_round_trip(u), u));
     vec d = _mm256_castps_si256(_mm256_sub_ps(_mm256_castsi256_ps(u), _mm256_set1_ps(1.0f)));
     l->minus_one = _mm256_sub_epi32(l->minus_one, _mm256_cmpeq_epi32(_mm256_and_si256(d, set32(0xFFFF)), zero));
 }
@@ -113,6 +114,9 @@ static inline __attribute__((always_inline)) void f32_special_vector(vec u, stru
     vec d = _mm256_castps_si256(_mm256_sub_ps(_mm256_castsi256_ps(u), _mm256_set1_ps(1.0f)));
     vec counted = _mm256_cmpeq_epi32(_mm256_and_si256(d, set32(0xFFFF)), zero);
     l->minus_one = _mm256_add_epi32(l->minus_one, _mm256_and_si256(is_nan, counted));
+    /* f32_vector counted the zeros, infinities and NaNs whose round trip gave them back. */
+    vec apart = _mm256_or_si256(_mm256_cmpgt_epi32(a, set32(PYSCAN_F32_INF - 1)), is_zero);
+    l->fp16 = _mm256_add_epi32(l->fp16, _mm256_and_si256(apart, _mm256_cmpeq_epi32(fp16_round_trip(u), u)));
 }
 
 /* The F16 magnitude a < 0x7C00 is BF16-exact iff (a & m) == 0, m = 7 / 3 / 1 / 0 (see rules.h). */

@@ -63,28 +63,28 @@ struct half_lanes {
     vec nan, inf, zero, sub, exact;
 };
 
+/* F32 -> FP16 (nearest, ties to even) -> F32: a finite word comes back unchanged iff it is
+ * FP16-exact (rules.h's rule), so one compare replaces the exponent-dependent mask.  NaNs,
+ * zeros and infinities are counted apart, in f32_special_vector. */
+static inline __attribute__((always_inline)) vec fp16_round_trip(vec u)
+{
+    __m256i h = _mm512_cvtps_ph(_mm512_castsi512_ps(u), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    return _mm512_castps_si512(_mm512_cvtph_ps(h));
+}
+
 static inline __attribute__((always_inline)) void f32_vector(vec u, struct f32_lanes *l)
 {
-    const vec one = set32(1);
-    const vec a = _mm512_and_si512(u, set32(PYSCAN_F32_ABS));
     l->low16 = count32(l->low16, _mm512_testn_epi32_mask(u, set32(0xFFFF)));
-
-    /* FP16 drops the low max(13, 126 - e) mantissa bits; see rules.h. */
-    vec shift = _mm512_max_epi32(_mm512_sub_epi32(set32(126), _mm512_srli_epi32(a, 23)), set32(13));
-    vec dropped = _mm512_sub_epi32(_mm512_sllv_epi32(one, shift), one);
-    vec biased = _mm512_sub_epi32(a, set32(PYSCAN_F32_FP16_LO));
-    __mmask16 in_range = _mm512_cmplt_epu32_mask(biased, set32(PYSCAN_F32_FP16_HI - PYSCAN_F32_FP16_LO));
-    l->fp16 = count32(l->fp16, _mm512_mask_testn_epi32_mask(in_range, a, dropped));
-
+    l->fp16 = count32(l->fp16, _mm512_cmpeq_epi32_mask(fp16_round_trip(u), u));
     vec d = _mm512_castps_si512(_mm512_sub_ps(_mm512_castsi512_ps(u), _mm512_set1_ps(1.0f)));
     l->minus_one = count32(l->minus_one, _mm512_testn_epi32_mask(d, set32(0xFFFF)));
 }
 
-/* Exponent field 0 or 255: adding 1 to it leaves a signed word below 2^24 (see sse2.c). */
+/* Exponent field 0 or 255: adding 1 to it leaves 0 or 1, so its top 7 bits (24..30) are zero. */
 static inline __attribute__((always_inline)) int f32_any_special(vec u)
 {
-    vec biased = _mm512_add_epi32(_mm512_and_si512(u, set32(PYSCAN_F32_ABS)), set32(PYSCAN_F32_MIN_NORMAL));
-    return _mm512_cmplt_epi32_mask(biased, set32(2 * PYSCAN_F32_MIN_NORMAL)) != 0;
+    vec bumped = _mm512_add_epi32(u, set32(PYSCAN_F32_MIN_NORMAL));
+    return _mm512_testn_epi32_mask(bumped, set32(0x7F000000u)) != 0;
 }
 
 static inline __attribute__((always_inline)) void f32_special_vector(vec u, struct f32_lanes *l)
@@ -100,6 +100,10 @@ static inline __attribute__((always_inline)) void f32_special_vector(vec u, stru
     vec d = _mm512_castps_si512(_mm512_sub_ps(_mm512_castsi512_ps(u), _mm512_set1_ps(1.0f)));
     __mmask16 counted_nan = _mm512_mask_testn_epi32_mask(is_nan, d, set32(0xFFFF));
     l->minus_one = _mm512_mask_sub_epi32(l->minus_one, counted_nan, l->minus_one, set32(1));
+    /* f32_vector counted the zeros, infinities and NaNs whose round trip gave them back. */
+    __mmask16 apart = _mm512_cmpge_epu32_mask(a, inf) | _mm512_testn_epi32_mask(a, a);
+    __mmask16 counted = _mm512_mask_cmpeq_epi32_mask(apart, fp16_round_trip(u), u);
+    l->fp16 = _mm512_mask_sub_epi32(l->fp16, counted, l->fp16, set32(1));
 }
 
 /* The F16 magnitude a < 0x7C00 is BF16-exact iff (a & m) == 0, m = 7 / 3 / 1 / 0 (see rules.h). */

@@ -20,7 +20,9 @@
  *                           if no lane were special, f32_any_special(u) says
  *                           whether one is (zero, subnormal, infinity, NaN),
  *                           and only then f32_special_vector(u, &l) counts
- *                           those and takes NaN lanes back out of minus_one
+ *                           those and takes back out of minus_one and fp16
+ *                           whatever f32_vector counted of them (fp16 ends
+ *                           with the nonzero finite FP16-exact words)
  *   struct mantissa_k, mantissa_setup(keep), mantissa_vector(u, &k, round)
  *   fp16_vector(u, toward_zero)
  *   vecf, vsetf, absmax_vector(cur, u), quant_vector(u, scale, qmax, inv)

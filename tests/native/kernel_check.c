@@ -6,7 +6,7 @@
  * Built and run by .ci/native-check.sh, natively and (under qemu-aarch64)
  * for the NEON path.  Links against csrc/dispatch.c and the csrc/kernels sources only.
  *
- *   kernel_check [--quick]
+ *   kernel_check [--quick] [--every-f32-word]
  *
  * --quick (or KERNEL_CHECK_QUICK=1 in the environment) skips the one case
  * longer than a 2^24-word SIMD block.  The last line printed is
@@ -24,6 +24,9 @@
  *      PROT_NONE guard page, so an over-read faults.
  *   4. the API contract: unavailable ISAs and unknown dtypes return -1 and
  *      leave the accumulator untouched.
+ *   5. with --every-f32-word: every one of the 2^32 F32 words, each SIMD
+ *      path against scalar (the F32 paths test FP16 exactness by a round
+ *      trip through the hardware's conversion, scalar by the bit rule).
  *
  * The oracle uses no bit tricks for the exactness questions: a value is
  * "exactly representable in a format with p significant bits, exponents
@@ -737,14 +740,39 @@ static void check_huge(const int *isas, int nisas)
     free(big);
 }
 
+/* 5: every one of the 2^32 F32 words, each SIMD path against the scalar rule, in 2^20-word
+ * pieces (native runs only: about 20 s here, far longer under qemu). */
+static void check_every_f32_word(const int *isas, int nisas)
+{
+    const size_t n = (size_t)1 << 20;
+    uint32_t *words = malloc(n * sizeof *words);
+    if (!words) {
+        printf("note: no memory for the sweep of every F32 word, skipped\n");
+        return;
+    }
+    for (uint64_t first = 0; first < (UINT64_C(1) << 32); first += n) {
+        for (size_t i = 0; i < n; i++)
+            words[i] = (uint32_t)(first + i);
+        pyscan_counts want, got;
+        count_or_fail(PYSCAN_ISA_SCALAR, PYSCAN_F32, words, n, 0, &want);
+        for (int k = 0; k < nisas; k++) {
+            count_or_fail(isas[k], PYSCAN_F32, words, n, 0, &got);
+            check_counts(isas[k], "every-word", PYSCAN_F32, n, 0, 0, (size_t)first, &want, &got);
+        }
+    }
+    free(words);
+}
+
 int main(int argc, char **argv)
 {
-    int quick = getenv("KERNEL_CHECK_QUICK") && strcmp(getenv("KERNEL_CHECK_QUICK"), "0") != 0;
+    int quick = getenv("KERNEL_CHECK_QUICK") && strcmp(getenv("KERNEL_CHECK_QUICK"), "0") != 0, sweep = 0;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--quick") == 0) {
             quick = 1;
+        } else if (strcmp(argv[i], "--every-f32-word") == 0) {
+            sweep = 1;
         } else {
-            fprintf(stderr, "usage: %s [--quick]\n", argv[0]);
+            fprintf(stderr, "usage: %s [--quick] [--every-f32-word]\n", argv[0]);
             return 2;
         }
     }
@@ -789,6 +817,9 @@ int main(int argc, char **argv)
         printf("note: --quick, the 2^24-word case skipped\n");
     else
         check_huge(simd, nsimd);
+    cur_phase = "every F32 word";
+    if (sweep)
+        check_every_f32_word(simd, nsimd);
     free(buf);
 
     unsigned long long pass = 0, fail = 0;
