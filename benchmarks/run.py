@@ -412,7 +412,7 @@ def paired_row(
         ratio,
         pair_ratio,
         target,
-        ratio,
+        pair_ratio,  # judged on the pairs: a slow stretch of the machine hits both sides of a pair
     )
 
 
