@@ -354,6 +354,7 @@ class Row:
     target: Target | None = None
     checked: float | None = None  # the number the target is checked against
     error: str | None = None
+    pair_spread: tuple[float, float] | None = None  # the lowest and highest per-pair ratio
 
     @property
     def result(self) -> str:
@@ -388,6 +389,12 @@ def format_ratio(ratio: float | None) -> str:
     return f"{ratio:.0f}x" if ratio >= 100 else f"{ratio:.1f}x" if ratio >= 10 else f"{ratio:.2f}x"
 
 
+def format_spread(spread: tuple[float, float] | None) -> str:
+    if spread is None:
+        return ""
+    return f" ({format_ratio(spread[0])[:-1]}-{format_ratio(spread[1])})"
+
+
 def ratios(numerators: Sequence[float], denominators: Sequence[float]) -> tuple[float, float]:
     """The ratio of the medians and the median of the per-pair ratios."""
     of_medians = statistics.median(numerators) / statistics.median(denominators)
@@ -405,6 +412,7 @@ def paired_row(
     """A timed comparison; the ratio is pyscan/baseline, or baseline/pyscan (a speed-up) if not pyscan_on_top."""
     top, bottom = (pyscan_s, baseline_s) if pyscan_on_top else (baseline_s, pyscan_s)
     ratio, pair_ratio = ratios(top, bottom)
+    per_pair = [n / d for n, d in zip(top, bottom, strict=True)]
     return Row(
         measurement,
         format_seconds(statistics.median(pyscan_s)),
@@ -413,6 +421,7 @@ def paired_row(
         pair_ratio,
         target,
         pair_ratio,  # judged on the pairs: a slow stretch of the machine hits both sides of a pair
+        pair_spread=(min(per_pair), max(per_pair)),
     )
 
 
@@ -902,7 +911,7 @@ def table_cells(rows: Sequence[Row]) -> list[tuple[str, ...]]:
             row.pyscan if row.error is None else f"error: {row.error}",
             row.baseline,
             format_ratio(row.ratio),
-            format_ratio(row.pair_ratio),
+            format_ratio(row.pair_ratio) + format_spread(row.pair_spread),
             str(row.target) if row.target else "-",
             row.result,
         )
