@@ -277,8 +277,8 @@ def warm(path: Path) -> None:
     """Drop the file's cached pages and read it once, so every measurement starts from the page
     cache a fresh read leaves.  This VM's DAMON pages out memory idle for a minute; pages faulted
     back one at a time come back outside 2 MiB folios (FileHugePages in /proc/meminfo), where a
-    mapped scan of the 4.4 GB file took 0.22-0.27 s before a fresh read and 0.12-0.16 s after
-    (benchmarks/scan_floor.c); cat's read() does not mind either way."""
+    mapped scan of the 4.4 GB file (benchmarks/scan_floor.c) took 0.19-0.21 s before a fresh read and
+    0.08-0.13 s after; cat's read() does not mind either way."""
     with path.open("rb") as file:
         os.posix_fadvise(file.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)  # only clean pages: nothing is lost
     run_quiet(["cat", str(path)])

@@ -77,12 +77,14 @@ def map_threaded(function: Callable[[Job], Result], jobs: Iterable[Job], threads
             else:
                 yield item.result  # type: ignore[misc]  # a job's own result, None only if it returned None
 
-    workers = [threading.Thread(target=work, name=f"pyscan-{n}") for n in range(min(max(1, threads), len(pending)))]
-    for worker in workers:
-        worker.start()
-    try:
-        yield results(len(workers))
+    started: list[threading.Thread] = []
+    try:  # a thread that fails to start (or Ctrl-C while starting) must still stop and join the others
+        for n in range(min(max(1, threads), len(pending))):
+            worker = threading.Thread(target=work, name=f"pyscan-{n}")
+            worker.start()
+            started.append(worker)
+        yield results(len(started))
     finally:
         stop.set()
-        for worker in workers:
+        for worker in started:
             worker.join()

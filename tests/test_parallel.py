@@ -60,3 +60,30 @@ def test_an_error_in_the_caller_stops_the_threads() -> None:
         for _ in results:
             raise RuntimeError("caller")
     assert pyscan_threads() == []
+
+
+def test_a_thread_that_fails_to_start_stops_and_joins_the_others(monkeypatch: pytest.MonkeyPatch) -> None:
+    ran: list[int] = []
+    first_job_may_finish = threading.Event()
+    real_start = threading.Thread.start
+    starts = 0
+
+    def second_start_fails(thread: threading.Thread) -> None:
+        nonlocal starts
+        starts += 1
+        if starts == 2:
+            first_job_may_finish.set()
+            raise RuntimeError("can't start new thread")
+        real_start(thread)
+
+    def job(n: int) -> int:
+        if n == 0:
+            first_job_may_finish.wait(timeout=60)  # still running when the second start fails
+        ran.append(n)
+        return n
+
+    monkeypatch.setattr(threading.Thread, "start", second_start_fails)
+    with pytest.raises(RuntimeError, match="start new thread"), map_threaded(job, range(50), 4) as results:
+        list(results)
+    assert pyscan_threads() == []  # the started thread was stopped and joined, not left running
+    assert len(ran) < 50
