@@ -75,12 +75,14 @@ struct half_lanes {
     vec nan, inf, zero, sub, exact;
 };
 
-/* F32 -> FP16 (nearest, ties to even) -> F32 with F16C: a finite word comes back unchanged iff
- * it is FP16-exact (rules.h's rule), so one compare replaces the exponent-dependent mask.  NaNs,
- * zeros and infinities are counted apart, in f32_special_vector. */
-static inline __attribute__((always_inline)) vec fp16_round_trip(vec u)
+/* F32 -> FP16 (toward zero, or nearest with ties to even) -> F32 with F16C: the rewrites' rounding,
+ * and, nearest, the F32 count's exactness test: a finite word comes back unchanged iff it is
+ * FP16-exact (rules.h's rule); NaNs, zeros and infinities are counted apart there. */
+static inline __attribute__((always_inline)) vec fp16_round_trip(vec u, int toward_zero)
 {
-    __m128i h = _mm256_cvtps_ph(_mm256_castsi256_ps(u), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m256 x = _mm256_castsi256_ps(u);
+    __m128i h = toward_zero ? _mm256_cvtps_ph(x, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC)
+                            : _mm256_cvtps_ph(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
     return _mm256_castps_si256(_mm256_cvtph_ps(h));
 }
 
@@ -88,7 +90,7 @@ static inline __attribute__((always_inline)) void f32_vector(vec u, struct f32_l
 {
     const vec zero = vzero();
     l->low16 = _mm256_sub_epi32(l->low16, _mm256_cmpeq_epi32(_mm256_and_si256(u, set32(0xFFFF)), zero));
-    l->fp16 = _mm256_sub_epi32(l->fp16, _mm256_cmpeq_epi32(fp16_round_trip(u), u));
+    l->fp16 = _mm256_sub_epi32(l->fp16, _mm256_cmpeq_epi32(fp16_round_trip(u, 0), u));
     vec d = _mm256_castps_si256(_mm256_sub_ps(_mm256_castsi256_ps(u), _mm256_set1_ps(1.0f)));
     l->minus_one = _mm256_sub_epi32(l->minus_one, _mm256_cmpeq_epi32(_mm256_and_si256(d, set32(0xFFFF)), zero));
 }
@@ -116,7 +118,7 @@ static inline __attribute__((always_inline)) void f32_special_vector(vec u, stru
     l->minus_one = _mm256_add_epi32(l->minus_one, _mm256_and_si256(is_nan, counted));
     /* f32_vector counted the zeros, infinities and NaNs whose round trip gave them back. */
     vec apart = _mm256_or_si256(_mm256_cmpgt_epi32(a, set32(PYSCAN_F32_INF - 1)), is_zero);
-    l->fp16 = _mm256_add_epi32(l->fp16, _mm256_and_si256(apart, _mm256_cmpeq_epi32(fp16_round_trip(u), u)));
+    l->fp16 = _mm256_add_epi32(l->fp16, _mm256_and_si256(apart, _mm256_cmpeq_epi32(fp16_round_trip(u, 0), u)));
 }
 
 /* The F16 magnitude a < 0x7C00 is BF16-exact iff (a & m) == 0, m = 7 / 3 / 1 / 0 (see rules.h). */
@@ -200,10 +202,7 @@ static inline __attribute__((always_inline)) vec mantissa_vector(vec u, const st
  */
 static inline __attribute__((always_inline)) vec fp16_vector(vec u, int toward_zero)
 {
-    __m256 x = _mm256_castsi256_ps(u);
-    __m128i h = toward_zero ? _mm256_cvtps_ph(x, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC)
-                            : _mm256_cvtps_ph(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    vec r = _mm256_castps_si256(_mm256_cvtph_ps(h));
+    vec r = fp16_round_trip(u, toward_zero);
     vec is_nan = _mm256_cmpgt_epi32(_mm256_and_si256(u, set32(PYSCAN_F32_ABS)), set32(PYSCAN_F32_INF));
     if (__builtin_expect(!_mm256_testz_si256(is_nan, is_nan), 0)) {
         vec nan_r = _mm256_or_si256(

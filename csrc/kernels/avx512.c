@@ -63,19 +63,21 @@ struct half_lanes {
     vec nan, inf, zero, sub, exact;
 };
 
-/* F32 -> FP16 (nearest, ties to even) -> F32: a finite word comes back unchanged iff it is
- * FP16-exact (rules.h's rule), so one compare replaces the exponent-dependent mask.  NaNs,
- * zeros and infinities are counted apart, in f32_special_vector. */
-static inline __attribute__((always_inline)) vec fp16_round_trip(vec u)
+/* F32 -> FP16 (toward zero, or nearest with ties to even) -> F32: the rewrites' rounding,
+ * and, nearest, the F32 count's exactness test: a finite word comes back unchanged iff it is
+ * FP16-exact (rules.h's rule); NaNs, zeros and infinities are counted apart there. */
+static inline __attribute__((always_inline)) vec fp16_round_trip(vec u, int toward_zero)
 {
-    __m256i h = _mm512_cvtps_ph(_mm512_castsi512_ps(u), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512 x = _mm512_castsi512_ps(u);
+    __m256i h = toward_zero ? _mm512_cvtps_ph(x, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC)
+                            : _mm512_cvtps_ph(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
     return _mm512_castps_si512(_mm512_cvtph_ps(h));
 }
 
 static inline __attribute__((always_inline)) void f32_vector(vec u, struct f32_lanes *l)
 {
     l->low16 = count32(l->low16, _mm512_testn_epi32_mask(u, set32(0xFFFF)));
-    l->fp16 = count32(l->fp16, _mm512_cmpeq_epi32_mask(fp16_round_trip(u), u));
+    l->fp16 = count32(l->fp16, _mm512_cmpeq_epi32_mask(fp16_round_trip(u, 0), u));
     vec d = _mm512_castps_si512(_mm512_sub_ps(_mm512_castsi512_ps(u), _mm512_set1_ps(1.0f)));
     l->minus_one = count32(l->minus_one, _mm512_testn_epi32_mask(d, set32(0xFFFF)));
 }
@@ -102,7 +104,7 @@ static inline __attribute__((always_inline)) void f32_special_vector(vec u, stru
     l->minus_one = _mm512_mask_sub_epi32(l->minus_one, counted_nan, l->minus_one, set32(1));
     /* f32_vector counted the zeros, infinities and NaNs whose round trip gave them back. */
     __mmask16 apart = _mm512_cmpge_epu32_mask(a, inf) | _mm512_testn_epi32_mask(a, a);
-    __mmask16 counted = _mm512_mask_cmpeq_epi32_mask(apart, fp16_round_trip(u), u);
+    __mmask16 counted = _mm512_mask_cmpeq_epi32_mask(apart, fp16_round_trip(u, 0), u);
     l->fp16 = _mm512_mask_sub_epi32(l->fp16, counted, l->fp16, set32(1));
 }
 
@@ -180,10 +182,7 @@ static inline __attribute__((always_inline)) vec mantissa_vector(vec u, const st
 /* pyscan_fp16_round_trip on 16 words with vcvtps2ph / vcvtph2ps; see avx2.c. */
 static inline __attribute__((always_inline)) vec fp16_vector(vec u, int toward_zero)
 {
-    __m512 x = _mm512_castsi512_ps(u);
-    __m256i h = toward_zero ? _mm512_cvtps_ph(x, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC)
-                            : _mm512_cvtps_ph(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    vec r = _mm512_castps_si512(_mm512_cvtph_ps(h));
+    vec r = fp16_round_trip(u, toward_zero);
     __mmask16 is_nan = nan_mask(u);
     if (__builtin_expect(is_nan != 0, 0)) {
         vec nan_r = _mm512_or_si512(_mm512_and_si512(u, set32(0xFFFFE000u)),
