@@ -55,6 +55,30 @@ def test_leaving_the_block_early_stops_the_threads() -> None:
     assert pyscan_threads() == []
 
 
+def test_leaving_the_block_early_starts_no_more_jobs(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Job 1 is still running when the caller leaves; it may finish only once the block is joining
+    # its threads, so whether job 2 starts depends on the stop alone, not on who runs first.
+    ran: list[int] = []
+    block_is_joining = threading.Event()
+    real_join = threading.Thread.join
+
+    def join(thread: threading.Thread, timeout: float | None = None) -> None:
+        block_is_joining.set()
+        real_join(thread, timeout)
+
+    def job(n: int) -> int:
+        if n > 0:
+            block_is_joining.wait(timeout=60)
+        ran.append(n)
+        return n
+
+    monkeypatch.setattr(threading.Thread, "join", join)
+    with map_threaded(job, range(10_000), 1) as results:
+        assert next(results) == 0
+    assert ran in ([0], [0, 1])  # job 1 runs only if the thread took it before the caller left
+    assert pyscan_threads() == []
+
+
 def test_an_error_in_the_caller_stops_the_threads() -> None:
     with pytest.raises(RuntimeError, match="caller"), map_threaded(str, range(10_000), 2) as results:
         for _ in results:
