@@ -56,8 +56,8 @@ def test_leaving_the_block_early_stops_the_threads() -> None:
 
 
 def test_leaving_the_block_early_starts_no_more_jobs(monkeypatch: pytest.MonkeyPatch) -> None:
-    # Job 1 is still running when the caller leaves; it may finish only once the block is joining
-    # its threads, so whether job 2 starts depends on the stop alone, not on who runs first.
+    # If the thread took job 1 before the caller left, job 1 may finish only once the block is
+    # joining its threads, so whether job 2 starts depends on the stop alone, not on who runs first.
     ran: list[int] = []
     block_is_joining = threading.Event()
     real_join = threading.Thread.join
