@@ -73,6 +73,18 @@ void pyscan_map_prefetch(const pyscan_map *map, uint64_t offset, uint64_t length
     (void)madvise((char *)map->base + start, (size_t)(offset + length - start), MADV_POPULATE_READ);
 }
 
+void pyscan_map_advise(const pyscan_map *map, uint64_t offset, uint64_t length, int sparse)
+{
+    uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE);
+    if (map->base == NULL || offset >= map->size)
+        return;
+    if (length > map->size - offset)
+        length = map->size - offset;
+    uint64_t start = offset / page * page;
+    (void)madvise((char *)map->base + start, (size_t)(offset + length - start),
+                  sparse ? MADV_RANDOM : MADV_SEQUENTIAL);
+}
+
 void pyscan_map_release(const pyscan_map *map, uint64_t offset, uint64_t length)
 {
     uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE);

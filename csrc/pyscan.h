@@ -217,6 +217,16 @@ int pyscan_map_open(const char *path, int writable, pyscan_map *out);
 void pyscan_map_prefetch(const pyscan_map *map, uint64_t offset, uint64_t length);
 
 /*
+ * Tell the kernel how [offset, offset + length) will be read: sparse != 0 for
+ * a few small reads scattered over it (MADV_RANDOM: a page fault reads only
+ * its own page), 0 for front to back (MADV_SEQUENTIAL, as pyscan_map_open
+ * sets for the whole file).  With the read-ahead this VM's disk has (8 MiB),
+ * the 45 F32 norms of a 668 MB Q4_K_M file otherwise read 201 MB from a
+ * cold cache.  A hint: errors are ignored.
+ */
+void pyscan_map_advise(const pyscan_map *map, uint64_t offset, uint64_t length, int sparse);
+
+/*
  * Drop the pages of [offset, offset + length) from this process's resident
  * set once they have been read (whole pages inside the range only).  The
  * file's data stays in the page cache and is read back on the next access,

@@ -283,6 +283,11 @@ class Mapping:
         if self.handle is not None:
             lib.pyscan_map_prefetch(self.handle, offset, length)
 
+    def advise(self, offset: int, length: int, sparse: bool) -> None:
+        """Declare [offset, offset + length) read sparsely (no read-ahead), or front to back again."""
+        if self.handle is not None:
+            lib.pyscan_map_advise(self.handle, offset, length, int(sparse))
+
     def release(self, offset: int, length: int) -> None:
         """Drop [offset, offset + length) from the resident set after reading it (bounded memory)."""
         if self.handle is not None:

@@ -221,3 +221,40 @@ def test_progress_adds_up_to_the_bytes_scanned(
         chosen = [t for t in gguf.GGUFReader(path).tensors if t.tensor_type == gguf.GGMLQuantizationType.F32
                   and (not include or t.name.startswith(("a1", "big")))]  # fmt: skip
         assert sum(reported) == sum(int(t.n_bytes) for t in chosen)
+
+
+@pytest.mark.parametrize("threads", [1, 3])
+def test_prefetch_reads_the_scanned_tensors_not_the_quantized_ones_between_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, threads: int
+) -> None:
+    """F32 norms between large quantized tensors (as in a Q4_K_M file) are counted in one batch whose
+    span covers the quantized data: prefetching that span, or reading ahead from each norm, would
+    read it all for nothing.  The span is read with read-ahead off, then set back."""
+    monkeypatch.setattr(scanner, "PARALLEL_MIN_BYTES", 0)
+    q8 = np.zeros((480, 34 * 32), dtype=np.uint8)  # 522,240 bytes of Q8_0
+    tensors = []
+    for i in range(12):
+        tensors.append((f"blk.{i}.attn_norm.weight", np.ones(2048, dtype=np.float32), None))  # 8 KiB
+        tensors.append((f"blk.{i}.attn_q.weight", q8, gguf.GGMLQuantizationType.Q8_0))
+    tensors.append(("output_norm.weight", np.ones(300_000, dtype=np.float32), None))  # large: chunked
+    path = tmp_path / "norms-between-quants.gguf"
+    write(path, tensors)
+    asked: list[tuple[int, int]] = []
+    advised: list[tuple[int, int, bool]] = []
+    monkeypatch.setattr(pyscan.native.Mapping, "prefetch", lambda self, offset, length: asked.append((offset, length)))
+    monkeypatch.setattr(
+        pyscan.native.Mapping, "advise", lambda self, offset, length, sparse: advised.append((offset, length, sparse))
+    )
+    pyscan.scan(path, threads=threads)
+
+    reader = gguf.GGUFReader(path)
+    quantized = [(int(t.data_offset), int(t.n_bytes)) for t in reader.tensors if t.tensor_type.name == "Q8_0"]
+    big = next(t for t in reader.tensors if t.name == "output_norm.weight")
+    assert any(start <= big.data_offset < start + length for start, length in asked)  # dense data still is
+    for start, length in asked:
+        for q_start, q_length in quantized:
+            assert start + length <= q_start or q_start + q_length <= start, "prefetched a Q8_0 tensor"
+    sparse = [(start, length) for start, length, is_sparse in advised if is_sparse]
+    assert sorted(sparse) == sorted((start, length) for start, length, is_sparse in advised if not is_sparse)
+    for q_start, q_length in quantized[:-1]:  # (the last lies between the run and output_norm)
+        assert any(start <= q_start and q_start + q_length <= start + length for start, length in sparse)
