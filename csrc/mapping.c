@@ -62,33 +62,37 @@ int pyscan_map_open(const char *path, int writable, pyscan_map *out)
 #define MADV_POPULATE_READ 22 /* Linux 5.14; older kernels answer EINVAL, which we ignore */
 #endif
 
-void pyscan_map_prefetch(const pyscan_map *map, uint64_t offset, uint64_t length)
+/* madvise the whole pages that [offset, offset + length) touches, clipped to the file. */
+static void advise_pages_touched(const pyscan_map *map, uint64_t offset, uint64_t length, int advice)
 {
     uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE);
-    if (map->base == NULL || offset >= map->size)
+    if (map->base == NULL || length == 0 || offset >= map->size)
         return;
     if (length > map->size - offset)
         length = map->size - offset;
     uint64_t start = offset / page * page; /* madvise wants a page-aligned start */
-    (void)madvise((char *)map->base + start, (size_t)(offset + length - start), MADV_POPULATE_READ);
+    (void)madvise((char *)map->base + start, (size_t)(offset + length - start), advice);
+}
+
+void pyscan_map_prefetch(const pyscan_map *map, uint64_t offset, uint64_t length)
+{
+    advise_pages_touched(map, offset, length, MADV_POPULATE_READ);
+}
+
+void pyscan_map_willneed(const pyscan_map *map, uint64_t offset, uint64_t length)
+{
+    advise_pages_touched(map, offset, length, MADV_WILLNEED);
 }
 
 void pyscan_map_advise(const pyscan_map *map, uint64_t offset, uint64_t length, int sparse)
 {
-    uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE);
-    if (map->base == NULL || offset >= map->size)
-        return;
-    if (length > map->size - offset)
-        length = map->size - offset;
-    uint64_t start = offset / page * page;
-    (void)madvise((char *)map->base + start, (size_t)(offset + length - start),
-                  sparse ? MADV_RANDOM : MADV_SEQUENTIAL);
+    advise_pages_touched(map, offset, length, sparse ? MADV_RANDOM : MADV_SEQUENTIAL);
 }
 
 void pyscan_map_release(const pyscan_map *map, uint64_t offset, uint64_t length)
 {
     uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE);
-    if (map->base == NULL || offset >= map->size)
+    if (map->base == NULL || length == 0 || offset >= map->size)
         return;
     if (length > map->size - offset)
         length = map->size - offset;

@@ -219,12 +219,19 @@ void pyscan_map_prefetch(const pyscan_map *map, uint64_t offset, uint64_t length
 /*
  * Tell the kernel how [offset, offset + length) will be read: sparse != 0 for
  * a few small reads scattered over it (MADV_RANDOM: a page fault reads only
- * its own page), 0 for front to back (MADV_SEQUENTIAL, as pyscan_map_open
- * sets for the whole file).  With the read-ahead this VM's disk has (8 MiB),
- * the 45 F32 norms of a 668 MB Q4_K_M file otherwise read 201 MB from a
- * cold cache.  A hint: errors are ignored.
+ * its own page, no read-ahead), 0 to restore pyscan_map_open's default for
+ * it (MADV_SEQUENTIAL: read ahead, front to back).  A hint: errors are
+ * ignored.
  */
 void pyscan_map_advise(const pyscan_map *map, uint64_t offset, uint64_t length, int sparse);
+
+/*
+ * Start reading [offset, offset + length) into the page cache now, in large
+ * requests, without mapping it (MADV_WILLNEED): where pyscan_map_advise has
+ * turned read-ahead off, the way to read a large range without a disk read
+ * per page fault.  A hint: errors are ignored.
+ */
+void pyscan_map_willneed(const pyscan_map *map, uint64_t offset, uint64_t length);
 
 /*
  * Drop the pages of [offset, offset + length) from this process's resident

@@ -257,7 +257,7 @@ class Mapping:
         size: int,
         buffer: memoryview,
         writable: bool = False,
-        handle: Any = None,  # the pyscan_map struct, for prefetch() and release()
+        handle: Any = None,  # the pyscan_map struct, for faulted() and the madvise wrappers below
     ) -> None:
         self.path = path
         self.address = address
@@ -283,10 +283,15 @@ class Mapping:
         if self.handle is not None:
             lib.pyscan_map_prefetch(self.handle, offset, length)
 
-    def advise(self, offset: int, length: int, sparse: bool) -> None:
+    def advise(self, offset: int, length: int, *, sparse: bool) -> None:
         """Declare [offset, offset + length) read sparsely (no read-ahead), or front to back again."""
         if self.handle is not None:
             lib.pyscan_map_advise(self.handle, offset, length, int(sparse))
+
+    def willneed(self, offset: int, length: int) -> None:
+        """Start reading [offset, offset + length) into the page cache in large requests (read-ahead off)."""
+        if self.handle is not None:
+            lib.pyscan_map_willneed(self.handle, offset, length)
 
     def release(self, offset: int, length: int) -> None:
         """Drop [offset, offset + length) from the resident set after reading it (bounded memory)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,7 @@ from models import reader_words, write, write_mixed
 from oracles import COUNTS
 
 import pyscan
+import pyscan.parallel
 from pyscan.demo import write_tinyllama_like
 from pyscan.scan import scanner
 
@@ -223,38 +225,115 @@ def test_progress_adds_up_to_the_bytes_scanned(
         assert sum(reported) == sum(int(t.n_bytes) for t in chosen)
 
 
-@pytest.mark.parametrize("threads", [1, 3])
-def test_prefetch_reads_the_scanned_tensors_not_the_quantized_ones_between_them(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, threads: int
-) -> None:
-    """F32 norms between large quantized tensors (as in a Q4_K_M file) are counted in one batch whose
-    span covers the quantized data: prefetching that span, or reading ahead from each norm, would
-    read it all for nothing.  The span is read with read-ahead off, then set back."""
-    monkeypatch.setattr(scanner, "PARALLEL_MIN_BYTES", 0)
+def norms_between_quants(path: Path) -> None:
+    """F32 norms and a 1.2 MB F32 tensor between large quantized tensors, as in a Q4_K_M or MoE file."""
     q8 = np.zeros((480, 34 * 32), dtype=np.uint8)  # 522,240 bytes of Q8_0
     tensors = []
     for i in range(12):
         tensors.append((f"blk.{i}.attn_norm.weight", np.ones(2048, dtype=np.float32), None))  # 8 KiB
         tensors.append((f"blk.{i}.attn_q.weight", q8, gguf.GGMLQuantizationType.Q8_0))
     tensors.append(("output_norm.weight", np.ones(300_000, dtype=np.float32), None))  # large: chunked
-    path = tmp_path / "norms-between-quants.gguf"
+    tensors.append(("output.weight", q8, gguf.GGMLQuantizationType.Q8_0))
     write(path, tensors)
-    asked: list[tuple[int, int]] = []
-    advised: list[tuple[int, int, bool]] = []
-    monkeypatch.setattr(pyscan.native.Mapping, "prefetch", lambda self, offset, length: asked.append((offset, length)))
+
+
+@pytest.mark.parametrize("threads", [1, 3])
+def test_a_sparse_scan_reads_the_scanned_tensors_not_the_quantized_ones_between_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, threads: int
+) -> None:
+    """Prefetching the span of a run of norms, or reading ahead from each, would read the quantized
+    data between them for nothing: read-ahead is turned off over the scanned span first and set back
+    last, and only the large tensor is read ahead of its page faults."""
+    monkeypatch.setattr(scanner, "PARALLEL_MIN_BYTES", 0)
+    monkeypatch.setattr(pyscan.parallel, "available_cores", lambda: 3)  # threads=3 really runs 3
+    path = tmp_path / "norms-between-quants.gguf"
+    norms_between_quants(path)
+    calls: list[tuple[str, int, int]] = []
+    for name in ("prefetch", "willneed"):
+        monkeypatch.setattr(
+            pyscan.native.Mapping, name, lambda self, offset, length, name=name: calls.append((name, offset, length))
+        )
     monkeypatch.setattr(
-        pyscan.native.Mapping, "advise", lambda self, offset, length, sparse: advised.append((offset, length, sparse))
+        pyscan.native.Mapping,
+        "advise",
+        lambda self, offset, length, sparse: calls.append(("sparse" if sparse else "sequential", offset, length)),
     )
     pyscan.scan(path, threads=threads)
 
     reader = gguf.GGUFReader(path)
     quantized = [(int(t.data_offset), int(t.n_bytes)) for t in reader.tensors if t.tensor_type.name == "Q8_0"]
     big = next(t for t in reader.tensors if t.name == "output_norm.weight")
-    assert any(start <= big.data_offset < start + length for start, length in asked)  # dense data still is
-    for start, length in asked:
-        for q_start, q_length in quantized:
-            assert start + length <= q_start or q_start + q_length <= start, "prefetched a Q8_0 tensor"
-    sparse = [(start, length) for start, length, is_sparse in advised if is_sparse]
-    assert sorted(sparse) == sorted((start, length) for start, length, is_sparse in advised if not is_sparse)
-    for q_start, q_length in quantized[:-1]:  # (the last lies between the run and output_norm)
-        assert any(start <= q_start and q_start + q_length <= start + length for start, length in sparse)
+    first = int(reader.tensors[0].data_offset)
+    span = (first, int(big.data_offset) + int(big.n_bytes) - first)
+    assert calls[0] == ("sparse", *span) and calls[-1] == ("sequential", *span)
+    fetched = calls[1:-1]
+    assert {name for name, _, _ in fetched} == {"prefetch", "willneed"}
+    for name in ("prefetch", "willneed"):  # the large tensor, read in one request each
+        assert sum(length for kind, _, length in fetched if kind == name) == big.n_bytes
+    for _, start, length in fetched:
+        assert big.data_offset <= start and start + length <= big.data_offset + big.n_bytes
+    for q_start, q_length in quantized[:-1]:  # (output.weight lies past the last scanned byte)
+        assert span[0] <= q_start and q_start + q_length <= span[0] + span[1]
+
+
+def read_advice(address: int) -> str:
+    """'random', 'sequential' or 'normal': the read advice of the mapping holding address (/proc/self/smaps)."""
+    inside = False
+    with open("/proc/self/smaps") as smaps:
+        for line in smaps:
+            head = line.split()[0]
+            if "-" in head and not head.endswith(":"):
+                low, high = (int(x, 16) for x in head.split("-"))
+                inside = low <= address < high
+            elif inside and head == "VmFlags:":
+                flags = line.split()[1:]
+                return "random" if "rr" in flags else "sequential" if "sr" in flags else "normal"
+    raise AssertionError(f"no mapping holds {address:#x}")
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/smaps"), reason="reads the kernel's VmFlags (Linux)")
+@pytest.mark.parametrize("sparse_layout", [True, False], ids=["norms-between-quants", "all-f32"])
+def test_the_kernel_is_told_a_sparse_scan_reads_without_read_ahead(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sparse_layout: bool
+) -> None:
+    """The real madvise calls, read back from the kernel: read-ahead off while a sparse run of norms
+    is counted, on while a dense file is, and the mapping's advice restored after the scan."""
+    path = tmp_path / "scanned.gguf"
+    if sparse_layout:
+        norms_between_quants(path)
+    else:
+        write(path, [(f"w{i}", np.ones(2048 * (i + 1), dtype=np.float32), None) for i in range(12)])
+    seen: list[str] = []
+    real_count_batch = pyscan.native.count_batch
+
+    def count_batch(totals: Any, indices: Any, dtypes: Any, addresses: Any, *rest: Any) -> None:
+        seen.append(read_advice(addresses[0]))
+        real_count_batch(totals, indices, dtypes, addresses, *rest)
+
+    monkeypatch.setattr(pyscan.native, "count_batch", count_batch)
+    with pyscan.open(path) as model:
+        assert read_advice(model.mapping.address) == "sequential"
+        report = scanner.scan_file(model, threads=1)
+        assert read_advice(model.mapping.address + model.mapping.size - 1) == "sequential"
+        assert read_advice(model.mapping.address) == "sequential"
+    assert seen and set(seen) == {"random" if sparse_layout else "sequential"}
+    assert_matches(report, expected_counts(path))
+
+
+def test_madvise_wrappers_take_any_range_of_any_mapping(tmp_path: Path) -> None:
+    """Empty ranges, unaligned starts, ranges past the end and an empty file are hints, never faults."""
+    data = bytes(range(256)) * 41  # 10,496 bytes: two full pages and a partial one
+    path, empty = tmp_path / "data.bin", tmp_path / "empty.bin"
+    path.write_bytes(data)
+    empty.write_bytes(b"")
+    size = len(data)
+    ranges = [(0, 0), (1, 1), (4097, 5000), (0, size), (size - 1, 1 << 40), (size, 10), (1 << 62, 1 << 62)]
+    for file in (path, empty):
+        mapping = pyscan.native.map_file(file)
+        for offset, length in ranges:
+            mapping.prefetch(offset, length)
+            mapping.willneed(offset, length)
+            mapping.advise(offset, length, sparse=True)
+            mapping.advise(offset, length, sparse=False)
+            mapping.release(offset, length)
+        assert bytes(mapping.buffer) == file.read_bytes()

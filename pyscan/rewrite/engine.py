@@ -17,6 +17,7 @@ from pyscan import native
 from pyscan.errors import PyscanError
 from pyscan.parallel import capped_threads, map_threaded
 from pyscan.parser.model import ModelFile, TensorInfo
+from pyscan.read_plan import ReadPlan
 from pyscan.rewrite.modes import RewriteMode
 from pyscan.selection import nothing_selected, select
 
@@ -157,7 +158,7 @@ def rewrite_tensors(
         acc = native.new_change_stats()
         src = base + info.offset + 4 * first
         row_len = info.shape[0] if info.shape else 1
-        gguf.mapping.prefetch(info.offset + 4 * first, 4 * n)
+        plan.fetch(info.offset + 4 * first, 4 * n)
         if sink is None:
             mode.run(acc, src, src if in_place else None, n, row_len, swap, gguf.path)
             gguf.mapping.release(info.offset + 4 * first, 4 * n)  # done with it: bound the resident set
@@ -185,11 +186,13 @@ def rewrite_tensors(
     changes = [TensorChange(t.name, t.n_elements) for t in targets]
     total = sum(4 * t.n_elements for t in targets)
     workers = capped_threads(threads)
-    if workers <= 1 or total < PARALLEL_MIN_BYTES:
-        _merge(changes, map(run, jobs), progress)
-    else:
-        with map_threaded(run, jobs, workers) as results:
-            _merge(changes, results, progress)
+    span = (min(t.offset for t in targets), max(t.offset + 4 * t.n_elements for t in targets)) if targets else (0, 0)
+    with ReadPlan(gguf.mapping, *span, total) as plan:  # the norms of a quantized file: read only them
+        if workers <= 1 or total < PARALLEL_MIN_BYTES:
+            _merge(changes, map(run, jobs), progress)
+        else:
+            with map_threaded(run, jobs, workers) as results:
+                _merge(changes, results, progress)
     return changes
 
 

@@ -16,6 +16,7 @@ from pyscan import native
 from pyscan.parallel import capped_threads, map_threaded
 from pyscan.parser.model import ModelFile, TensorInfo
 from pyscan.parser.opener import open_model
+from pyscan.read_plan import PREFETCH_MIN_BYTES, ReadPlan
 from pyscan.scan.byte_order import looks_byte_swapped
 from pyscan.scan.report import COUNTS_BY_TYPE, SCANNED_TYPES, FileReport, TensorReport
 from pyscan.scan.verdict import truncation_error
@@ -28,13 +29,6 @@ CHUNK_BYTES = 16 << 20  # the smallest piece of a large tensor: big enough to am
 # each a TLB flush on every core), and a big machine keeps pieces small enough to balance.
 CHUNKS_PER_THREAD = 8
 PARALLEL_MIN_BYTES = 64 << 20  # below this, threads cost more than they save
-PREFETCH_MIN_BYTES = 64 << 10  # below this, a madvise call costs more than the page faults it saves
-# A run of small tensors spans the unscanned tensors between them: the 45 F32 norms of a Q4_K_M
-# file span 600 MB of quantized weights.  A span at most half unscanned is prefetched; a sparser
-# one is read with read-ahead off, or each norm's page fault would read 8 MiB ahead (this VM's
-# disk): from a cold cache, the 668 MB file's scan read 639 MB with the prefetch, 201 MB with
-# read-ahead alone, 8.9 MB now.
-PREFETCH_MAX_SPAN_PER_SCANNED_BYTE = 2
 
 
 Progress = Callable[[int], None]  # called with the bytes just processed
@@ -131,35 +125,32 @@ def count_tensors(
         """Count one piece; a chunk of a large tensor into its own struct, merged after."""
         start, stop, first, n = piece
         offset, nbytes = layout.byte_range(piece)
-        sparse = nbytes > PREFETCH_MAX_SPAN_PER_SCANNED_BYTE * layout.piece_bytes(piece)
-        if sparse:
-            mapping.advise(offset, nbytes, sparse=True)
-        elif nbytes >= PREFETCH_MIN_BYTES:
-            mapping.prefetch(offset, nbytes)
-        if n < 0:  # whole small tensors [start, stop): each writes only its own totals
-            acc = None
-            layout.count_batch(totals, start, stop, swap, gguf.path)
-        else:
-            acc = native.new_counts() if parallel else totals + start
-            address = mapping.address + layout.offsets[start] + first * layout.widths[start]
-            native.count_into(acc, layout.dtypes[start], address, n, swap, path=gguf.path)
-        if sparse:
-            mapping.advise(offset, nbytes, sparse=False)
-        mapping.release(offset, nbytes)  # scanned once: keep the resident set small
+        plan.fetch(offset, nbytes, layout.piece_bytes(piece))
+        try:
+            if n < 0:  # whole small tensors [start, stop): each writes only its own totals
+                acc = None
+                layout.count_batch(totals, start, stop, swap, gguf.path)
+            else:
+                acc = native.new_counts() if parallel else totals + start
+                address = mapping.address + layout.offsets[start] + first * layout.widths[start]
+                native.count_into(acc, layout.dtypes[start], address, n, swap, path=gguf.path)
+        finally:
+            mapping.release(offset, nbytes)  # scanned once: keep the resident set small
         return piece, acc
 
-    if not parallel:
-        for piece in pieces:
-            run(piece)
-            if progress is not None:
-                progress(layout.piece_bytes(piece))
-    else:
-        with map_threaded(run, pieces, threads) as results:
-            for piece, acc in results:
-                if acc is not None:
-                    _add_counts(totals + piece[0], acc)
+    with ReadPlan(mapping, *layout.span(), layout.total_bytes) as plan:
+        if not parallel:
+            for piece in pieces:
+                run(piece)
                 if progress is not None:
                     progress(layout.piece_bytes(piece))
+        else:
+            with map_threaded(run, pieces, threads) as results:
+                for piece, acc in results:
+                    if acc is not None:
+                        _add_counts(totals + piece[0], acc)
+                    if progress is not None:
+                        progress(layout.piece_bytes(piece))
 
     # One dict per tensor, straight from its row: 200,000 tensors may each hold a few values.
     pickers = {type_name: _count_picker(type_name) for type_name in COUNTS_BY_TYPE}
@@ -231,6 +222,12 @@ class _Layout:
         if run_start >= 0:
             pieces.append((run_start, len(self.nbytes), 0, -1))
         return pieces
+
+    def span(self) -> tuple[int, int]:
+        """The file bytes [start, stop) that all the tensors lie in (tensor infos need not be in file order)."""
+        if not self.offsets:
+            return 0, 0
+        return min(self.offsets), max(offset + n for offset, n in zip(self.offsets, self.nbytes, strict=True))
 
     def byte_range(self, piece: _Piece) -> tuple[int, int]:
         """The file bytes [offset, offset + length) a piece reads."""
