@@ -79,9 +79,23 @@ void pyscan_map_prefetch(const pyscan_map *map, uint64_t offset, uint64_t length
     advise_pages_touched(map, offset, length, MADV_POPULATE_READ);
 }
 
+/* Linux reads at most max(read_ahead_kb, max_sectors_kb) of one MADV_WILLNEED request (128 KiB to
+ * 8 MiB; force_page_cache_ra in mm/readahead.c) and drops the rest; under MADV_RANDOM the rest then
+ * came in one page fault, one disk read, per page.  Asking in steps no larger than the smallest usual
+ * cap reads the whole range, and the requests still overlap on the device (WILLNEED does not wait). */
+#define WILLNEED_STEP_BYTES (128u << 10)
+
 void pyscan_map_willneed(const pyscan_map *map, uint64_t offset, uint64_t length)
 {
-    advise_pages_touched(map, offset, length, MADV_WILLNEED);
+    if (map->base == NULL || offset >= map->size)
+        return;
+    if (length > map->size - offset)
+        length = map->size - offset;
+    for (uint64_t done = 0; done < length; done += WILLNEED_STEP_BYTES) {
+        uint64_t left = length - done;
+        advise_pages_touched(map, offset + done, left < WILLNEED_STEP_BYTES ? left : WILLNEED_STEP_BYTES,
+                             MADV_WILLNEED);
+    }
 }
 
 void pyscan_map_advise(const pyscan_map *map, uint64_t offset, uint64_t length, int sparse)

@@ -226,8 +226,9 @@ void pyscan_map_prefetch(const pyscan_map *map, uint64_t offset, uint64_t length
 void pyscan_map_advise(const pyscan_map *map, uint64_t offset, uint64_t length, int sparse);
 
 /*
- * Start reading [offset, offset + length) into the page cache now, in large
- * requests, without mapping it (MADV_WILLNEED): where pyscan_map_advise has
+ * Start reading [offset, offset + length) into the page cache now, without
+ * waiting or mapping it (MADV_WILLNEED, in 128 KiB requests: Linux reads only
+ * the first 128 KiB-8 MiB of a larger one): where pyscan_map_advise has
  * turned read-ahead off, the way to read a large range without a disk read
  * per page fault.  A hint: errors are ignored.
  */

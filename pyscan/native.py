@@ -289,7 +289,7 @@ class Mapping:
             lib.pyscan_map_advise(self.handle, offset, length, int(sparse))
 
     def willneed(self, offset: int, length: int) -> None:
-        """Start reading [offset, offset + length) into the page cache in large requests (read-ahead off)."""
+        """Start reading [offset, offset + length) into the page cache, without waiting (read-ahead off)."""
         if self.handle is not None:
             lib.pyscan_map_willneed(self.handle, offset, length)
 

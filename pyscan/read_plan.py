@@ -5,7 +5,7 @@ ahead (read_ahead_kb: 8 MiB on this VM's disk, 128 KiB on many others).  The flo
 quantized file are a small share of the span they lie in: the 45 F32 norms of a 668 MB Q4_K_M file
 span 600 MB of quantized weights, and read-ahead from each norm read 201 MB of them.  A sparse plan
 turns read-ahead off over the span while it is read (MADV_RANDOM), lets small ranges fault in page
-by page, and reads each large range with one explicit request (MADV_WILLNEED), so only the wanted
+by page, and reads each large range with explicit requests (MADV_WILLNEED), so only the wanted
 bytes come off the disk (see README, "Performance").
 """
 

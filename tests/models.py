@@ -62,3 +62,15 @@ def reader_words(reader: gguf.GGUFReader, tensor: Any) -> np.ndarray[Any, Any]:
     width = 4 if tensor.tensor_type.name == "F32" else 2
     order = ">" if reader.endianess == gguf.GGUFEndian.BIG else "<"
     return np.frombuffer(raw.tobytes(), dtype=f"{order}u{width}").astype(np.uint32 if width == 4 else np.uint16)
+
+
+def norms_between_quants(path: str | os.PathLike[str]) -> None:
+    """F32 norms and a 1.2 MB F32 tensor between large quantized tensors, as in a Q4_K_M or MoE file."""
+    q8 = np.zeros((480, 34 * 32), dtype=np.uint8)  # 522,240 bytes of Q8_0
+    tensors = []
+    for i in range(12):
+        tensors.append((f"blk.{i}.attn_norm.weight", np.ones(2048, dtype=np.float32), None))  # 8 KiB
+        tensors.append((f"blk.{i}.attn_q.weight", q8, gguf.GGMLQuantizationType.Q8_0))
+    tensors.append(("output_norm.weight", np.ones(300_000, dtype=np.float32), None))  # large: chunked
+    tensors.append(("output.weight", q8, gguf.GGMLQuantizationType.Q8_0))
+    write(path, tensors)

@@ -16,7 +16,7 @@ from pyscan import native
 from pyscan.parallel import capped_threads, map_threaded
 from pyscan.parser.model import ModelFile, TensorInfo
 from pyscan.parser.opener import open_model
-from pyscan.read_plan import PREFETCH_MIN_BYTES, ReadPlan
+from pyscan.read_plan import ReadPlan
 from pyscan.scan.byte_order import looks_byte_swapped
 from pyscan.scan.report import COUNTS_BY_TYPE, SCANNED_TYPES, FileReport, TensorReport
 from pyscan.scan.verdict import truncation_error
@@ -29,6 +29,9 @@ CHUNK_BYTES = 16 << 20  # the smallest piece of a large tensor: big enough to am
 # each a TLB flush on every core), and a big machine keeps pieces small enough to balance.
 CHUNKS_PER_THREAD = 8
 PARALLEL_MIN_BYTES = 64 << 20  # below this, threads cost more than they save
+# Tensors under this are counted in batches of whole tensors: one call and one prefetch per batch
+# instead of per tensor (a model's norms are a few KiB each).
+BATCH_BELOW_BYTES = 64 << 10
 
 
 Progress = Callable[[int], None]  # called with the bytes just processed
@@ -125,8 +128,8 @@ def count_tensors(
         """Count one piece; a chunk of a large tensor into its own struct, merged after."""
         start, stop, first, n = piece
         offset, nbytes = layout.byte_range(piece)
-        plan.fetch(offset, nbytes, layout.piece_bytes(piece))
         try:
+            plan.fetch(offset, nbytes, layout.piece_bytes(piece))
             if n < 0:  # whole small tensors [start, stop): each writes only its own totals
                 acc = None
                 layout.count_batch(totals, start, stop, swap, gguf.path)
@@ -206,7 +209,7 @@ class _Layout:
         pieces: list[_Piece] = []
         run_start, run_bytes = -1, 0
         for index, nbytes in enumerate(self.nbytes):
-            if nbytes < PREFETCH_MIN_BYTES:
+            if nbytes < BATCH_BELOW_BYTES:
                 if run_start < 0:
                     run_start = index
                 run_bytes += nbytes
