@@ -79,22 +79,27 @@ void pyscan_map_prefetch(const pyscan_map *map, uint64_t offset, uint64_t length
     advise_pages_touched(map, offset, length, MADV_POPULATE_READ);
 }
 
-/* Linux reads at most max(read_ahead_kb, max_sectors_kb) of one MADV_WILLNEED request (128 KiB to
- * 8 MiB; force_page_cache_ra in mm/readahead.c) and drops the rest; under MADV_RANDOM the rest then
- * came in one page fault, one disk read, per page.  Asking in steps no larger than the smallest usual
- * cap reads the whole range, and the requests still overlap on the device (WILLNEED does not wait). */
+/* Linux reads at most max(ra_pages, io_pages) of one MADV_WILLNEED request (force_page_cache_ra in
+ * mm/readahead.c: read_ahead_kb is 128 KiB by default, often more on disks that set it) and drops the
+ * rest; under MADV_RANDOM the rest then came in one page fault, one disk read, per page.  Asking in
+ * steps of the default read_ahead_kb reads the whole range wherever the cap is at least that; the
+ * steps still overlap on the device (WILLNEED does not wait), so small steps cost no throughput. */
 #define WILLNEED_STEP_BYTES (128u << 10)
 
 void pyscan_map_willneed(const pyscan_map *map, uint64_t offset, uint64_t length)
 {
-    if (map->base == NULL || offset >= map->size)
+    uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE);
+    if (map->base == NULL || length == 0 || offset >= map->size)
         return;
     if (length > map->size - offset)
         length = map->size - offset;
-    for (uint64_t done = 0; done < length; done += WILLNEED_STEP_BYTES) {
-        uint64_t left = length - done;
-        advise_pages_touched(map, offset + done, left < WILLNEED_STEP_BYTES ? left : WILLNEED_STEP_BYTES,
-                             MADV_WILLNEED);
+    /* Whole, page-aligned steps: an unaligned step would reach one page into the next step's range
+     * and leave the range's last page to a fault of its own. */
+    uint64_t start = offset / page * page, end = (offset + length + page - 1) / page * page;
+    uint64_t step = WILLNEED_STEP_BYTES > page ? WILLNEED_STEP_BYTES / page * page : page;
+    for (uint64_t at = start; at < end; at += step) {
+        uint64_t left = end - at;
+        (void)madvise((char *)map->base + at, (size_t)(left < step ? left : step), MADV_WILLNEED);
     }
 }
 

@@ -227,8 +227,9 @@ void pyscan_map_advise(const pyscan_map *map, uint64_t offset, uint64_t length, 
 
 /*
  * Start reading [offset, offset + length) into the page cache now, without
- * waiting or mapping it (MADV_WILLNEED, in 128 KiB requests: Linux reads only
- * the first 128 KiB-8 MiB of a larger one): where pyscan_map_advise has
+ * waiting or mapping it (MADV_WILLNEED, in page-aligned 128 KiB requests:
+ * Linux reads only the first max(read_ahead_kb, max_sectors_kb) of a larger
+ * one, and 128 KiB is read_ahead_kb's default): where pyscan_map_advise has
  * turned read-ahead off, the way to read a large range without a disk read
  * per page fault.  A hint: errors are ignored.
  */
