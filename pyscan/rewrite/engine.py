@@ -156,32 +156,33 @@ def rewrite_tensors(
         index, first, n = job
         info = targets[index]
         acc = native.new_change_stats()
-        src = base + info.offset + 4 * first
-        row_len = info.shape[0] if info.shape else 1
-        plan.fetch(info.offset + 4 * first, 4 * n)
-        if sink is None:
-            mode.run(acc, src, src if in_place else None, n, row_len, swap, gguf.path)
-            gguf.mapping.release(info.offset + 4 * first, 4 * n)  # done with it: bound the resident set
-            return index, acc, 4 * n
-        # Block formats: a whole chunk at once through gguf.quants, unchecked (not idempotent).
-        wanted = 4 * n if mode.is_block_format else max(PIPE_BYTES, 4 * row_len if mode.is_fake_quant else 0)
-        buffer = getattr(buffers, "data", None)
-        if buffer is None or len(buffer) < wanted:
-            buffer = buffers.data = bytearray(max(wanted, PIPE_BYTES))
         offset = info.offset + 4 * first
-        if mode.is_block_format:
-            address = int(native.ffi.cast("uintptr_t", native.ffi.from_buffer(buffer)))
-            mode.run(acc, src, address, n, row_len, swap, gguf.path)
-            native.write_all(sink.fd, memoryview(buffer)[: 4 * n], offset, sink.lock, sink.path)
-        else:
-            how = kernel_ops[row_len]
-            native.rewrite_to_file(
-                acc, how, how, src, n, swap, buffer, sink.fd, offset, sink.lock, gguf.path, sink.path
-            )
-        gguf.mapping.release(offset, 4 * n)
-        if sink.after_write is not None:
-            sink.after_write(offset, 4 * n)
-        return index, acc, 4 * n
+        src = base + offset
+        row_len = info.shape[0] if info.shape else 1
+        try:
+            plan.fetch(offset, 4 * n)
+            if sink is None:
+                mode.run(acc, src, src if in_place else None, n, row_len, swap, gguf.path)
+                return index, acc, 4 * n
+            # Block formats: a whole chunk at once through gguf.quants, unchecked (not idempotent).
+            wanted = 4 * n if mode.is_block_format else max(PIPE_BYTES, 4 * row_len if mode.is_fake_quant else 0)
+            buffer = getattr(buffers, "data", None)
+            if buffer is None or len(buffer) < wanted:
+                buffer = buffers.data = bytearray(max(wanted, PIPE_BYTES))
+            if mode.is_block_format:
+                address = int(native.ffi.cast("uintptr_t", native.ffi.from_buffer(buffer)))
+                mode.run(acc, src, address, n, row_len, swap, gguf.path)
+                native.write_all(sink.fd, memoryview(buffer)[: 4 * n], offset, sink.lock, sink.path)
+            else:
+                how = kernel_ops[row_len]
+                native.rewrite_to_file(
+                    acc, how, how, src, n, swap, buffer, sink.fd, offset, sink.lock, gguf.path, sink.path
+                )
+            if sink.after_write is not None:
+                sink.after_write(offset, 4 * n)
+            return index, acc, 4 * n
+        finally:
+            gguf.mapping.release(offset, 4 * n)  # done with it: bound the resident set
 
     changes = [TensorChange(t.name, t.n_elements) for t in targets]
     total = sum(4 * t.n_elements for t in targets)

@@ -29,8 +29,8 @@ CHUNK_BYTES = 16 << 20  # the smallest piece of a large tensor: big enough to am
 # each a TLB flush on every core), and a big machine keeps pieces small enough to balance.
 CHUNKS_PER_THREAD = 8
 PARALLEL_MIN_BYTES = 64 << 20  # below this, threads cost more than they save
-# Tensors under this are counted in batches of whole tensors: one call and one prefetch per batch
-# instead of per tensor (a model's norms are a few KiB each).
+# Tensors under this are counted in batches of whole tensors: one call and at most one prefetch per
+# batch instead of per tensor (a model's norms are a few KiB each).
 BATCH_BELOW_BYTES = 64 << 10
 
 
