@@ -1,7 +1,7 @@
 """Read a mapped file's wanted ranges from a cold cache without reading what lies between them.
 
 pyscan_map_open advises the whole mapping for front-to-back reading, so each page fault reads
-ahead (read_ahead_kb: 8 MiB on this VM's disk, 128 KiB on many others).  The float tensors of a
+ahead (read_ahead_kb: 8 MiB on this VM's disk, 128 KiB by default).  The float tensors of a
 quantized file are a small share of the span they lie in: the 45 F32 norms of a 668 MB Q4_K_M file
 span 600 MB of quantized weights, and read-ahead from each norm read 201 MB of them.  A sparse plan
 turns read-ahead off over the span while it is read (MADV_RANDOM), lets small ranges fault in page
@@ -61,7 +61,8 @@ class ReadPlan:
 
         wanted: the bytes of it that are read, if not all (a run of small tensors spans the
         tensors between them); a sparse range is left to its page faults (in a sparse plan they
-        read only it; in a dense one, read-ahead reads at most about as much again).
+        read only it; in a dense one, read-ahead over its gaps is bounded per scan: the plan's span
+        has no more unwanted bytes than wanted ones).
         """
         if length < PREFETCH_MIN_BYTES or is_sparse(length, length if wanted is None else wanted):
             return
