@@ -82,8 +82,8 @@ void pyscan_map_prefetch(const pyscan_map *map, uint64_t offset, uint64_t length
 /* Linux reads at most max(ra_pages, io_pages) of one MADV_WILLNEED request (force_page_cache_ra in
  * mm/readahead.c: read_ahead_kb is 128 KiB by default, often more on disks that set it) and drops the
  * rest; under MADV_RANDOM the rest then came in one page fault, one disk read, per page.  Asking in
- * steps of the default read_ahead_kb reads the whole range wherever the cap is at least that; the
- * steps still overlap on the device (WILLNEED does not wait), so small steps cost no throughput. */
+ * steps of the default read_ahead_kb reads the whole range wherever the cap is at least that, and the
+ * steps still overlap on the device (WILLNEED does not wait for its reads). */
 #define WILLNEED_STEP_BYTES (128u << 10)
 
 void pyscan_map_willneed(const pyscan_map *map, uint64_t offset, uint64_t length)
