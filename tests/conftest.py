@@ -6,7 +6,6 @@ from collections.abc import Iterator
 
 import pytest
 
-import pyscan.native
 from pyscan import native
 
 
@@ -24,10 +23,10 @@ def mapping_calls(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, int, int]]
     calls: list[tuple[str, int, int]] = []
     for name in ("prefetch", "willneed"):
         monkeypatch.setattr(
-            pyscan.native.Mapping, name, lambda self, offset, length, name=name: calls.append((name, offset, length))
+            native.Mapping, name, lambda self, offset, length, name=name: calls.append((name, offset, length))
         )
     monkeypatch.setattr(
-        pyscan.native.Mapping,
+        native.Mapping,
         "advise",
         lambda self, offset, length, sparse: calls.append(("sparse" if sparse else "sequential", offset, length)),
     )

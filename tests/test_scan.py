@@ -297,7 +297,7 @@ def test_the_kernel_is_told_a_sparse_scan_reads_without_read_ahead(
         norms_between_quants(path)
     else:
         write(path, [(f"w{i}", np.ones(2048 * (i + 1), dtype=np.float32), None) for i in range(12)])
-    seen: list[str] = []
+    seen: list[str | None] = []
     real_count_batch = pyscan.native.count_batch
 
     def count_batch(totals: Any, indices: Any, dtypes: Any, addresses: Any, *rest: Any) -> None:
