@@ -62,7 +62,7 @@ class ReadPlan:
         wanted: the bytes of it that are read, if not all (a run of small tensors spans the
         tensors between them); a sparse range is left to its page faults (in a sparse plan they
         read only it; in a dense one, read-ahead over its gaps is bounded per scan: the plan's span
-        has no more unwanted bytes than wanted ones).
+        has no more unwanted bytes than max(wanted bytes, SPARSE_MIN_GAP_BYTES)).
         """
         if length < PREFETCH_MIN_BYTES or is_sparse(length, length if wanted is None else wanted):
             return
