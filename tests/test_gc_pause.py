@@ -51,26 +51,27 @@ def test_nested_pauses_turn_the_collector_on_only_when_the_outer_one_ends() -> N
     assert gc.isenabled()
 
 
-def test_a_scan_parses_and_builds_its_report_with_the_collector_paused(
+def test_a_scan_pauses_the_collector_to_parse_and_to_build_its_report_but_not_to_count(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """Counting a cold 100 GB file takes minutes: the caller's other threads keep their collector then."""
     path = tmp_path / "mixed.gguf"
     write_mixed(path)
     seen: dict[str, bool] = {}
-    parse, report = gguf_parser.parse_gguf, scanner._report
+    parse, count, report = gguf_parser.parse_gguf, scanner.count_tensors, scanner._report
 
-    def recording_parse(*args: Any) -> Any:
-        seen["parse"] = gc.isenabled()
-        return parse(*args)
+    def recording(step: str, function: Any) -> Any:
+        def record(*args: Any) -> Any:
+            seen[step] = gc.isenabled()
+            return function(*args)
 
-    def recording_report(*args: Any) -> Any:
-        seen["report"] = gc.isenabled()
-        return report(*args)
+        return record
 
-    monkeypatch.setattr("pyscan.parser.opener.parse_gguf", recording_parse)
-    monkeypatch.setattr(scanner, "_report", recording_report)
+    monkeypatch.setattr("pyscan.parser.opener.parse_gguf", recording("parse", parse))
+    monkeypatch.setattr(scanner, "count_tensors", recording("count", count))
+    monkeypatch.setattr(scanner, "_report", recording("report", report))
     result = pyscan.scan(path)
-    assert seen == {"parse": False, "report": False}
+    assert seen == {"parse": False, "count": True, "report": False}
     assert gc.isenabled()
     assert result.tensors and result.tensors[0].counts is not None
 

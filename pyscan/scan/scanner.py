@@ -73,8 +73,11 @@ def scan_file(
 ) -> FileReport:
     gguf.require_data()
     targets = _targets(gguf, include, exclude)
-    with paused_gc():  # a dict of counts and a record per tensor, 200,000 of them in a big file
-        return _report(gguf, count_tensors(gguf, targets, capped_threads(threads), progress))
+    counts = count_tensors(gguf, targets, capped_threads(threads), progress)
+    # A record per tensor, 200,000 of them in a big file.  (Not over the count itself: a cold
+    # 100 GB file takes minutes, and another thread of the caller's may be making cycles.)
+    with paused_gc():
+        return _report(gguf, counts)
 
 
 def _report(gguf: ModelFile, counts: dict[str, dict[str, int]]) -> FileReport:
