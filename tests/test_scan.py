@@ -70,6 +70,19 @@ def test_mixed_file_matches_numpy(isa: str, byte_order: str, mixed_files: dict[s
     assert_matches(report, expected_counts(path))
 
 
+def test_counts_come_in_the_schemas_order(mixed_files: dict[str, Path]) -> None:
+    """README, "JSON report": the --json records list the counts in this order (dict == ignores it)."""
+    order = ["low16_zero", "bf16_exact", "fp16_exact", "low16_zero_minus_one", "nan", "inf", "zero", "subnormal"]
+    applies = {"F32": order, "F16": [k for k in order if k not in ("low16_zero", "fp16_exact", "low16_zero_minus_one")],
+               "BF16": [k for k in order if k not in ("low16_zero", "low16_zero_minus_one")]}  # fmt: skip
+    report = pyscan.scan(mixed_files["little"])
+    scanned = [t for t in report.tensors if t.counts is not None]
+    assert {t.type for t in scanned} == set(applies)
+    for tensor in scanned:
+        assert list(tensor.counts or {}) == applies[tensor.type], tensor.name
+        assert all(type(value) is int for value in (tensor.counts or {}).values())
+
+
 def test_big_endian_twin_gets_the_same_answers(mixed_files: dict[str, Path]) -> None:
     little, big = (pyscan.scan(mixed_files[o]).to_dict() for o in ("little", "big"))
     for lt, bt in zip(little["tensors"], big["tensors"], strict=True):

@@ -74,10 +74,7 @@ def scan_file(
     gguf.require_data()
     targets = _targets(gguf, include, exclude)
     counts = count_tensors(gguf, targets, capped_threads(threads), progress)
-    # A record per tensor, 200,000 of them in a big file.  (Not over the count itself: a cold
-    # 100 GB file takes minutes, and another thread of the caller's may be making cycles.)
-    with paused_gc():
-        return _report(gguf, counts)
+    return _report(gguf, counts)
 
 
 def _report(gguf: ModelFile, counts: dict[str, dict[str, int]]) -> FileReport:
@@ -94,15 +91,19 @@ def _report(gguf: ModelFile, counts: dict[str, dict[str, int]]) -> FileReport:
         kernel=native.current_isa(),
         format=gguf.format,
     )
-    for info in gguf.tensors:
-        tensor_counts = counts.get(info.name)
-        # (fewer than 16 values never look swapped: skip the call, 200,000 tensors may be tiny)
-        swapped = tensor_counts is not None and info.n_elements >= 16 and looks_byte_swapped(gguf, info, tensor_counts)
-        report.tensors.append(
-            TensorReport(
-                info.name, info.type_name, info.shape, info.n_elements, info.offset, info.nbytes, tensor_counts, swapped
-            )
+    # A record per tensor, 200,000 of them in a big file, with the collector paused; the kernels
+    # (the byte-order rescan, the truncation error) run after it, as the count does, with the
+    # collector on: they may read the file from disk (the 4.4 GB one took 3.5-5.2 s from a cold
+    # cache), and the caller's other threads may be making cycles all that time.
+    with paused_gc():
+        report.tensors.extend(
+            TensorReport(t.name, t.type_name, t.shape, t.n_elements, t.offset, t.nbytes, counts.get(t.name))
+            for t in gguf.tensors
         )
+    for info, tensor in zip(gguf.tensors, report.tensors, strict=True):
+        # (fewer than 16 values never look swapped: skip the call, 200,000 tensors may be tiny)
+        if tensor.counts is not None and info.n_elements >= 16:
+            tensor.byte_order_suspect = looks_byte_swapped(gguf, info, tensor.counts)
     suspects = [t.name for t in report.tensors if t.byte_order_suspect]
     if suspects:
         from pyscan.formatting import plural  # rare: keep it off the start-up path
@@ -166,10 +167,11 @@ def count_tensors(
     # One dict per tensor, straight from its row: 200,000 tensors may each hold a few values.
     builders = {type_name: _counts_builder(type_name) for type_name in COUNTS_BY_TYPE}
     result: dict[str, dict[str, int]] = {}
-    for info, row in zip(tensors, native.counts_as_rows(totals, len(tensors)), strict=True):
-        counts = result[info.name] = builders[info.type_name](row)
-        if info.type_name == "BF16":
-            counts["bf16_exact"] = info.n_elements  # every BF16 value is BF16-exact
+    with paused_gc():  # (no kernel runs here: see _report)
+        for info, row in zip(tensors, native.counts_as_rows(totals, len(tensors)), strict=True):
+            counts = result[info.name] = builders[info.type_name](row)
+            if info.type_name == "BF16":
+                counts["bf16_exact"] = info.n_elements  # every BF16 value is BF16-exact
     return result
 
 
@@ -190,7 +192,8 @@ def _counts_builder(type_name: str) -> Callable[[tuple[int, ...]], dict[str, int
     items = ", ".join(
         f"{key!r}: row[{native.COUNT_FIELDS.index(source.get(key, key))}]" for key in COUNTS_BY_TYPE[type_name]
     )
-    builder: Callable[[tuple[int, ...]], dict[str, int]] = eval(f"lambda row: {{{items}}}")
+    code = compile(f"lambda row: {{{items}}}", f"<counts of {type_name}>", "eval")  # named in tracebacks
+    builder: Callable[[tuple[int, ...]], dict[str, int]] = eval(code)
     return builder
 
 
