@@ -16,6 +16,7 @@ from typing import Any, NoReturn
 
 import pyscan
 from pyscan import native
+from pyscan.cli.gc_pause import paused_gc
 from pyscan.cli.options import (
     ArgumentParser,
     HelpFormatter,
@@ -243,6 +244,7 @@ def rewrite(path: str, mode: RewriteMode, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+@paused_gc()  # a record per tensor, 200,000 in a big file: see cli/gc_pause.py
 def report(path: str, args: argparse.Namespace) -> int:
     check_outputs([args.html, args.plot], [path], args.force)
     started = time.perf_counter()

@@ -6,7 +6,6 @@ import os
 from collections.abc import Callable
 
 from pyscan.errors import PyscanError
-from pyscan.gc_pause import paused_gc
 from pyscan.native import Mapping, map_file
 from pyscan.parser.gguf import MAGIC, parse_gguf
 from pyscan.parser.model import ModelFile
@@ -30,8 +29,7 @@ def open_model(path: str | os.PathLike[str], writable: bool = False, header_only
 def _checked(mapping: Mapping, parse_mapping: Callable[[Mapping], ModelFile]) -> ModelFile:
     """Parse, then make sure the header was read from the file and not from the zero pages of a shrunk one."""
     try:
-        with paused_gc():  # a tuple per tensor info, 200,000 of them in a big file
-            model = parse_mapping(mapping)
+        model = parse_mapping(mapping)
     except PyscanError:
         mapping.check()  # a header that reads as garbage because the file shrank: say that instead
         raise

@@ -12,7 +12,6 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from pyscan import native
-from pyscan.gc_pause import paused_gc
 from pyscan.parallel import capped_threads, map_threaded
 from pyscan.parser.model import ModelFile, TensorInfo
 from pyscan.parser.opener import open_model
@@ -74,11 +73,6 @@ def scan_file(
     gguf.require_data()
     targets = _targets(gguf, include, exclude)
     counts = count_tensors(gguf, targets, capped_threads(threads), progress)
-    return _report(gguf, counts)
-
-
-def _report(gguf: ModelFile, counts: dict[str, dict[str, int]]) -> FileReport:
-    """The file's report, given the counts of the tensors scanned (name -> counts)."""
     report = FileReport(
         path=gguf.path,
         size=gguf.size,
@@ -91,19 +85,15 @@ def _report(gguf: ModelFile, counts: dict[str, dict[str, int]]) -> FileReport:
         kernel=native.current_isa(),
         format=gguf.format,
     )
-    # A record per tensor, 200,000 of them in a big file, with the collector paused; the kernels
-    # (the byte-order rescan, the truncation error) run after it, as the count does, with the
-    # collector on: they may read the file from disk (the 4.4 GB one took 3.5-5.2 s from a cold
-    # cache), and the caller's other threads may be making cycles all that time.
-    with paused_gc():
-        report.tensors.extend(
-            TensorReport(t.name, t.type_name, t.shape, t.n_elements, t.offset, t.nbytes, counts.get(t.name))
-            for t in gguf.tensors
-        )
-    for info, tensor in zip(gguf.tensors, report.tensors, strict=True):
+    for info in gguf.tensors:
+        tensor_counts = counts.get(info.name)
         # (fewer than 16 values never look swapped: skip the call, 200,000 tensors may be tiny)
-        if tensor.counts is not None and info.n_elements >= 16:
-            tensor.byte_order_suspect = looks_byte_swapped(gguf, info, tensor.counts)
+        swapped = tensor_counts is not None and info.n_elements >= 16 and looks_byte_swapped(gguf, info, tensor_counts)
+        report.tensors.append(
+            TensorReport(
+                info.name, info.type_name, info.shape, info.n_elements, info.offset, info.nbytes, tensor_counts, swapped
+            )
+        )
     suspects = [t.name for t in report.tensors if t.byte_order_suspect]
     if suspects:
         from pyscan.formatting import plural  # rare: keep it off the start-up path
@@ -167,11 +157,10 @@ def count_tensors(
     # One dict per tensor, straight from its row: 200,000 tensors may each hold a few values.
     builders = {type_name: _counts_builder(type_name) for type_name in COUNTS_BY_TYPE}
     result: dict[str, dict[str, int]] = {}
-    with paused_gc():  # (no kernel runs here: see _report)
-        for info, row in zip(tensors, native.counts_as_rows(totals, len(tensors)), strict=True):
-            counts = result[info.name] = builders[info.type_name](row)
-            if info.type_name == "BF16":
-                counts["bf16_exact"] = info.n_elements  # every BF16 value is BF16-exact
+    for info, row in zip(tensors, native.counts_as_rows(totals, len(tensors)), strict=True):
+        counts = result[info.name] = builders[info.type_name](row)
+        if info.type_name == "BF16":
+            counts["bf16_exact"] = info.n_elements  # every BF16 value is BF16-exact
     return result
 
 
