@@ -87,6 +87,19 @@ def test_the_library_leaves_the_collector_alone(tmp_path: Path, recorded_steps: 
     assert all(on for _, on in recorded_steps)
 
 
+def test_the_library_never_switches_the_collector(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Not even a pause that puts it back, anywhere inside open, scan or to_dict."""
+    path = tmp_path / "mixed.gguf"
+    write_mixed(path)
+    calls: list[str] = []
+    for name in ("disable", "enable", "freeze", "set_threshold"):
+        monkeypatch.setattr(gc, name, lambda *args, _name=name: calls.append(_name))
+    with pyscan.open(path) as model:
+        assert model.tensors
+    assert pyscan.scan(path).to_dict()["tensors"]
+    assert calls == []
+
+
 def test_a_report_that_fails_leaves_the_collector_on(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

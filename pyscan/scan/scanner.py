@@ -7,6 +7,7 @@ kernels run without the GIL, and counts are sums, so chunks add up exactly.
 from __future__ import annotations
 
 import array
+import functools
 import os
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -169,6 +170,7 @@ def _piece_bytes(total_bytes: int, threads: int) -> int:
     return max(CHUNK_BYTES, min(4 * CHUNK_BYTES, total_bytes // (max(1, threads) * CHUNKS_PER_THREAD)))
 
 
+@functools.cache  # compiled once per process, not per scan (a batch scans many files)
 def _counts_builder(type_name: str) -> Callable[[tuple[int, ...]], dict[str, int]]:
     """row -> the counts reported for a type, in COUNTS_BY_TYPE's order, from a kernel's row of COUNT_FIELDS.
 
