@@ -29,17 +29,23 @@ MAX_LABEL = 28  # characters of a row or column label
 
 
 def _draw_cells(ax: Axes, heatmap: Heatmap) -> None:
-    from matplotlib.patches import Rectangle
+    from matplotlib.collections import PolyCollection
 
     grid = heatmap.grid
+    squares: list[tuple[tuple[float, float], ...]] = []
+    fills: list[str] = []
     for r, row in enumerate(grid.rows):
         for c, column in enumerate(grid.columns):
             cell = heatmap.cells.get((row, column))
             if cell is None:
                 continue
-            ax.add_patch(Rectangle((c + 0.04, r + 0.06), 0.92, 0.88, facecolor=cell.fill, edgecolor="none"))
+            left, top, right, bottom = c + 0.04, r + 0.06, c + 0.96, r + 0.94
+            squares.append(((left, top), (right, top), (right, bottom), (left, bottom)))
+            fills.append(cell.fill)
             ax.text(c + 0.5, r + 0.5, cell.label[:9], ha="center", va="center", fontsize=6.5,
                     color=text_color(cell.fill), parse_math=False)  # fmt: skip
+    # One collection, not a patch per cell: 20,000 Rectangles took 11 s to add and 5 s to draw.
+    ax.add_collection(PolyCollection(squares, facecolors=fills, edgecolors="none"), autolim=False)
     ax.set_xlim(0, max(1, len(grid.columns)))  # an empty map (no tensors) still gets a valid axis
     ax.set_ylim(max(1, len(grid.rows)), 0)  # first row on top, as on the page
     ax.set_xticks([c + 0.5 for c in range(len(grid.columns))])
