@@ -538,6 +538,15 @@ def test_png_of_hostile_names_and_a_diff(tmp_path: Path) -> None:
     assert all(png_size((tmp_path / f).read_bytes())[0] > 0 for f in ("scan.png", "diff.png"))
 
 
+def test_png_of_an_empty_model(tmp_path: Path) -> None:
+    """No tensors, no cells: the collection is empty and the picture still draws (title and axes)."""
+    image = pytest.importorskip("matplotlib.image")
+    write(tmp_path / "empty.gguf", [])
+    write_png(pyscan.scan(tmp_path / "empty.gguf"), tmp_path / "empty.png")
+    width, height = png_size((tmp_path / "empty.png").read_bytes())
+    assert image.imread(tmp_path / "empty.png").shape[:2] == (height, width) and width > 0
+
+
 def test_png_without_matplotlib_is_a_usage_error(
     demo: tuple[Path, pyscan.FileReport, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -44,7 +44,7 @@ def _draw_cells(ax: Axes, heatmap: Heatmap) -> None:
             fills.append(cell.fill)
             ax.text(c + 0.5, r + 0.5, cell.label[:9], ha="center", va="center", fontsize=6.5,
                     color=text_color(cell.fill), parse_math=False)  # fmt: skip
-    # One collection, not a patch per cell: 20,000 Rectangles took 11 s to add and 5 s to draw.
+    # One collection, not a Rectangle patch per cell: --plot of 20,000 cells ~1.5x faster (README).
     ax.add_collection(PolyCollection(squares, facecolors=fills, edgecolors="none"), autolim=False)
     ax.set_xlim(0, max(1, len(grid.columns)))  # an empty map (no tensors) still gets a valid axis
     ax.set_ylim(max(1, len(grid.rows)), 0)  # first row on top, as on the page
