@@ -123,6 +123,45 @@ def test_an_existing_picture_is_replaced_only_with_force(model: Path, tmp_path: 
     assert page.read_text().startswith("<!DOCTYPE html>")
 
 
+@pytest.mark.parametrize(
+    "args",
+    [["--truncate", "bf16", "-o"], ["--html"], ["--plot"]],
+    ids=["o", "html", "plot"],
+)
+@pytest.mark.parametrize("points_to", ["file", "nothing", "stdout"])
+def test_a_link_is_never_replaced(model: Path, tmp_path: Path, args: list[str], points_to: str) -> None:
+    """A rename over a link replaces the link: `-o /dev/stdout --force` would replace the system's /dev/stdout."""
+    other, captured = tmp_path / "other.gguf", tmp_path / "stdout.txt"
+    other.write_bytes(b"keep me")
+    link = tmp_path / "link"
+    link.symlink_to({"file": other, "nothing": tmp_path / "gone", "stdout": Path("/proc/self/fd/1")}[points_to])
+    for force in ([], ["--force"]):
+        with open(captured, "w") as stdout:
+            result = subprocess.run(
+                [sys.executable, "-m", "pyscan", str(model), "-q", *args, str(link), *force], stdout=stdout,
+                stderr=subprocess.PIPE, text=True, check=False, timeout=120, cwd=tempfile.gettempdir(),
+            )  # fmt: skip
+        assert_refused(result, "symbolic link")
+        assert link.is_symlink() and other.read_bytes() == b"keep me" and captured.read_text() == ""
+    assert sorted(p.name for p in tmp_path.iterdir() if ".pyscan-" in p.name or p.name == "gone") == []
+
+
+@pytest.mark.parametrize("name_bytes", [230, 231, 254, 255])
+@pytest.mark.parametrize("option", [["--truncate", "bf16", "-o"], ["--html"]], ids=["o", "html"])
+def test_names_up_to_name_max_are_written(model: Path, tmp_path: Path, name_bytes: int, option: list[str]) -> None:
+    """The temporary name adds 25 bytes to the target's; a name of 231-255 bytes is still legal and written.
+    Two-byte characters put a cut of the name in the middle of one."""
+    stem = "é" * ((name_bytes - len(".gguf")) // 2) + "x" * ((name_bytes - len(".gguf")) % 2)
+    target = tmp_path / f"{stem}.gguf"
+    assert len(os.fsencode(target.name)) == name_bytes
+    result = cli(str(model), *option, str(target))
+    assert result.returncode == 0, result.stderr
+    assert target.stat().st_size > 0 and temporaries(tmp_path) == []
+    result = cli(str(model), *option, str(target), "--force")  # and replaced, with its leftovers looked for
+    assert result.returncode == 0 and result.stderr == "", result.stderr
+    assert temporaries(tmp_path) == []
+
+
 # ---- an output that appears meanwhile -------------------------------------------------------------
 
 # Run the command line; just before OUT is published, another "process" creates OUT.

@@ -2,9 +2,11 @@
 
 The rules, for -o, --html, --plot and the --resume report alike:
 
-- a target that exists must be a regular file (or a link to one): a folder, a device node, a FIFO
+- a target that exists must be a regular file: a folder, a device node, a FIFO
   or a socket is refused, never replaced;
 - a target that is one of the command's inputs (by any path or link) is refused;
+- a target that is a symbolic link is refused: the rename would replace the link, not the file it
+  names (``-o /dev/stdout --force`` would replace the system's /dev/stdout);
 - an existing target is replaced only with force (--force).
 
 A new file is written to a hidden temporary file beside its target, created with O_EXCL and the
@@ -30,6 +32,9 @@ from pyscan.errors import PyscanError
 from pyscan.text import quote
 
 TEMPORARY_SUFFIX = ".pyscan-tmp"
+# The bytes of a target's name that its temporary names hold: '.' NAME '.' 12 hex '.pyscan-new' is
+# then at most 255 bytes, the NAME_MAX of Linux's file systems.
+MAX_TARGET_NAME_BYTES = 255 - len(".") - len(".") - 12 - len(".pyscan-new")
 FILE_MODE = 0o666  # what open(path, "w") gives; the kernel applies the umask
 
 
@@ -44,7 +49,7 @@ def check_target(
     same_as_input: str = "is an input of this command",
     force_option: str = "force=True",
 ) -> None:
-    """Refuse an output target that is a folder or other non-regular file, an input, or exists without force.
+    """Refuse an output target that is a folder or other non-regular file, an input, a link, or exists without force.
 
     force_option is how the caller asks for force, named in the refusal: Python's keyword here, and
     the command line passes "--force".
@@ -63,7 +68,11 @@ def check_target(
     for given in inputs:
         if is_same_file(path, os.fspath(given)):
             raise PyscanError(path, same_as_input, "usage")
-    if (info is not None or os.path.islink(path)) and not force:
+    if os.path.islink(path):
+        raise PyscanError(
+            path, "is a symbolic link: writing would replace the link, not the file it names; name that file", "usage"
+        )
+    if info is not None and not force:
         raise PyscanError(path, f"already exists (pass {force_option} to replace it)", "usage")
 
 
@@ -135,7 +144,7 @@ def _create_temporary(folder: str, target: str) -> tuple[int, str]:
     name: no other run can find it unlocked and take it for a dead run's leftover.
     """
     for _ in range(100):
-        stem = os.path.join(folder, f".{os.path.basename(target)}.{os.urandom(6).hex()}")
+        stem = os.path.join(folder, f"{_temporary_prefix(target)}{os.urandom(6).hex()}")
         try:
             fd = os.open(stem + ".pyscan-new", os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, FILE_MODE)
         except FileExistsError:
@@ -154,10 +163,25 @@ def _create_temporary(folder: str, target: str) -> tuple[int, str]:
     raise PyscanError(target, f"cannot create a temporary file in {folder}", "io")
 
 
+def _temporary_prefix(target: str) -> str:
+    """'.TARGET.', the start of target's temporary names, short enough that the whole name fits NAME_MAX.
+
+    A name of 231-255 bytes is legal but leaves no room for the 25 bytes the temporary name adds: it
+    is cut, and a hash of the whole name keeps two long names that start alike apart.
+    """
+    name = os.fsencode(os.path.basename(target))
+    if len(name) > MAX_TARGET_NAME_BYTES:
+        import hashlib  # only for very long names
+
+        digest = hashlib.blake2s(name, digest_size=4).hexdigest().encode()
+        name = name[: MAX_TARGET_NAME_BYTES - len(digest) - 1] + b"~" + digest
+    return f".{os.fsdecode(name)}."
+
+
 def leftovers(target: str) -> Iterator[str]:
     """Temporary files of earlier writes to target, in its folder."""
     folder = os.path.dirname(os.path.abspath(target))
-    prefix = f".{os.path.basename(target)}."
+    prefix = _temporary_prefix(target)
     with contextlib.suppress(OSError):
         for name in os.listdir(folder):
             middle = name[len(prefix) : -len(TEMPORARY_SUFFIX)]
