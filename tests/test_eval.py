@@ -355,3 +355,29 @@ def test_statistics_at_gemma_vocabulary_size_match_plain_numpy() -> None:
     dp = np.exp(lq[rows, targets]) - np.exp(lb[rows, targets])
     np.testing.assert_allclose(np.concatenate(pair.dp), dp, rtol=1e-6, atol=1e-15)
     assert np.array_equal(np.concatenate(pair.same_top), base.argmax(1) == other.argmax(1))
+
+
+def test_experiment_replaces_a_variant_only_with_force(tmp_path: Path) -> None:
+    model = tmp_path / "m.gguf"
+    write_tiny_llama(model)
+    kept = tmp_path / "variants"
+    kept.mkdir()
+    precious = kept / "m.1.truncate-bf16.gguf"  # the second variant: the first is not written either
+    precious.write_bytes(b"precious")
+    done = pyscan_cli("experiment", str(model), "--mode", "round=fp16", "--mode", "truncate=bf16", "-o", str(kept))
+    one_line_error(done, str(precious), "already exists", "--force")
+    assert precious.read_bytes() == b"precious" and sorted(p.name for p in kept.iterdir()) == [precious.name]
+
+
+def test_experiment_without_the_engine_writes_nothing(tmp_path: Path) -> None:
+    import importlib.util
+
+    if importlib.util.find_spec("llama_cpp") is not None:
+        pytest.skip("llama_cpp is installed: the engine runs")
+    model = tmp_path / "m.gguf"
+    write_tiny_llama(model)
+    kept = tmp_path / "variants"
+    kept.mkdir()
+    done = pyscan_cli("experiment", str(model), "-o", str(kept))
+    one_line_error(done, "pip install 'pyscan[eval]'")
+    assert list(kept.iterdir()) == []

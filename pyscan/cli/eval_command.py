@@ -31,7 +31,9 @@ def add_eval_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tokens", type=int, default=32, metavar="N", help="tokens per --prompt continuation")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     parser.add_argument("--html", metavar="R", help="also write the report as a self-contained HTML page R")
-    parser.add_argument("--force", action="store_true", help="let --html replace an existing file")
+    parser.add_argument(
+        "--force", action="store_true", help="let --html (experiment: and -o DIR's variants) replace existing files"
+    )
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
 

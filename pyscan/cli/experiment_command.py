@@ -72,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
         base=args.model, candidates=(), text=text, text_name=text_name, ctx=args.ctx, max_chunks=args.chunks,
         threads=args.threads, prompts=args.prompt, n_tokens=args.tokens,
     )  # fmt: skip
-    report = run_experiment(args.model, args.mode or DEFAULT_MODES, args.include, args.output, request)
+    report = run_experiment(args.model, args.mode or DEFAULT_MODES, args.include, args.output, request, args.force)
     if args.html:
         from pyscan.eval.page import experiment_page, write_page
 

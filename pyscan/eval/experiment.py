@@ -6,6 +6,7 @@ so the base model's logits are computed once for all of them.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import tempfile
 from collections.abc import Sequence
@@ -14,6 +15,7 @@ from dataclasses import replace
 from typing import Any
 
 from pyscan.errors import PyscanError
+from pyscan.eval.engine import MISSING_EXTRA
 from pyscan.eval.runner import EvalRequest, evaluate
 from pyscan.rewrite.modes import RewriteMode, parse_mode
 
@@ -43,10 +45,21 @@ def parse_kind_format(spelling: str) -> RewriteMode:
 
 
 def run_experiment(
-    model: str, modes: Sequence[str], include: Sequence[str], folder: str | None, request: EvalRequest
+    model: str,
+    modes: Sequence[str],
+    include: Sequence[str],
+    folder: str | None,
+    request: EvalRequest,
+    force: bool = False,
 ) -> dict[str, Any]:
-    """JSON-ready: base (as in eval) and modes, one object per mode (see README)."""
+    """JSON-ready: base (as in eval) and modes, one object per mode (see README).
+
+    force: let the variants replace files of the same names in folder.  Every target is checked,
+    and the inference engine's presence too, before the first variant is written: a refusal
+    writes nothing.
+    """
     from pyscan.writer import rewrite_file
+    from pyscan.writer.atomic import check_target
 
     parsed = [(spelling, parse_kind_format(spelling)) for spelling in modes]
     kept = folder is not None  # -o DIR keeps the variants; a temporary folder goes with the run
@@ -56,11 +69,18 @@ def run_experiment(
         elif not os.path.isdir(folder):
             raise PyscanError(folder, "no such folder", "io")
         stem = os.path.splitext(os.path.basename(model))[0]
-        rewrites, outputs = [], []
-        for index, (spelling, mode) in enumerate(parsed):
-            out = os.path.join(folder, f"{stem}.{index}.{spelling.replace('=', '-').replace(':', 'g')}.gguf")
-            rewrites.append(rewrite_file(model, mode, output=out, include=include, force=True))
-            outputs.append(out)
+        outputs = [
+            os.path.join(folder, f"{stem}.{index}.{spelling.replace('=', '-').replace(':', 'g')}.gguf")
+            for index, (spelling, _) in enumerate(parsed)
+        ]
+        for out in outputs:  # (a command's refusal: it names the command's option)
+            check_target(out, [model], force or not kept, "is the model itself", force_option="--force")
+        if importlib.util.find_spec("llama_cpp") is None:  # the engine would say so only after the writes
+            raise PyscanError(None, MISSING_EXTRA, "usage")
+        rewrites = [
+            rewrite_file(model, mode, output=out, include=include, force=force or not kept)
+            for (_, mode), out in zip(parsed, outputs, strict=True)
+        ]
         report = evaluate(replace(request, base=model, candidates=outputs))
     rows = []
     for (spelling, _), rewrite, candidate in zip(parsed, rewrites, report["candidates"], strict=True):
