@@ -18,7 +18,9 @@ def select(names: Iterable[str], include: Sequence[str] = (), exclude: Sequence[
     }  # fmt: skip
 
 
-def nothing_selected(path: str, include: Sequence[str], exclude: Sequence[str], what: str = "tensor") -> PyscanError:
+def nothing_selected(
+    path: str, include: Sequence[str], exclude: Sequence[str], what: str = "tensor", where: str = "this file"
+) -> PyscanError:
     """The usage error for globs that choose nothing: most likely a typo, never an empty success."""
     globs = " ".join([*(f"--include {quote(g)}" for g in include), *(f"--exclude {quote(g)}" for g in exclude)])
-    return PyscanError(path, f"{globs} select no {what} of this file", "usage")
+    return PyscanError(path, f"{globs} select no {what} of {where}", "usage")

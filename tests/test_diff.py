@@ -410,6 +410,13 @@ def test_include_and_exclude(model: Path, flipped: Path) -> None:
     assert code == 0 and report["identical"] is True
 
 
+@pytest.mark.parametrize("globs", [["--include", "zz*"], ["--exclude", "*"], ["--include", "q*", "--exclude", "q*"]])
+def test_globs_selecting_nothing_are_a_usage_error_not_identical(model: Path, flipped: Path, globs: list[str]) -> None:
+    result = diff_cli(model, flipped, *globs)
+    assert (result.returncode, result.stdout) == (2, ""), (result.returncode, result.stdout)
+    assert len(result.stderr.splitlines()) == 1 and "select no tensor" in result.stderr, result.stderr
+
+
 def with_type_id(path: Path, name: str, type_id: int) -> bytes:
     """The file's bytes with one tensor's type id rewritten in its header entry (little-endian file)."""
     data = bytearray(path.read_bytes())

@@ -52,7 +52,7 @@ from pyscan.diff.sides import Entry, ModelFacts, Side, SideFormat, file_side, op
 from pyscan.diff.summary import relations_summary
 from pyscan.parser.metadata import MetadataArray, MetadataEntry, ValueType
 from pyscan.parser.model import ModelFile, TensorInfo
-from pyscan.selection import select
+from pyscan.selection import nothing_selected, select
 from pyscan.text import quote
 
 CHUNK_ELEMENTS = 1 << 20  # about 50 MiB of float64 and mask temporaries per chunk
@@ -374,6 +374,8 @@ def diff_sides(a: Side, b: Side, include: Sequence[str] = (), exclude: Sequence[
     facts = _merged_facts(a, b)
     arch = pairing.architecture if pairing.mapped else None
     chosen = select({n for p in pairing.pairs for n in _names(p)}, include, exclude)
+    if (include or exclude) and not chosen:  # a typo in a glob must not read as "identical"
+        raise nothing_selected(a.path, include, exclude, where="either model")
     for pair in pairing.pairs:
         if not chosen.intersection(_names(pair)):
             continue
