@@ -92,7 +92,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--fake-quant", metavar="FMT",
         help="int8 or int4: symmetric absmax quantization; q8_0, q4_0, q4_1, q5_0, q5_1: a ggml block format",
     )  # fmt: skip
-    rewrite.add_argument("--group-size", type=int, metavar="G", help="--fake-quant groups of G values along a row")
+    rewrite.add_argument(
+        "--group-size", type=int, metavar="G", help="--fake-quant groups of G values along a row (the row, if longer)"
+    )
     rewrite.add_argument("-o", "--output", metavar="OUT", help="write the rewritten model to OUT")
     rewrite.add_argument("--in-place", action="store_true", help="rewrite FILE itself")
     rewrite.add_argument("--dry-run", action="store_true", help="report what would change; write nothing")

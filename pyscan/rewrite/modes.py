@@ -56,7 +56,7 @@ class RewriteMode(NamedTuple):
         if self.is_fake_quant:
             qmax = FAKE_QUANT_LEVELS[self.target]
             native.fake_quant_into(
-                acc, src, dst, n_words // row_len, row_len, self.group_size or row_len, qmax, swap, path
+                acc, src, dst, n_words // row_len, row_len, self._group(row_len), qmax, swap, path
             )
             return
         op, param = self._transform_op()
@@ -68,8 +68,13 @@ class RewriteMode(NamedTuple):
             raise ValueError(f"{self} runs in gguf.quants, not in a kernel")
         if self.is_fake_quant:
             qmax = FAKE_QUANT_LEVELS[self.target]
-            return native.rewrite_op(native.lib.PYSCAN_OP_FAKE_QUANT, qmax, row_len, self.group_size or row_len)
+            return native.rewrite_op(native.lib.PYSCAN_OP_FAKE_QUANT, qmax, row_len, self._group(row_len))
         return native.rewrite_op(*self._transform_op())
+
+    def _group(self, row_len: int) -> int:
+        """Values per absmax group: group_size, or the row where there is none or it is longer (then
+        the row is the group, and a size past the kernel's size_t never reaches it)."""
+        return min(self.group_size or row_len, row_len)
 
     def _transform_op(self) -> tuple[int, int]:
         """(op, param) of pyscan_transform for a truncate or round mode."""
