@@ -38,6 +38,31 @@ def emit(text: str) -> None:
         raise PyscanError("standard output", f"cannot write: {exc.strerror or exc}", "io") from None
 
 
+class _CallbackInterrupt:
+    """Ctrl-C that landed in a callback Python cannot raise from (cffi's ffi.gc closing a mapping, a
+    weakref's): Python would print "Exception ignored ..." with a traceback and go on to exit 0.
+    It is remembered instead, and the command ends as at any Ctrl-C."""
+
+    __slots__ = ("seen", "previous")
+
+    def __init__(self) -> None:
+        self.seen = False
+        self.previous = sys.unraisablehook
+
+    def __call__(self, unraisable: sys.UnraisableHookArgs) -> None:
+        if isinstance(unraisable.exc_value, KeyboardInterrupt):
+            self.seen = True
+        else:
+            self.previous(unraisable)
+
+    def __enter__(self) -> _CallbackInterrupt:
+        sys.unraisablehook = self
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        sys.unraisablehook = self.previous  # tests run main() in their own process
+
+
 def guarded(command: Callable[[], int]) -> int:
     """Run command; a PyscanError becomes one line on stderr and exit 2, never a traceback.
 
@@ -48,11 +73,14 @@ def guarded(command: Callable[[], int]) -> int:
     warnings.showwarning = _show_warning
     try:
         try:
-            status = command()
+            with _CallbackInterrupt() as callback:
+                status = command()
         except BaseException:
             native.check_mappings()
             raise
         native.check_mappings()
+        if callback.seen:
+            raise KeyboardInterrupt
         return status
     except PyscanError as exc:
         print(f"pyscan: {exc}", file=sys.stderr)
