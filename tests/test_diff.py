@@ -522,3 +522,25 @@ def test_metadata_values_are_json_values(model: Path, folder: Path) -> None:
     assert (got["test.ids"]["count_a"], got["test.ids"]["count_b"]) == (3, 2)
     assert (got["test.count"]["value_a"], got["test.count"]["value_b"]) == (None, 7)
     assert got["test.scale"]["value_b"] == 0.5 and got["test.scale"]["count_b"] is None
+
+
+INTEGER_TYPES = [("I8", np.int8), ("I16", np.int16), ("I32", np.int32), ("I64", np.int64)]
+
+
+@pytest.mark.parametrize(("name_b", "type_b"), INTEGER_TYPES)
+def test_an_integer_b_is_compared_value_by_value(tmp_path: Path, name_b: str, type_b: Any) -> None:
+    """An integer tensor B has no rounding to try: A's values against B's, counted as numpy counts them."""
+    values = np.arange(-16, 16)
+    a, b, same_type = tmp_path / "a.gguf", tmp_path / "b.gguf", tmp_path / "c.gguf"
+    write(a, [("x", values.astype(np.float32), None)])
+    shifted = values.astype(type_b)
+    shifted[::4] += 1  # every fourth value differs by 1
+    write(b, [("x", shifted, None)])
+    write(same_type, [("x", values.astype(type_b), None)])
+    code, report = diff_json(same_type, b)
+    want = int(np.count_nonzero(values != shifted))
+    assert (code, report["n_values_differ"], report["max_abs_diff"]) == (1, want, 1.0), report
+    code, report = diff_json(a, b)  # F32 to an integer type: measured as any change of type is
+    (tensor,) = report["tensors"]
+    assert code == 1 and (tensor["status"], tensor["type_b"]) == ("type_changed", name_b)
+    assert tensor["max_abs_error"] == 1.0 and tensor["relations"] == ["different"]

@@ -144,7 +144,8 @@ class _Track:
 def relate(a: Entry, b: Entry, transform: Transform) -> Relation:
     """Compare B with A put through transform; both tensors readable and of matching shapes."""
     (file_a, ta), (file_b, tb) = a, b
-    candidates = () if is_quantized(tb) else CANDIDATES[tb.type_name]
+    # (an integer B has no rounding to try: its values are compared as they are)
+    candidates = () if is_quantized(tb) else CANDIDATES.get(tb.type_name, ())
     if tb.type_name == "F32" and ta.type_name == "F64":
         candidates = ("F32", *candidates)
     narrow = ta.type_name in NARROW_SOURCES
