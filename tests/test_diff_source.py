@@ -240,6 +240,8 @@ HOSTILE: dict[str, Any] = {
     "index not a map": ("model.safetensors.index.json", json.dumps({"weight_map": [1]})),
     "index name a number": ("model.safetensors.index.json", json.dumps({"weight_map": {"x": 3}})),
     "index shard a gguf": ("model.safetensors.index.json", json.dumps({"weight_map": {"x": "model.gguf"}})),
+    "config a FIFO": ("config.json", None),  # None: a FIFO that no one writes, which must not hang the diff
+    "index a FIFO": ("model.safetensors.index.json", None),
 }
 
 
@@ -250,8 +252,12 @@ def test_hostile_checkpoint_is_one_line_exit_2(tmp_path: Path, case: str) -> Non
     ck.convert(source, "llama", tmp_path / "model.gguf")
     shutil.copy(tmp_path / "model.gguf", folder / "model.gguf")
     file_name, text = HOSTILE[case]
-    (folder / file_name).write_text(text)
-    result = diff_cli(folder, tmp_path / "model.gguf")
+    if text is None:
+        (folder / file_name).unlink(missing_ok=True)
+        os.mkfifo(folder / file_name)
+    else:
+        (folder / file_name).write_text(text)
+    result = diff_cli(folder, tmp_path / "model.gguf")  # (a hang ends at its timeout)
     assert result.returncode == 2, result.stdout
     assert result.stdout == "" and len(result.stderr.splitlines()) == 1, result.stderr
     assert result.stderr.startswith(f"pyscan: {folder}") and "Traceback" not in result.stderr

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 from typing import Any, NamedTuple, NoReturn
 
 from pyscan.errors import PyscanError
@@ -102,7 +103,10 @@ def _load_json(path: str) -> Any:
         raise PyscanError(path, reason)
 
     try:
-        with open(path, "rb") as f:
+        # O_NONBLOCK: a FIFO must not wait for a writer; it is refused below, as a FIFO shard is.
+        with open(os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC), "rb") as f:
+            if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+                fail("is not a regular file")
             raw = f.read(MAX_JSON_BYTES + 1)
     except OSError as exc:
         raise PyscanError(path, f"cannot read: {(exc.strerror or str(exc)).lower()}", "io") from None
