@@ -29,12 +29,29 @@ def shorten(text: str, limit: int) -> str:
 
 
 def quote(text: str, limit: int = QUOTE_LIMIT) -> str:
-    """A name for a message: quoted and escaped like repr(), at most limit characters of it."""
-    if len(text) <= limit:
-        return repr(text)
-    return f"{repr(text[:limit])[:-1]}…' ({len(text):,} characters)"
+    """A name for a message: quoted and escaped like repr(), at most limit characters of its escaped form.
+
+    The bound is on what is printed, not on the name: 300 bidi overrides escape to 1,800 characters.
+    """
+    shown = repr(text[: limit + 1])
+    if len(text) <= limit and len(shown) <= limit + 2:
+        return shown
+    low, high = 0, min(len(text), limit)  # the longest prefix whose escaped form fits: never half an escape
+    while low < high:
+        middle = (low + high + 1) // 2
+        if len(repr(text[:middle])) <= limit + 2:
+            low = middle
+        else:
+            high = middle - 1
+    return f"{repr(text[:low])[:-1]}…' ({len(text):,} characters)"
 
 
 def safe_line(text: str, limit: int = LINE_LIMIT) -> str:
-    """One line for a terminal: escaped, and bounded."""
-    return shorten(printable(text), limit)
+    """One line for a terminal: escaped, and bounded; an overlong line keeps its end, where a message
+    says what is wrong (the middle is usually a long name or list)."""
+    line = printable(text)
+    if len(line) <= limit:
+        return line
+    tail = limit // 4
+    head = limit - tail - 40  # room for the note in between
+    return f"{line[:head]} … [{len(line) - head - tail:,} characters cut] … {line[-tail:]}"

@@ -10,6 +10,7 @@ import json
 import re
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import gguf_bytes as gb
 import numpy as np
@@ -162,3 +163,28 @@ def test_many_threads_are_capped_not_spawned(tmp_path: Path) -> None:
         assert result.returncode == 0, result.stderr
         report = json.loads(result.stdout)
         assert (report["tensors"][0].get("low16_zero", 24 << 20), report.get("changed", 0)) == (24 << 20, 0)
+
+
+def bidi_duplicate_key(path: Path) -> Path:
+    key = "\u202e" * 300  # escapes to 1,800 characters: the bound is on what is printed
+    path.write_bytes(gb.build_bytes([gb.kv(key, gb.STRING, "a"), gb.kv(key, gb.STRING, "b")], []))
+    return path
+
+
+def huge_shape(path: Path) -> Path:
+    header = json.dumps({"x": {"dtype": "F32", "shape": [2**62] * 64, "data_offsets": [0, 16]}}).encode()
+    path.write_bytes(len(header).to_bytes(8, "little") + header + bytes(16))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("make", "reason"),
+    [(bidi_duplicate_key, "appears twice"), (huge_shape, "overflows a 64-bit element count")],
+    ids=["escaped-name", "long-shape"],
+)
+def test_an_error_line_stays_bounded_and_keeps_its_reason(tmp_path: Path, make: Any, reason: str) -> None:
+    path = make(tmp_path / ("m.safetensors" if make is huge_shape else "m.gguf"))
+    result = cli(str(path))
+    assert result.returncode == 2, result.stderr[:500]
+    (line,) = result.stderr.splitlines()
+    assert len(line) <= 1000 and line.endswith(reason) and not CONTROL.search(line), line
