@@ -85,7 +85,7 @@ def test_an_overlong_report_line_is_skipped_without_reading_it_whole(
         assert report_file.load_finished(str(report)) == {}
 
 
-@pytest.mark.parametrize("target", ["fifo", "/dev/zero", "folder", "model", "input", "link", "/dev/stdout"])
+@pytest.mark.parametrize("target", ["fifo", "/dev/zero", "folder", "model", "input"])
 def test_a_report_that_is_no_report_is_refused(models: Path, tmp_path: Path, target: str) -> None:
     other_model = small_model(tmp_path / "other.safetensors.gguf")
     paths = {
@@ -94,27 +94,18 @@ def test_a_report_that_is_no_report_is_refused(models: Path, tmp_path: Path, tar
         "folder": tmp_path,
         "model": tmp_path / "Y.safetensors",
         "input": models / "m1.gguf",
-        "link": tmp_path / "link.jsonl",
-        "/dev/stdout": tmp_path / "stdout.jsonl",  # a link to /proc/self/fd/1, as /dev/stdout is
     }
     report = paths[target]
     if target == "fifo":
         os.mkfifo(report)
-    if target == "link":
-        (tmp_path / "real.jsonl").write_text("")
-        report.symlink_to(tmp_path / "real.jsonl")
-    if target == "/dev/stdout":
-        report.symlink_to("/proc/self/fd/1")
     if target == "model":
         report.write_bytes(other_model.read_bytes())
-    before = report.read_bytes() if report.is_file() and not report.is_symlink() else None
+    before = report.read_bytes() if report.is_file() else None
     result = cli(str(models), "--jsonl", "--resume", str(report), timeout=60)  # a FIFO must not hang it
     assert_clean(result, 2)
     assert len(result.stderr.splitlines()) == 1 and str(report) in result.stderr
     if before is not None:
         assert report.read_bytes() == before
-    if target == "link":
-        assert report.is_symlink() and (tmp_path / "real.jsonl").read_text() == ""
 
 
 # ---- write errors -------------------------------------------------------------------------------

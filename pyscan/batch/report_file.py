@@ -34,7 +34,10 @@ Finished = dict[str, tuple[int, int]]  # resolved path -> (size, mtime_ns)
 
 
 def check_report_path(report_path: str, inputs: Sequence[str]) -> None:
-    """Refuse a report that is a folder, not a regular file, a link, one of the inputs, or a model file."""
+    """Refuse a report that is a folder, not a regular file, one of the inputs, or a model file.
+
+    (A link is fine: the report is appended to, never renamed, so writes go to the file it names.)
+    """
     try:
         info = os.stat(report_path)
     except FileNotFoundError:
@@ -44,8 +47,6 @@ def check_report_path(report_path: str, inputs: Sequence[str]) -> None:
     if info is not None and not stat.S_ISREG(info.st_mode):
         kind = "a folder" if stat.S_ISDIR(info.st_mode) else "not a regular file (a device, FIFO or socket)"
         raise PyscanError(report_path, f"is {kind}; the report must be a file", "usage")
-    if os.path.islink(report_path):  # as for every output (pyscan.writer.atomic): `--resume /dev/stdout` is one
-        raise PyscanError(report_path, "is a symbolic link; name the report file itself", "usage")
     if report_path.endswith(MODEL_SUFFIXES) or any(is_same_file(report_path, given) for given in inputs):
         raise PyscanError(report_path, "is a model file; the report must be a .jsonl file of its own", "usage")
     if info is not None:

@@ -5,8 +5,9 @@ The rules, for -o, --html, --plot and the --resume report alike:
 - a target that exists must be a regular file: a folder, a device node, a FIFO
   or a socket is refused, never replaced;
 - a target that is one of the command's inputs (by any path or link) is refused;
-- a target that is a symbolic link is refused: the rename would replace the link, not the file it
-  names (``-o /dev/stdout --force`` would replace the system's /dev/stdout);
+- a target that is a symbolic link is refused (all but the --resume report, which is appended to,
+  never renamed): the rename would replace the link, not the file it names (``-o /dev/stdout
+  --force`` would replace the system's /dev/stdout);
 - an existing target is replaced only with force (--force).
 
 A new file is written to a hidden temporary file beside its target, created with O_EXCL and the
