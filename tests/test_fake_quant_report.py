@@ -30,7 +30,6 @@ def test_summary_and_json_count_the_groups_left_unchanged(tmp_path: Path) -> Non
     assert normal["skipped_groups"] == 0  # per row, max |x| ~ 1: every row quantized
 
 
-
 def test_a_group_longer_than_a_row_is_the_row(tmp_path: Path) -> None:
     """A --group-size past a row (up to past 2^64, the kernel's size_t) quantizes per row: the same bytes as no
     --group-size (whose values tests/test_rewrite_kernels.py holds against numpy)."""

@@ -41,7 +41,8 @@ def emit(text: str) -> None:
 class _CallbackInterrupt:
     """Ctrl-C that landed in a callback Python cannot raise from (cffi's ffi.gc closing a mapping, a
     weakref's): Python would print "Exception ignored ..." with a traceback and go on to exit 0.
-    It is remembered instead, and the command ends as at any Ctrl-C."""
+    It is remembered instead: the command goes on to its end (it cannot be stopped from there; seen
+    1-3 times in 40 interrupts, in the last ~10 ms of a run), then says "interrupted" and exits 130."""
 
     __slots__ = ("seen", "previous")
 

@@ -55,8 +55,9 @@ def run_experiment(
     """JSON-ready: base (as in eval) and modes, one object per mode (see README).
 
     force: let the variants replace files of the same names in folder.  Every target is checked,
-    and the inference engine's presence too, before the first variant is written: a refusal
-    writes nothing.
+    and that the inference engine is installed, before the first variant is written: a refused
+    target or a missing engine writes nothing (a mode a tensor refuses stops after the variants
+    before it).
     """
     from pyscan.writer import rewrite_file
     from pyscan.writer.atomic import check_target

@@ -55,9 +55,7 @@ class RewriteMode(NamedTuple):
             return
         if self.is_fake_quant:
             qmax = FAKE_QUANT_LEVELS[self.target]
-            native.fake_quant_into(
-                acc, src, dst, n_words // row_len, row_len, self._group(row_len), qmax, swap, path
-            )
+            native.fake_quant_into(acc, src, dst, n_words // row_len, row_len, self._group(row_len), qmax, swap, path)
             return
         op, param = self._transform_op()
         native.transform_into(acc, op, param, src, dst, n_words, swap, path)
