@@ -43,7 +43,8 @@ def quote(text: str, limit: int = QUOTE_LIMIT) -> str:
             low = middle
         else:
             high = middle - 1
-    return f"{repr(text[:low])[:-1]}…' ({len(text):,} characters)"
+    shown = repr(text[:low])
+    return f"{shown[:-1]}…{shown[-1]} ({len(text):,} characters)"  # closed with the quote repr opened with
 
 
 def safe_line(text: str, limit: int = LINE_LIMIT) -> str:
@@ -52,6 +53,8 @@ def safe_line(text: str, limit: int = LINE_LIMIT) -> str:
     line = printable(text)
     if len(line) <= limit:
         return line
+    if limit < 120:  # too short for a head, a note and a tail
+        return shorten(line, limit)
     tail = limit // 4
     head = limit - tail - 40  # room for the note in between
     return f"{line[:head]} … [{len(line) - head - tail:,} characters cut] … {line[-tail:]}"

@@ -157,7 +157,7 @@ def test_names_up_to_name_max_are_written(model: Path, tmp_path: Path, name_byte
     result = cli(str(model), *option, str(target))
     assert result.returncode == 0, result.stderr
     assert target.stat().st_size > 0 and temporaries(tmp_path) == []
-    result = cli(str(model), *option, str(target), "--force")  # and replaced, with its leftovers looked for
+    result = cli(str(model), *option, str(target), "--force")  # and replaced
     assert result.returncode == 0 and result.stderr == "", result.stderr
     assert temporaries(tmp_path) == []
 
@@ -200,6 +200,33 @@ def test_a_dead_runs_leftover_is_removed_and_named(model: Path, tmp_path: Path) 
     assert result.returncode == 0, result.stderr
     assert f"removed {str(stale)!r}" in result.stderr and "killed" in result.stderr
     assert not stale.exists() and out.exists() and temporaries(tmp_path) == []
+
+
+# Run the command line and die (as SIGKILL would) once OUT's temporary file is written, before the rename.
+DIES_BEFORE_RENAME = """
+import os, sys
+from pyscan.writer import output
+output._check_copy = lambda gguf, temporary, out: os._exit(9)
+from pyscan.cli.main import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+@pytest.mark.parametrize("name_bytes", [12, 255])
+def test_a_killed_runs_leftover_is_found_for_any_name(model: Path, tmp_path: Path, name_bytes: int) -> None:
+    """The leftover of a write that died is removed by the next write to the same target, also where
+    the target's name is too long to be part of its temporary name whole (cut inside a character)."""
+    stem = "é" * ((name_bytes - len(".gguf")) // 2) + "x" * ((name_bytes - len(".gguf")) % 2)
+    out = tmp_path / f"{stem}.gguf"
+    killed = subprocess.run(
+        [sys.executable, "-c", DIES_BEFORE_RENAME, str(model), "--truncate", "bf16", "-o", str(out)],
+        capture_output=True, text=True, check=False, timeout=120, cwd=tempfile.gettempdir(),
+    )  # fmt: skip
+    assert killed.returncode == 9 and len(temporaries(tmp_path)) == 1, (killed.returncode, killed.stderr)
+    result = cli(str(model), "--truncate", "bf16", "-o", str(out))
+    assert result.returncode == 0, result.stderr
+    assert "removed" in result.stderr and "killed" in result.stderr, result.stderr
+    assert out.exists() and temporaries(tmp_path) == []
 
 
 def test_a_live_writers_temporary_file_is_left_alone(model: Path, tmp_path: Path) -> None:

@@ -188,3 +188,10 @@ def test_an_error_line_stays_bounded_and_keeps_its_reason(tmp_path: Path, make: 
     assert result.returncode == 2, result.stderr[:500]
     (line,) = result.stderr.splitlines()
     assert len(line) <= 1000 and line.endswith(reason) and not CONTROL.search(line), line
+
+
+def test_a_cut_name_is_closed_with_the_quote_it_opened_with() -> None:
+    from pyscan.text import quote
+
+    shown = quote("it's" * 100)  # repr quotes it with ": a ' inside
+    assert shown.startswith('"it\'s') and shown.endswith('…" (400 characters)') and len(shown) < 240, shown
