@@ -64,6 +64,7 @@ def run_experiment(
 
     parsed = [(spelling, parse_kind_format(spelling)) for spelling in modes]
     kept = folder is not None  # -o DIR keeps the variants; a temporary folder goes with the run
+    replace_existing = force or not kept  # a fresh temporary folder holds nothing to lose
     with ExitStack() as stack:
         if folder is None:
             folder = stack.enter_context(tempfile.TemporaryDirectory(prefix="pyscan-experiment-"))
@@ -75,11 +76,11 @@ def run_experiment(
             for index, (spelling, _) in enumerate(parsed)
         ]
         for out in outputs:  # (a command's refusal: it names the command's option)
-            check_target(out, [model], force or not kept, "is the model itself", force_option="--force")
+            check_target(out, [model], replace_existing, "is the model itself", force_option="--force")
         if importlib.util.find_spec("llama_cpp") is None:  # the engine would say so only after the writes
             raise PyscanError(None, MISSING_EXTRA, "usage")
         rewrites = [
-            rewrite_file(model, mode, output=out, include=include, force=force or not kept)
+            rewrite_file(model, mode, output=out, include=include, force=replace_existing)
             for (_, mode), out in zip(parsed, outputs, strict=True)
         ]
         report = evaluate(replace(request, base=model, candidates=outputs))
