@@ -381,3 +381,47 @@ def test_experiment_without_the_engine_writes_nothing(tmp_path: Path) -> None:
     done = pyscan_cli("experiment", str(model), "-o", str(kept))
     one_line_error(done, "pip install 'pyscan[eval]'")
     assert list(kept.iterdir()) == []
+
+
+def write_rows_of_48(path: Path) -> None:
+    """Two F32 tensors: rows of 64 values (whole q4_0 blocks) and rows of 48 (not whole blocks)."""
+    import gguf
+
+    writer = gguf.GGUFWriter(str(path), "llama")
+    writer.add_tensor("blk.0.ffn_up.weight", np.ones((2, 64), np.float32))
+    writer.add_tensor("blk.0.odd.weight", np.ones((2, 48), np.float32))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+
+
+def test_experiment_checks_every_mode_against_the_tensors_before_writing(tmp_path: Path) -> None:
+    model = tmp_path / "m.gguf"
+    write_rows_of_48(model)
+    kept = tmp_path / "variants"
+    kept.mkdir()
+    # q4_0 is the second mode: before, the first variant was written, then q4_0 refused the tensor
+    modes = ["--mode", "truncate=bf16", "--mode", "fake-quant=q4_0"]
+    done = pyscan_cli("experiment", str(model), *modes, "-o", str(kept))
+    one_line_error(done, str(model), "blk.0.odd.weight", "rows of 48", "--exclude")
+    assert list(kept.iterdir()) == []
+    done = pyscan_cli("experiment", str(model), *modes, "--exclude", "*", "-o", str(kept))
+    one_line_error(done, "--exclude")  # --exclude reaches the check: nothing left to rewrite
+    assert list(kept.iterdir()) == []
+
+
+def test_experiment_exclude_leaves_a_tensor_out_of_every_variant(tmp_path: Path) -> None:
+    import importlib.util
+
+    if importlib.util.find_spec("llama_cpp") is not None:
+        pytest.skip("llama_cpp is installed: this file is not a model it can load")
+    model = tmp_path / "m.gguf"
+    write_rows_of_48(model)
+    kept = tmp_path / "variants"
+    kept.mkdir()
+    done = pyscan_cli(
+        "experiment", str(model), "--mode", "fake-quant=q4_0", "--exclude", "blk.0.odd.weight", "-o", str(kept)
+    )
+    one_line_error(done, "pip install 'pyscan[eval]'")  # past the tensors' check: only the engine is missing
+    assert list(kept.iterdir()) == []

@@ -33,6 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="truncate=bf16, round=fp16, truncate=m3, fake-quant=int8, fake-quant=int4:32 (repeatable)",
     )  # fmt: skip
     parser.add_argument("--include", action="append", default=[], metavar="GLOB", help="rewrite only these tensors")
+    parser.add_argument("--exclude", action="append", default=[], metavar="GLOB", help="leave these tensors unchanged")
     parser.add_argument("-o", "--output", metavar="DIR", help="keep the variants in DIR (default: a temporary folder)")
     add_eval_options(parser)
     return parser
@@ -72,7 +73,9 @@ def run(args: argparse.Namespace) -> int:
         base=args.model, candidates=(), text=text, text_name=text_name, ctx=args.ctx, max_chunks=args.chunks,
         threads=args.threads, prompts=args.prompt, n_tokens=args.tokens,
     )  # fmt: skip
-    report = run_experiment(args.model, args.mode or DEFAULT_MODES, args.include, args.output, request, args.force)
+    report = run_experiment(
+        args.model, args.mode or DEFAULT_MODES, args.include, args.output, request, args.force, args.exclude
+    )
     if args.html:
         from pyscan.eval.page import experiment_page, write_page
 

@@ -51,13 +51,14 @@ def run_experiment(
     folder: str | None,
     request: EvalRequest,
     force: bool = False,
+    exclude: Sequence[str] = (),
 ) -> dict[str, Any]:
     """JSON-ready: base (as in eval) and modes, one object per mode (see README).
 
     force: let the variants replace files of the same names in folder.  Every target is checked,
-    and that the inference engine is installed, before the first variant is written: a refused
-    target or a missing engine writes nothing (a mode a tensor refuses stops after the variants
-    before it).
+    every mode against the chosen tensors, and that the inference engine is installed, before the
+    first variant is written: a refused target, a tensor a mode refuses or a missing engine writes
+    nothing.
     """
     from pyscan.writer import rewrite_file
     from pyscan.writer.atomic import check_target
@@ -77,10 +78,11 @@ def run_experiment(
         ]
         for out in outputs:  # (a command's refusal: it names the command's option)
             check_target(out, [model], replace_existing, "is the model itself", force_option="--force")
+        _check_modes(model, [mode for _, mode in parsed], include, exclude)
         if importlib.util.find_spec("llama_cpp") is None:  # the engine would say so only after the writes
             raise PyscanError(None, MISSING_EXTRA, "usage")
         rewrites = [
-            rewrite_file(model, mode, output=out, include=include, force=replace_existing)
+            rewrite_file(model, mode, output=out, include=include, exclude=exclude, force=replace_existing)
             for (_, mode), out in zip(parsed, outputs, strict=True)
         ]
         report = evaluate(replace(request, base=model, candidates=outputs))
@@ -95,3 +97,18 @@ def run_experiment(
             "outputs_identical": candidate.get("outputs_identical"),
         })  # fmt: skip
     return {key: report[key] for key in ("base", "text", "ctx", "n_chunks", "n_tokens_scored")} | {"modes": rows}
+
+
+def _check_modes(model: str, modes: Sequence[RewriteMode], include: Sequence[str], exclude: Sequence[str]) -> None:
+    """Raise what rewrite_file would raise for the tensors it chooses (none chosen, rows that a block
+    format cannot cut) before any variant is written, not after the modes before it."""
+    from pyscan.parser import open_model
+    from pyscan.rewrite import select_targets
+    from pyscan.rewrite.blocks import check_rows
+
+    with open_model(model) as gguf:
+        gguf.require_data()
+        targets = select_targets(gguf, include, exclude)
+        for mode in modes:
+            if mode.is_block_format:
+                check_rows(gguf.path, targets, mode.target)
