@@ -11,6 +11,9 @@ import json
 import math
 import os
 import shutil
+import subprocess
+import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -359,3 +362,49 @@ def test_real_gemma_against_its_round_fp16_output(gemma: tuple[Path, Any], tmp_p
         want = (["rounded"], "round-to-nearest-even to F16, stored as F32") if name in rounded else None
         assert relation == (want or (["identical"], None)), name
     assert f"{len(rounded)} rounded (round-to-nearest-even to F16, stored as F32)" in report["relations_summary"]
+
+
+@pytest.mark.parametrize("kind", ["FIFO", "folder", "dangling link", "missing"])
+def test_a_shard_that_is_not_a_file_is_named_so(tmp_path: Path, kind: str) -> None:
+    folder = tmp_path / "hf"
+    ck.write_checkpoint(folder, "llama", shards=2)
+    shard = folder / "model-00002-of-00002.safetensors"
+    shard.unlink()
+    if kind == "FIFO":
+        os.mkfifo(shard)
+    elif kind == "folder":
+        shard.mkdir()
+    elif kind == "dangling link":
+        shard.symlink_to(tmp_path / "gone.safetensors")
+    result = diff_cli(folder, folder)
+    assert result.returncode == 2 and len(result.stderr.splitlines()) == 1, result.stderr
+    said = "is not a regular file" if kind in ("FIFO", "folder") else "is missing from the folder"
+    assert f"shard 'model-00002-of-00002.safetensors' {said}" in result.stderr
+
+
+def checkpoint_files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.is_file())
+
+
+def test_no_output_replaces_a_file_of_a_checkpoint_folder(tmp_path: Path) -> None:
+    folders = []
+    for shards, name in ((3, "sharded"), (1, "single")):
+        folder = tmp_path / name
+        ck.write_checkpoint(folder, "llama", shards=shards)
+        folders.append(folder)
+    files = [path for folder in folders for path in checkpoint_files(folder)]
+    assert len(files) == 5 + 2  # config, index and three shards; config and model.safetensors
+    before = {path: path.read_bytes() for path in files}
+    for target in files:
+        for option in ("--html", "--plot"):
+            for a, b in (folders, folders[::-1]):  # the folder as A and as B
+                result = diff_cli(a, b, option, str(target), "--force")
+                assert result.returncode == 2 and "is an input of this command" in result.stderr, (target, result)
+        with open(target, "a") as appended:  # `pyscan diff A B --json >> A/config.json`
+            result = subprocess.run(
+                [sys.executable, "-m", "pyscan", "diff", *map(str, folders), "--json"], stdout=appended,
+                stderr=subprocess.PIPE, text=True, check=False, timeout=120, cwd=tempfile.gettempdir(),
+            )  # fmt: skip
+        assert result.returncode == 2 and "standard output" in result.stderr, (target, result.stderr)
+    assert {path: path.read_bytes() for path in files} == before
+    assert diff_cli(*folders, "--html", str(folders[0] / "report.html")).returncode in (0, 1)  # a new file may go there

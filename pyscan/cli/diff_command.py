@@ -49,6 +49,7 @@ from pyscan.cli.outcome import EXIT_DIFFERENT, emit, guarded
 from pyscan.diff.compare import diff
 from pyscan.diff.render import render
 from pyscan.errors import PyscanError
+from pyscan.parser.checkpoint import checkpoint_files, is_checkpoint
 
 EXIT_IDENTICAL = 0
 
@@ -74,7 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     if args.force and not (args.html or args.plot):
         raise PyscanError(None, "--force goes with --html FILE or --plot FILE", "usage")
-    check_outputs([args.html, args.plot], [args.a, args.b], args.force)
+    check_outputs([args.html, args.plot], _input_files(args.a, args.b), args.force)
     report = diff(args.a, args.b, include=args.include, exclude=args.exclude)
     write_pictures(args, report)
     try:
@@ -84,6 +85,11 @@ def run(args: argparse.Namespace) -> int:
         # The reader went away (e.g. `pyscan diff A B | head`): the answer is still the exit status.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return EXIT_IDENTICAL if report.identical else EXIT_DIFFERENT
+
+
+def _input_files(*paths: str) -> list[str]:
+    """The files the diff reads: each path, and for a checkpoint folder its config, index and shards."""
+    return [name for path in paths for name in ([path, *checkpoint_files(path)] if is_checkpoint(path) else [path])]
 
 
 def main_diff(argv: Sequence[str]) -> int:

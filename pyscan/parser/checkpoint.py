@@ -11,6 +11,7 @@ does not hold it: each is one PyscanError naming the file.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import stat
@@ -72,10 +73,9 @@ def open_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
     if os.path.exists(index):
         names, weight_map = _read_index(index)
         shards = [_open_shard(os.path.join(folder, n)) for n in names]
-        by_file = dict(zip(names, shards, strict=True))
-        for tensor, file_name in weight_map.items():
-            shard = by_file[file_name]
-            if not any(t.name == tensor for t in shard.tensors):
+        held = {name: {t.name for t in shard.tensors} for name, shard in zip(names, shards, strict=True)}
+        for tensor, file_name in weight_map.items():  # sets: an index may name 200,000 tensors
+            if tensor not in held[file_name]:
                 raise PyscanError(index, f"tensor {quote(tensor)} is not in {quote(file_name)}, which the index names")
     elif os.path.exists(os.path.join(folder, SINGLE)):
         shards = [_open_shard(os.path.join(folder, SINGLE))]
@@ -88,6 +88,17 @@ def open_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
                 raise PyscanError(shard.path, f"tensor {quote(t.name)} is also in {quote(seen[t.name])}")
             seen[t.name] = os.path.basename(shard.path)
     return Checkpoint(folder, config, shards)
+
+
+def checkpoint_files(path: str | os.PathLike[str]) -> list[str]:
+    """The files of a checkpoint folder that opening it reads: config.json, the index or the single
+    file, and the shards the index names (those it can read; opening the folder reports the rest)."""
+    folder = os.fspath(path)
+    files = [os.path.join(folder, name) for name in (CONFIG, INDEX, SINGLE)]
+    if os.path.exists(files[1]):
+        with contextlib.suppress(PyscanError):
+            files += [os.path.join(folder, name) for name in _read_index(files[1])[0]]
+    return files
 
 
 def _open_shard(path: str) -> ModelFile:
@@ -166,7 +177,7 @@ def _read_index(path: str) -> tuple[list[str], dict[str, str]]:
     weight_map = raw.get("weight_map") if isinstance(raw, dict) else None
     if not isinstance(weight_map, dict) or not weight_map:
         raise PyscanError(path, "has no weight_map object naming the shards")
-    names: list[str] = []
+    names: dict[str, None] = {}  # an ordered set
     for tensor, file_name in weight_map.items():
         if not isinstance(file_name, str):
             raise PyscanError(path, f"tensor {quote(tensor)} maps to {_short(file_name)}, not a file name")
@@ -177,9 +188,11 @@ def _read_index(path: str) -> tuple[list[str], dict[str, str]]:
             raise PyscanError(path, f"shard {quote(file_name)} is not a file name inside the checkpoint folder")
         shard = os.path.join(os.path.dirname(path), file_name)
         if not os.path.isfile(shard):
-            raise PyscanError(path, f"shard {quote(file_name)} is missing from the folder", "io")
-        names.append(file_name)
-    return names, weight_map
+            missing = not os.path.exists(shard)  # (a dangling link too)
+            reason = "is missing from the folder" if missing else "is not a regular file (a folder, FIFO or device)"
+            raise PyscanError(path, f"shard {quote(file_name)} {reason}", "io" if missing else "format")
+        names[file_name] = None
+    return list(names), weight_map
 
 
 def _short(value: object) -> str:
