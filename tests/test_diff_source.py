@@ -408,3 +408,25 @@ def test_no_output_replaces_a_file_of_a_checkpoint_folder(tmp_path: Path) -> Non
         assert result.returncode == 2 and "standard output" in result.stderr, (target, result.stderr)
     assert {path: path.read_bytes() for path in files} == before
     assert diff_cli(*folders, "--html", str(folders[0] / "report.html")).returncode in (0, 1)  # a new file may go there
+
+
+def test_the_name_map_covers_the_blocks_the_names_use(tmp_path: Path) -> None:
+    from pyscan.diff.pairing import MAX_MAPPED_BLOCKS, _blocks_to_map
+    from pyscan.diff.sides import open_side
+
+    source = ck.write_checkpoint(tmp_path / "hf", "llama")
+    written = ck.convert(source, "llama", tmp_path / "model.gguf")
+    # 65,536 blocks declared for a model of 2: the map was built for all of them (55 s, 3.2 GB)
+    (tmp_path / "hf" / "config.json").write_text(json.dumps({**ck.config("llama"), "num_hidden_layers": 1 << 16}))
+    sides = open_side(tmp_path / "hf"), open_side(tmp_path / "model.gguf")
+    assert _blocks_to_map(*sides) == ck.N_BLOCKS
+    code, report = diff_json(tmp_path / "hf", tmp_path / "model.gguf")
+    assert code == 1 and {t["name"]: t["source"] for t in report["tensors"]} == {
+        name: hf_name for name, (hf_name, _, _) in written.items()
+    }
+    extra = {f"model.layers.{n}.mlp.scale": np.ones(2, np.float32) for n in (7, 4096)}
+    ck.write_checkpoint(tmp_path / "far", "llama", extra=extra)
+    (tmp_path / "far" / "config.json").write_text(json.dumps({**ck.config("llama"), "num_hidden_layers": 5000}))
+    assert _blocks_to_map(open_side(tmp_path / "far"), sides[1]) == MAX_MAPPED_BLOCKS
+    (tmp_path / "far" / "config.json").write_text(json.dumps({**ck.config("llama"), "num_hidden_layers": 8}))
+    assert _blocks_to_map(open_side(tmp_path / "far"), sides[1]) == 8  # declared, below the names' 4097
