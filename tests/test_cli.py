@@ -34,6 +34,28 @@ def test_demo_shows_the_seed_finding() -> None:
     assert "All 45 F32 tensors are already BF16-exact: --truncate bf16 would change nothing." in out
 
 
+@pytest.mark.parametrize(
+    "options",
+    [["--truncate", "bf16"], ["--round", "fp16"], ["--fake-quant", "int8"], ["--group-size", "32"], ["-o", "x.gguf"],
+     ["--in-place"], ["--dry-run"], ["--fsync"], ["--header-only"], ["--jsonl"], ["--jobs", "2"], ["--jobs", "0"],
+     ["--resume", "r.jsonl"], ["--dask-scheduler", "127.0.0.1:1"]],
+)  # fmt: skip
+def test_demo_refuses_what_it_would_ignore(options: list[str], tmp_path: Path) -> None:
+    # (file names inside tmp_path: nothing may be written there)
+    result = pyscan_cli("--demo", *(str(tmp_path / o) if o.endswith((".gguf", ".jsonl")) else o for o in options))
+    assert result.returncode == 2 and result.stdout == "", result.stdout
+    assert result.stderr == f"pyscan: {options[0]} does not go with --demo\n"
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("options", [["-o", "x.gguf"], ["--in-place"], ["--dry-run"], ["--fsync"], ["--header-only"],
+                                     ["--force"], ["--header-only", "--jsonl"]])  # fmt: skip
+def test_a_batch_refuses_what_it_would_ignore(options: list[str], tinyllama: Path) -> None:
+    result = pyscan_cli(str(tinyllama.parent), *options)
+    assert result.returncode == 2 and result.stdout == "", result.stdout
+    assert result.stderr == f"pyscan: {tinyllama.parent}: {options[0]} goes with one file, not a folder or a list\n"
+
+
 def test_human_report_groups_by_name_pattern(tinyllama: Path) -> None:
     result = pyscan_cli(str(tinyllama))
     assert result.returncode == 0 and result.stderr == ""

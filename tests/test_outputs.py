@@ -70,11 +70,12 @@ def test_a_diff_page_over_either_input_is_refused(model: Path, tmp_path: Path) -
     assert digest(model) == before == digest(other)
 
 
-def test_stdout_appended_to_the_model_is_refused(model: Path) -> None:
+@pytest.mark.parametrize("options", [["--json"], ["--header-only"], ["--header-only", "--json"]])
+def test_stdout_appended_to_the_model_is_refused(model: Path, options: list[str]) -> None:
     before = digest(model)
     with open(model, "a") as appended:
         result = subprocess.run(
-            [sys.executable, "-m", "pyscan", str(model), "--json"], stdout=appended, stderr=subprocess.PIPE,
+            [sys.executable, "-m", "pyscan", str(model), *options], stdout=appended, stderr=subprocess.PIPE,
             text=True, check=False, timeout=60, cwd=tempfile.gettempdir(),
         )  # fmt: skip
     assert_refused(result, "standard output")

@@ -141,6 +141,7 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     if args.demo:
         if args.paths:
             raise PyscanError(None, "--demo takes no FILE", "usage")
+        _refuse(_given(args, "truncate", "round", "fake_quant", "group_size", *SINGLE_FILE_ONLY, *BATCH_ONLY), "--demo")
         import tempfile  # only the demo needs it: keep it out of every other start-up
 
         from pyscan.demo import write_tinyllama_like
@@ -162,6 +163,9 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             raise PyscanError(
                 where, "--html, --plot, --per-tensor and --json describe one file; for many files use --jsonl", "usage"
             )
+        given = _given(args, *SINGLE_FILE_ONLY, "force")
+        if given:
+            raise PyscanError(where, f"{given[0]} goes with one file, not a folder or a list", "usage")
         from pyscan.cli.batch_command import run_batch
 
         return run_batch(args)
@@ -183,6 +187,7 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 def header(path: str, args: argparse.Namespace) -> int:
     if args.html or args.plot or args.per_tensor or args.include or args.exclude:
         raise PyscanError(None, "--header-only scans nothing: it takes only --json", "usage")
+    check_outputs([], [path], False)  # `pyscan m.gguf --header-only >> m.gguf`
     from pyscan.cli.header import header_dict, render_header
 
     with open_model(path, header_only=True) as model:
@@ -191,6 +196,26 @@ def header(path: str, args: argparse.Namespace) -> int:
         else:
             emit(render_header(model))
     return EXIT_OK
+
+
+# Options (argparse dest) that describe one file's scan or rewrite, and those only a batch takes.
+SINGLE_FILE_ONLY = ("output", "in_place", "dry_run", "fsync", "header_only")
+BATCH_ONLY = ("jsonl", "jobs", "resume", "dask_scheduler")
+
+
+def _given(args: argparse.Namespace, *names: str) -> list[str]:
+    """The options among names that the command line set (--jobs counts from 2), as spelled there."""
+
+    def unset(name: str) -> bool:
+        value = getattr(args, name)
+        return value is None or value is False or (name == "jobs" and value == 1)
+
+    return ["-o" if name == "output" else "--" + name.replace("_", "-") for name in names if not unset(name)]
+
+
+def _refuse(given: list[str], option: str) -> None:
+    if given:
+        raise PyscanError(None, f"{given[0]} does not go with {option}", "usage")
 
 
 def is_batch(args: argparse.Namespace) -> bool:
