@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
+import tempfile
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
@@ -187,8 +190,11 @@ def test_text_too_short_is_one_line(gemma: Path, tmp_path: Path) -> None:
     one_line_error(done, str(text), "too short")
 
 
-def write_tiny_llama(path: Path) -> None:
-    """A one-layer llama with a 259-token vocabulary (byte tokens), F32 weights: loadable by llama.cpp."""
+def write_tiny_llama(path: Path, bytes_reversed: bool = False, name: str | None = None) -> None:
+    """A one-layer llama with a 259-token vocabulary (byte tokens), F32 weights: loadable by llama.cpp.
+
+    bytes_reversed: the byte tokens in reverse order (another tokenizer of the same size);
+    name: a general.name (metadata only)."""
     import gguf
 
     hidden, ffn, heads, vocab = 64, 128, 2, 259
@@ -204,7 +210,10 @@ def write_tiny_llama(path: Path) -> None:
     writer.add_layer_norm_rms_eps(1e-5)
     writer.add_file_type(gguf.LlamaFileType.ALL_F32)
     writer.add_tokenizer_model("llama")
-    writer.add_token_list(["<unk>", "<s>", "</s>", *(f"<0x{b:02X}>" for b in range(256))])
+    byte_order = range(255, -1, -1) if bytes_reversed else range(256)
+    writer.add_token_list(["<unk>", "<s>", "</s>", *(f"<0x{b:02X}>" for b in byte_order)])
+    if name is not None:
+        writer.add_name(name)
     writer.add_token_scores([0.0] * vocab)
     writer.add_token_types([2, 3, 3, *([6] * 256)])
     writer.add_bos_token_id(1)
@@ -243,6 +252,73 @@ def test_bad_options_are_usage_errors(tmp_path: Path) -> None:
     model.write_bytes(b"GGUF")
     one_line_error(pyscan_cli("eval", str(model), str(model), "--ctx", "7"), "--ctx")
     one_line_error(pyscan_cli("eval", str(model), str(tmp_path / "nope.gguf")), "no such file")
+    one_line_error(pyscan_cli("eval", str(model), str(tmp_path)), str(tmp_path), "is not a regular file")
+    # argparse's own errors, one line too (they were a usage block, then the error)
+    for command in (["eval", str(model)], ["eval", str(model), str(model), "--bogus"], ["eval", "--ctx", "abc"],
+                    ["experiment"], ["experiment", str(model), "--chunks", "x"]):  # fmt: skip
+        done = pyscan_cli(*command)
+        assert done.returncode == 2 and done.stdout == "", done.stdout
+        assert done.stderr.startswith(f"pyscan {command[0]}: error: ") and done.stderr.count("\n") == 1, done.stderr
+        assert done.stderr.endswith(f"(see pyscan {command[0]} --help)\n")
+
+
+def test_a_text_that_is_not_a_file_is_refused_before_any_work(tmp_path: Path) -> None:
+    model = tmp_path / "m.gguf"
+    write_tiny_llama(model)
+    fifo = tmp_path / "fifo.txt"
+    os.mkfifo(fifo)  # no writer: reading it waited for ever
+    for command in ("eval", "experiment"):
+        models = [str(model), str(model)] if command == "eval" else [str(model)]
+        for text, said in ((fifo, "is not a regular file"), (Path("/dev/zero"), "is not a regular file"),
+                           (tmp_path, "is a folder")):  # fmt: skip
+            one_line_error(pyscan_cli(command, *models, "--text", str(text), timeout=60), str(text), said)
+
+
+def test_the_text_is_an_input_no_output_may_replace(tmp_path: Path) -> None:
+    model = tmp_path / "m.gguf"
+    write_tiny_llama(model)
+    text = tmp_path / "t.txt"
+    text.write_text("some text to score " * 50)
+    for command in ("eval", "experiment"):
+        models = [str(model), str(model)] if command == "eval" else [str(model)]
+        done = pyscan_cli(command, *models, "--text", str(text), "--html", str(text), "--force")
+        one_line_error(done, str(text), "is an input of this command")
+        with open(text, "a") as appended:  # `pyscan eval ... --text t.txt >> t.txt`
+            done = subprocess.run(
+                [sys.executable, "-m", "pyscan", command, *models, "--text", str(text)], stdout=appended,
+                stderr=subprocess.PIPE, text=True, check=False, timeout=60, cwd=tempfile.gettempdir(),
+            )  # fmt: skip
+        one_line_error(done, "standard output is redirected into an input file")
+    assert text.read_text() == "some text to score " * 50
+
+
+def test_experiment_page_may_not_be_a_variant(tmp_path: Path) -> None:
+    model = tmp_path / "m.gguf"
+    write_tiny_llama(model)
+    kept = tmp_path / "variants"
+    kept.mkdir()
+    page = kept / "m.0.truncate-bf16.gguf"
+    done = pyscan_cli("experiment", str(model), "--mode", "truncate=bf16", "-o", str(kept), "--html", str(page))
+    one_line_error(done, str(page), "is named as two outputs of one command")
+    assert list(kept.iterdir()) == []
+
+
+def test_a_candidate_with_another_tokenizer_of_the_same_size_is_refused(tmp_path: Path) -> None:
+    base, other = tmp_path / "a.gguf", tmp_path / "b.gguf"
+    write_tiny_llama(base)
+    write_tiny_llama(other, bytes_reversed=True)  # same 259 tokens, other ids: "Hello" scored as other bytes
+    done = pyscan_cli("eval", str(base), str(other), "--ctx", "64")
+    one_line_error(done, str(other), "another vocabulary", "tokenizer.ggml.tokens")
+
+
+def test_weights_identical_means_the_tensors_metadata_aside(tmp_path: Path) -> None:
+    import pyscan
+
+    base, renamed = tmp_path / "a.gguf", tmp_path / "b.gguf"
+    write_tiny_llama(base)
+    write_tiny_llama(renamed, name="renamed")
+    report = pyscan.compare(base, renamed)
+    assert report.tensors_identical and not report.identical  # eval's "weights" column is the first
 
 
 def test_experiment_writes_variants_and_measures_each(gemma: Path, tmp_path: Path) -> None:
@@ -425,3 +501,28 @@ def test_experiment_exclude_leaves_a_tensor_out_of_every_variant(tmp_path: Path)
     )
     one_line_error(done, "pip install 'pyscan[eval]'")  # past the tensors' check: only the engine is missing
     assert list(kept.iterdir()) == []
+
+
+def test_names_reach_the_terminal_and_the_page_escaped(gemma: Path, tmp_path: Path) -> None:
+    need("llama_cpp")
+    model = tmp_path / "e\x1b[31mRED\x07.gguf"  # a name that would colour the terminal and ring its bell
+    model.symlink_to(gemma)
+    text = tmp_path / "t\x1b]0;title\x07\udcff.txt"  # an OSC title sequence, and the byte 0xFF (not UTF-8)
+    text.write_text(files("pyscan.eval").joinpath("sample.txt").read_text(encoding="utf-8")[:3000])
+    page = tmp_path / "page\udcff.html"
+    done = pyscan_cli("eval", str(model), str(model), "--text", str(text), "--ctx", str(CTX), "--chunks", "1",
+                      "--html", str(page))  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "\x1b" not in done.stdout and "\x07" not in done.stdout and "\udcff" not in done.stdout
+    assert "e\\x1b[31mRED\\x07.gguf" in done.stdout and "t\\x1b]0;title\\x07\\udcff.txt" in done.stdout
+    html = page.read_bytes().decode("utf-8")  # (it was an internal error: a lone surrogate is no UTF-8)
+    assert "\x1b" not in html and "e\\x1b[31mRED\\x07.gguf" in html
+
+
+def test_a_prompt_that_cannot_be_generated_is_refused_before_scoring(gemma: Path, tmp_path: Path) -> None:
+    done = pyscan_cli("eval", str(gemma), str(gemma), "--prompt", "caf\udce9")  # Latin-1 bytes: before any engine
+    one_line_error(done, "--prompt", "is not valid UTF-8")
+    need("llama_cpp")
+    long_prompt = "the quick brown fox " * 40  # ~200 tokens: past --ctx 128 (the engine failed on a NULL pointer)
+    done = pyscan_cli("eval", str(gemma), str(gemma), "--ctx", str(CTX), "--chunks", "1", "--prompt", long_prompt)
+    one_line_error(done, "--prompt", "tokens: with --tokens 32 it needs --ctx of at least", f"(it is {CTX})")

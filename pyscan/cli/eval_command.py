@@ -10,13 +10,16 @@ stderr: a missing extra, an engine crash, a text too short, another vocabulary, 
 from __future__ import annotations
 
 import argparse
+import os
+import stat
 import sys
 from collections.abc import Sequence
 from typing import Any
 
-from pyscan.cli.options import HelpFormatter
+from pyscan.cli.options import ArgumentParser, HelpFormatter
 from pyscan.cli.outcome import EXIT_OK, emit, guarded
 from pyscan.errors import PyscanError
+from pyscan.text import quote
 
 
 def add_eval_options(parser: argparse.ArgumentParser) -> None:
@@ -38,7 +41,7 @@ def add_eval_options(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="pyscan eval",
         description="Perplexity and KL divergence of candidate models against a base model (llama.cpp).",
         epilog="needs pip install 'pyscan[eval]'. exit status: 0 done; 2 an error or bad options.",
@@ -57,12 +60,24 @@ def read_text(path: str | None) -> tuple[str, str]:
 
         return files("pyscan.eval").joinpath("sample.txt").read_text(encoding="utf-8"), "the bundled sample text"
     try:
-        with open(path, encoding="utf-8") as handle:
-            return handle.read(), path
+        # O_NONBLOCK: a FIFO must not wait for a writer (nor /dev/zero be read until memory runs out)
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            os.close(fd)
+            kind = "a folder" if stat.S_ISDIR(mode) else "not a regular file"
+            raise PyscanError(path, f"is {kind}; --text takes a text file", "usage")
+        with open(fd, "rb") as handle:
+            return handle.read().decode("utf-8"), path
     except UnicodeDecodeError:
         raise PyscanError(path, "not UTF-8 text", "format") from None
     except OSError as exc:
         raise PyscanError(path, f"cannot read: {exc.strerror or exc}", "io") from None
+
+
+def inputs_of(args: argparse.Namespace, models: Sequence[str]) -> list[str]:
+    """What the command reads, which no output may replace: the models and the --text file."""
+    return [*models, *([args.text] if args.text else [])]
 
 
 def check_options(args: argparse.Namespace, inputs: Sequence[str]) -> None:
@@ -73,6 +88,11 @@ def check_options(args: argparse.Namespace, inputs: Sequence[str]) -> None:
         raise PyscanError(None, "--threads must be between 1 and 1024", "usage")
     if not 1 <= args.tokens <= 4096:
         raise PyscanError(None, "--tokens must be between 1 and 4096", "usage")
+    for prompt in args.prompt:
+        try:
+            prompt.encode("utf-8")
+        except UnicodeEncodeError:  # bytes the locale could not decode reach Python as lone surrogates
+            raise PyscanError(None, f"--prompt {quote(prompt, 60)} is not valid UTF-8", "usage") from None
     from pyscan.cli.options import check_outputs
 
     check_outputs([args.html], inputs, args.force)
@@ -101,12 +121,13 @@ def evaluate_with_progress(args: argparse.Namespace, base: str, candidates: Sequ
 
 
 def run(args: argparse.Namespace) -> int:
-    check_options(args, [args.base, *args.candidates])
+    inputs = inputs_of(args, [args.base, *args.candidates])
+    check_options(args, inputs)
     report = evaluate_with_progress(args, args.base, args.candidates)
     if args.html:
         from pyscan.eval.page import eval_page, write_page
 
-        write_page(args.html, eval_page(report), [args.base, *args.candidates], args.force)
+        write_page(args.html, eval_page(report), inputs, args.force)
     if args.json:
         import json
 

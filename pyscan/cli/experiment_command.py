@@ -12,15 +12,15 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from pyscan.cli.eval_command import add_eval_options, check_options, read_text
-from pyscan.cli.options import HelpFormatter
+from pyscan.cli.eval_command import add_eval_options, check_options, inputs_of, read_text
+from pyscan.cli.options import ArgumentParser, HelpFormatter
 from pyscan.cli.outcome import EXIT_OK, emit, guarded
 
 
 def build_parser() -> argparse.ArgumentParser:
     from pyscan.eval.experiment import DEFAULT_MODES
 
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="pyscan experiment",
         description="Write fake-quantized variants of MODEL and measure each one's effect (pyscan eval).",
         epilog=f"default modes: {' '.join(DEFAULT_MODES)}. needs pip install 'pyscan[eval]'. "
@@ -41,10 +41,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def render(report: dict[str, Any]) -> str:
     from pyscan.eval.render import table
+    from pyscan.text import printable
 
     lines = [
-        f"base: {report['base']['path']}",
-        f"  {report['n_chunks']} chunks of {report['ctx']} tokens from {report['text']}, "
+        f"base: {printable(report['base']['path'])}",
+        f"  {report['n_chunks']} chunks of {report['ctx']} tokens from {printable(report['text'])}, "
         f"{report['n_tokens_scored']:,} tokens scored; PPL {report['base']['ppl']:.4f}",
         "",
     ]
@@ -64,10 +65,15 @@ def render(report: dict[str, Any]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pyscan.eval.experiment import DEFAULT_MODES, run_experiment
+    from pyscan.eval.experiment import DEFAULT_MODES, run_experiment, variant_paths
     from pyscan.eval.runner import EvalRequest
 
-    check_options(args, [args.model])
+    inputs = inputs_of(args, [args.model])
+    check_options(args, inputs)
+    if args.output and args.html:  # the page must not be one of the variants (both are checked again on writing)
+        from pyscan.cli.options import check_outputs
+
+        check_outputs([*variant_paths(args.model, args.mode or DEFAULT_MODES, args.output), args.html], inputs, True)
     text, text_name = read_text(args.text)
     request = EvalRequest(
         base=args.model, candidates=(), text=text, text_name=text_name, ctx=args.ctx, max_chunks=args.chunks,
@@ -79,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
     if args.html:
         from pyscan.eval.page import experiment_page, write_page
 
-        write_page(args.html, experiment_page(report), [args.model], args.force)
+        write_page(args.html, experiment_page(report), inputs, args.force)
     if args.json:
         import json
 

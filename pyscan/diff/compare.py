@@ -260,9 +260,14 @@ class DiffReport:
         return [t for t in self.tensors if t.status in statuses]
 
     @property
-    def identical(self) -> bool:
+    def tensors_identical(self) -> bool:
+        """Same tensor names, types, shapes and data (metadata aside)."""
         # A tensor left uncompared could hide a difference: then the files are not known identical.
-        return not any(t.differs for t in self.tensors) and not self.metadata_differences
+        return not any(t.differs for t in self.tensors)
+
+    @property
+    def identical(self) -> bool:
+        return self.tensors_identical and not self.metadata_differences
 
     @property
     def n_tensors_differ(self) -> int:

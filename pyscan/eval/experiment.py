@@ -44,6 +44,15 @@ def parse_kind_format(spelling: str) -> RewriteMode:
     return mode
 
 
+def variant_paths(model: str, modes: Sequence[str], folder: str) -> list[str]:
+    """Where each mode's variant goes: FOLDER/STEM.INDEX.KIND-FMT.gguf (int4:32 as int4g32)."""
+    stem = os.path.splitext(os.path.basename(model))[0]
+    return [
+        os.path.join(folder, f"{stem}.{index}.{spelling.replace('=', '-').replace(':', 'g')}.gguf")
+        for index, spelling in enumerate(modes)
+    ]
+
+
 def run_experiment(
     model: str,
     modes: Sequence[str],
@@ -71,11 +80,7 @@ def run_experiment(
             folder = stack.enter_context(tempfile.TemporaryDirectory(prefix="pyscan-experiment-"))
         elif not os.path.isdir(folder):
             raise PyscanError(folder, "no such folder", "io")
-        stem = os.path.splitext(os.path.basename(model))[0]
-        outputs = [
-            os.path.join(folder, f"{stem}.{index}.{spelling.replace('=', '-').replace(':', 'g')}.gguf")
-            for index, (spelling, _) in enumerate(parsed)
-        ]
+        outputs = variant_paths(model, modes, folder)
         for out in outputs:  # (a command's refusal: it names the command's option)
             check_target(out, [model], replace_existing, "is the model itself", force_option="--force")
         _check_modes(model, [mode for _, mode in parsed], include, exclude)

@@ -13,6 +13,8 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
+from pyscan.text import printable
+
 STYLE = """
 body { font: 14px/1.4 system-ui, sans-serif; margin: 2em; color: #222; }
 table { border-collapse: collapse; margin: 1em 0; }
@@ -25,7 +27,8 @@ svg text { font: 12px system-ui, sans-serif; fill: #333; }
 
 
 def esc(value: object) -> str:
-    return html.escape(str(value), quote=True)
+    """HTML-escaped, control characters and undecodable bytes of file names (lone surrogates) as \\x.. escapes."""
+    return html.escape(printable(str(value)), quote=True)
 
 
 def page(title: str, body: list[str]) -> str:
@@ -145,7 +148,7 @@ def write_page(path: str, text: str, inputs: Sequence[str], force: bool) -> None
     from pyscan.errors import PyscanError
     from pyscan.writer.atomic import AtomicFile, check_target
 
-    check_target(path, inputs, force)
+    check_target(path, inputs, force, force_option="--force")
     with AtomicFile(path, force) as out:
         try:
             with open(out.fd, "w", encoding="utf-8", closefd=False) as handle:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from pyscan.text import printable  # file names reach the terminal escaped
+
 
 def table(header: list[str], rows: list[list[str]]) -> list[str]:
     widths = [max(len(cell) for cell in column) for column in zip(header, *rows, strict=True)]
@@ -19,8 +21,8 @@ def table(header: list[str], rows: list[list[str]]) -> list[str]:
 def render_eval(report: dict[str, Any]) -> str:
     base = report["base"]
     lines = [
-        f"base: {base['path']}",
-        f"  {report['n_chunks']} chunks of {report['ctx']} tokens from {report['text']}, "
+        f"base: {printable(base['path'])}",
+        f"  {report['n_chunks']} chunks of {report['ctx']} tokens from {printable(report['text'])}, "
         f"{report['n_tokens_scored']:,} tokens scored; PPL {base['ppl']:.4f}",
         "",
     ]
@@ -29,7 +31,7 @@ def render_eval(report: dict[str, Any]) -> str:
     rows = []
     for c in report["candidates"]:
         rows.append([
-            os.path.basename(c["path"]),
+            printable(os.path.basename(c["path"])),
             "identical" if c["weights_identical"] else "differ",
             f"{c['ppl']:.4f}",
             f"{c['ln_ppl_ratio']:+.5f} ± {c['ln_ppl_ratio_uncertainty']:.5f}",
@@ -43,7 +45,7 @@ def render_eval(report: dict[str, Any]) -> str:
     lines += table(header, rows)
     for c in report["candidates"]:
         for output in c.get("outputs", []):
-            name = os.path.basename(c["path"])
+            name = printable(os.path.basename(c["path"]))
             if output["identical"]:
                 lines.append(f"\n{name}: {output['prompt']!r} -> identical: {output['text']!r}")
             else:

@@ -20,6 +20,7 @@ from typing import Any
 from pyscan.errors import PyscanError
 from pyscan.eval.engine import Engine, engine_threads
 from pyscan.eval.protocol import MIN_CTX, Chunk, chunks
+from pyscan.text import quote
 
 ENGINES_AT_ONCE = 2  # candidate engines alive together; more groups cost one more base pass each
 
@@ -49,7 +50,18 @@ def evaluate(request: EvalRequest) -> dict[str, Any]:
         raise PyscanError(None, f"--ctx must be an even number of at least {MIN_CTX}", "usage")
     for path in (request.base, *request.candidates):
         if not os.path.isfile(path):
-            raise PyscanError(path, "no such file", "io")
+            missing = not os.path.exists(path)
+            reason = "no such file" if missing else "is not a regular file"
+            raise PyscanError(path, reason, "io" if missing else "usage")
+    base_tokens = token_list(request.base)
+    for path in request.candidates:
+        tokens = token_list(path)
+        if base_tokens is None or tokens is None or tokens == base_tokens:
+            continue
+        # Scored on the base's token ids, another tokenizer's model would look merely worse, or equal.
+        if tokens[0] != base_tokens[0]:
+            raise PyscanError(path, f"vocabulary of {tokens[0]:,} tokens, but the base has {base_tokens[0]:,}", "usage")
+        raise PyscanError(path, "another vocabulary: its tokenizer.ggml.tokens differ from the base's", "usage")
     threads = engine_threads(request.threads)
     base_measures = metrics.TokenMeasures()
     measures = [(metrics.TokenMeasures(), metrics.PairMeasures()) for _ in request.candidates]
@@ -68,6 +80,7 @@ def evaluate(request: EvalRequest) -> dict[str, Any]:
                             "usage",
                         )  # fmt: skip
                 if number == 0:
+                    check_prompts(base, request)
                     work = chunks(base.tokenize(request.text), request.ctx, base.bos, request.max_chunks)
                     if not work:
                         raise PyscanError(
@@ -88,7 +101,7 @@ def evaluate(request: EvalRequest) -> dict[str, Any]:
     report_candidates = []
     for index, (path, (single, paired)) in enumerate(zip(request.candidates, measures, strict=True)):
         entry: dict[str, Any] = {"path": path, **metrics.summarize(base_measures, single, paired)}
-        entry["weights_identical"] = diff(request.base, path).identical
+        entry["weights_identical"] = diff(request.base, path).tensors_identical
         if request.prompts:
             entry["outputs"] = [output[index] for output in outputs]
             entry["outputs_identical"] = all(o["identical"] for o in entry["outputs"])
@@ -101,6 +114,35 @@ def evaluate(request: EvalRequest) -> dict[str, Any]:
         "n_tokens_scored": sum(chunk.n_scored for chunk in work),
         "candidates": report_candidates,
     }
+
+
+def check_prompts(base: Engine, request: EvalRequest) -> None:
+    """Each --prompt and its continuation must fit in one context (the engine failed on a NULL pointer)."""
+    for prompt in request.prompts:
+        n_prompt = len(base.tokenize(prompt))
+        if n_prompt + request.n_tokens > request.ctx:
+            raise PyscanError(
+                None,
+                f"--prompt {quote(prompt, 60)} is {n_prompt:,} tokens: with --tokens {request.n_tokens} it needs "
+                f"--ctx of at least {n_prompt + request.n_tokens} (it is {request.ctx})",
+                "usage",
+            )
+
+
+def token_list(path: str) -> tuple[int, bytes] | None:
+    """The GGUF's tokenizer.ggml.tokens (count, bytes as stored); None where it has none, or is no GGUF we can read
+    (the engine then says what it makes of it, as for any model)."""
+    from pyscan.parser import open_model
+    from pyscan.parser.metadata import MetadataArray
+
+    try:
+        with open_model(path, header_only=True) as model:
+            entry = model.metadata.get("tokenizer.ggml.tokens")
+            if entry is None or not isinstance(entry.value, MetadataArray):
+                return None
+            return entry.value.count, entry.value.raw()
+    except PyscanError:
+        return None
 
 
 def score_chunk(

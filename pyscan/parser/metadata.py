@@ -77,6 +77,10 @@ class MetadataArray:
         array = np.frombuffer(self._buf, dtype=dtype, count=self.count, offset=self.offset)
         return array.astype(bool) if self.element_type == ValueType.BOOL else array
 
+    def raw(self) -> bytes:
+        """The elements' bytes as stored: two arrays compared without decoding them."""
+        return bytes(self._buf[self.offset : self.offset + self.nbytes])
+
     def to_list(self) -> list[Any]:
         if self.element_type != ValueType.STRING:
             return list(self.to_numpy().tolist())
