@@ -544,3 +544,38 @@ def test_an_integer_b_is_compared_value_by_value(tmp_path: Path, name_b: str, ty
     (tensor,) = report["tensors"]
     assert code == 1 and (tensor["status"], tensor["type_b"]) == ("type_changed", name_b)
     assert tensor["max_abs_error"] == 1.0 and tensor["relations"] == ["different"]
+
+
+def test_f64_statistics_neither_overflow_nor_underflow(tmp_path: Path) -> None:
+    """1e200 squared is past float64 (RMSE was inf, SNR and cosine nan, and numpy warned); 1e-200
+    squared underflows. The oracle sums in decimal, which has neither limit."""
+    import decimal
+
+    safetensors = pytest.importorskip("safetensors.numpy")
+    decimal.getcontext().prec = 40
+    cases = {
+        "huge": (np.array([1e200, 1.0, 2.0, -3e250]), np.array([-1e200, 1.5, 2.0, -3.1e250])),
+        "tiny": (np.array([1e-200, 3e-210, 0.0, 5e-324]), np.array([2e-200, 3e-210, 1e-205, 0.0])),
+        "plain": (np.array([0.5, -1.25, 3.0, 7.0]), np.array([0.5, -1.5, 3.25, 7.0])),
+    }
+    for name, (a, b) in cases.items():
+        safetensors.save_file({"w": a}, str(tmp_path / "a.safetensors"))
+        safetensors.save_file({"w": b}, str(tmp_path / "b.safetensors"))
+        result = subprocess.run(
+            [sys.executable, "-m", "pyscan", "diff", str(tmp_path / "a.safetensors"), str(tmp_path / "b.safetensors"),
+             "--json"], capture_output=True, text=True, check=False, timeout=120, cwd=tempfile.gettempdir(),
+        )  # fmt: skip
+        assert result.returncode == 1 and result.stderr == "", (name, result.stderr)  # no overflow warning
+        got = json.loads(result.stdout)["tensors"][0]
+        x, y = [decimal.Decimal(float(v)) for v in a], [decimal.Decimal(float(v)) for v in b]
+        err2 = sum((q - p) ** 2 for p, q in zip(x, y, strict=True))
+        ref2, cand2 = sum(p * p for p in x), sum(q * q for q in y)
+        want = {
+            "rmse": float((err2 / len(x)).sqrt()),
+            "max_abs_diff": float(max(abs(q - p) for p, q in zip(x, y, strict=True))),
+            "rel_rmse": float((err2 / ref2).sqrt()),
+            "snr_db": float(10 * (ref2 / err2).log10()),
+            "cosine": float(sum(p * q for p, q in zip(x, y, strict=True)) / (ref2.sqrt() * cand2.sqrt())),
+        }
+        for key, value in want.items():
+            assert got[key] == pytest.approx(value, rel=1e-12), (name, key, got[key], value)
