@@ -98,6 +98,11 @@ def test_resume_skips_finished_files_and_retries_the_rest(folder: Path, tmp_path
     assert "removed a half-written last line" in second.stderr
     lines = report.read_text().splitlines()
     assert len(lines) == 4 + 2 and all(json.loads(line) for line in lines)
+    # pyscan's own error records are records: retried, never "not pyscan records" (they were, each run)
+    assert "not pyscan records" not in second.stderr
+    third = cli(str(folder), "--jsonl", "--resume", str(report))
+    assert set(records(third.stdout)) == {str(folder / "nested" / "broken.gguf")}
+    assert "not pyscan records" not in third.stderr and "3 skipped" in third.stderr
 
 
 def test_discover_walks_folders_for_models_only(folder: Path, tmp_path: Path) -> None:

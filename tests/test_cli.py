@@ -109,11 +109,13 @@ def test_version_names_kernels() -> None:
 @pytest.mark.parametrize(
     "isa", ["bogus", "neon" if sys.platform != "darwin" and os.uname().machine == "x86_64" else "avx2"]
 )
-def test_bad_pyscan_isa_is_one_line_and_exit_2(isa: str, tinyllama: Path) -> None:
-    result = pyscan_cli(str(tinyllama), env={"PYSCAN_ISA": isa})
+@pytest.mark.parametrize("command", ["scan", "diff", "eval", "experiment"])
+def test_bad_pyscan_isa_is_one_line_and_exit_2(isa: str, command: str, tinyllama: Path) -> None:
+    words = {"scan": [], "diff": ["diff", str(tinyllama)], "eval": ["eval", str(tinyllama)]}.get(command, [command])
+    result = pyscan_cli(*words, str(tinyllama), env={"PYSCAN_ISA": isa})  # (diff went on: exit 0)
     assert result.returncode == 2
     assert result.stdout == ""
-    assert len(result.stderr.splitlines()) == 1 and "PYSCAN_ISA" in result.stderr
+    assert len(result.stderr.splitlines()) == 1 and "PYSCAN_ISA" in result.stderr, result.stderr
 
 
 @pytest.mark.parametrize(

@@ -60,14 +60,20 @@ def check_report_path(report_path: str, inputs: Sequence[str]) -> None:
             raise PyscanError(report_path, f"cannot read the report: {exc.strerror or exc}", "io") from None
 
 
-def _record_identity(line: bytes) -> tuple[str, tuple[int, int]] | None:
-    """(resolved path, (size, mtime_ns)) of a good record of ours, or None for anything else."""
+FAILED = "failed"  # an error record of ours: the file is tried again, and the line is no stranger
+
+
+def _record_identity(line: bytes) -> tuple[str, tuple[int, int]] | str | None:
+    """(resolved path, (size, mtime_ns)) of a good record of ours, FAILED for our error record of a
+    file, or None for anything else."""
     try:
         record = json.loads(line)
     except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
         return None
-    if not isinstance(record, dict) or "error" in record:
+    if not isinstance(record, dict):
         return None
+    if "error" in record:
+        return FAILED if isinstance(record.get("path"), str) and isinstance(record.get("error"), str) else None
     path, real, size, mtime = record.get("path"), record.get("realpath"), record.get("size"), record.get("mtime_ns")
     if not isinstance(path, str) or not isinstance(size, int) or not isinstance(mtime, int):
         return None
@@ -110,7 +116,8 @@ def load_finished(report_path: str) -> Finished:
                     skipped += 1
                     first_skipped = first_skipped or number
                     continue
-                finished[identity[0]] = identity[1]
+                if isinstance(identity, tuple):
+                    finished[identity[0]] = identity[1]
     except FileNotFoundError:
         pass
     except OSError as exc:

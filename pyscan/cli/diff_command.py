@@ -37,6 +37,7 @@ import os
 import sys
 from collections.abc import Sequence
 
+from pyscan import native
 from pyscan.cli.options import (
     ArgumentParser,
     HelpFormatter,
@@ -73,6 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
+    native.current_isa()  # a bad PYSCAN_ISA is a usage error, as for every command
     if args.force and not (args.html or args.plot):
         raise PyscanError(None, "--force goes with --html FILE or --plot FILE", "usage")
     check_outputs([args.html, args.plot], _input_files(args.a, args.b), args.force)

@@ -82,6 +82,9 @@ def inputs_of(args: argparse.Namespace, models: Sequence[str]) -> list[str]:
 
 def check_options(args: argparse.Namespace, inputs: Sequence[str]) -> None:
     """Refuse bad numbers, and an --html target that is an input or exists without --force, before any work."""
+    from pyscan import native
+
+    native.current_isa()  # a bad PYSCAN_ISA is a usage error, as for every command
     if args.chunks is not None and args.chunks < 1:
         raise PyscanError(None, "--chunks must be at least 1", "usage")
     if args.threads is not None and not 1 <= args.threads <= 1024:
