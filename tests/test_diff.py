@@ -579,3 +579,17 @@ def test_f64_statistics_neither_overflow_nor_underflow(tmp_path: Path) -> None:
         }
         for key, value in want.items():
             assert got[key] == pytest.approx(value, rel=1e-12), (name, key, got[key], value)
+
+
+def test_swapped_dimensions_are_a_transposition_or_a_shape_change(tmp_path: Path) -> None:
+    values = np.arange(512, dtype=np.float32).reshape(64, 8)
+    write(tmp_path / "a.gguf", [("t", values, None)])
+    write(tmp_path / "transposed.gguf", [("t", values.T.copy(), None)])
+    write(tmp_path / "reshaped.gguf", [("t", values.reshape(8, 64), None)])  # same bytes, other shape
+    code, report = diff_json(tmp_path / "a.gguf", tmp_path / "transposed.gguf")
+    assert code == 1 and (report["tensors"][0]["status"], report["tensors"][0]["relations"]) == (
+        "different", ["transposed"]
+    )
+    code, report = diff_json(tmp_path / "a.gguf", tmp_path / "reshaped.gguf")
+    assert code == 1 and report["tensors"][0]["status"] == "shape_changed"  # it was "different", the shape unsaid
+    assert "Type or shape changed" in diff_cli(tmp_path / "a.gguf", tmp_path / "reshaped.gguf").stdout

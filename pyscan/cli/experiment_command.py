@@ -30,7 +30,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("model", metavar="MODEL", help="the GGUF model to rewrite and compare against")
     parser.add_argument(
         "--mode", action="append", default=[], metavar="KIND=FMT",
-        help="truncate=bf16, round=fp16, truncate=m3, fake-quant=int8, fake-quant=int4:32 (repeatable)",
+        help="truncate=bf16|fp16|mN, round=bf16|fp16|mN, fake-quant=int8|int4[:G]|q8_0|q4_0|q4_1|q5_0|q5_1 "
+        "(repeatable)",
     )  # fmt: skip
     parser.add_argument("--include", action="append", default=[], metavar="GLOB", help="rewrite only these tensors")
     parser.add_argument("--exclude", action="append", default=[], metavar="GLOB", help="leave these tensors unchanged")

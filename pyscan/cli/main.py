@@ -42,6 +42,7 @@ examples:
   pyscan model.gguf --truncate bf16 -o out.gguf   a fake-quantized copy (IN is never modified)
   pyscan diff model.gguf out.gguf                 what changed (exit 0 identical, 1 different)
   pyscan eval model.gguf out.gguf                 does it matter: PPL, KL divergence (pyscan[eval])
+  pyscan experiment model.gguf                    write and eval one variant per --mode, in one step
   pyscan model.gguf --header-only                 the header alone, even of a cut download
   pyscan /models --jsonl --jobs 4 --resume r.jsonl   a collection, one record per file
 
@@ -62,8 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = ArgumentParser(
         prog="pyscan",
         description="Report how much precision the weights of a GGUF or safetensors model really carry.\n"
-        "Compare two models: pyscan diff A B; measure the effect of a change: pyscan eval BASE CANDIDATE...\n"
-        "(each has its own --help).",
+        "Compare two models: pyscan diff A B; measure the effect of a change: pyscan eval BASE CANDIDATE...;\n"
+        "both at once, per fake-quantization mode: pyscan experiment MODEL (each has its own --help).",
         epilog=EPILOG,
         formatter_class=HelpFormatter,
     )

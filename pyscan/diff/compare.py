@@ -460,6 +460,8 @@ def compare_pair(a: Entry, b: Entry, arch: str | None, facts: ModelFacts) -> Ten
     _relate_into(result, a, b, transform)
     if result.relations == ["identical"]:
         result.status = IDENTICAL
+    elif transform.transposed and "transposed" not in (result.relations or ()):
+        result.status = SHAPE_CHANGED  # 64x8 against 8x64, but not A transposed: reshaped, or another tensor
     elif arch is None and ta.type_name != tb.type_name:
         result.status = TYPE_CHANGED
     return result

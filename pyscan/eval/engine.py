@@ -18,8 +18,8 @@ from typing import IO, Any
 from pyscan.errors import PyscanError
 
 MISSING_EXTRA = (
-    "pyscan eval needs llama-cpp-python: pip install 'pyscan[eval]' (on CPUs with AVX-512/AMX build it with "
-    'CMAKE_ARGS="-DGGML_NATIVE=OFF" pip install --no-cache-dir \'pyscan[eval]\')'
+    "pyscan eval and experiment need llama-cpp-python: pip install 'pyscan[eval]' (on CPUs with AVX-512/AMX "
+    'build it with CMAKE_ARGS="-DGGML_NATIVE=OFF" pip install --no-cache-dir \'pyscan[eval]\')'
 )
 
 
