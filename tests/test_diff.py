@@ -593,3 +593,21 @@ def test_swapped_dimensions_are_a_transposition_or_a_shape_change(tmp_path: Path
     code, report = diff_json(tmp_path / "a.gguf", tmp_path / "reshaped.gguf")
     assert code == 1 and report["tensors"][0]["status"] == "shape_changed"  # it was "different", the shape unsaid
     assert "Type or shape changed" in diff_cli(tmp_path / "a.gguf", tmp_path / "reshaped.gguf").stdout
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.uint32, np.uint64])
+def test_unsigned_safetensors_tensors_are_compared_value_by_value(tmp_path: Path, dtype: Any) -> None:
+    """safetensors' U8..U64 (no GGUF twin): values counted as numpy counts them (they were compared by bytes)."""
+    safetensors = pytest.importorskip("safetensors.numpy")
+    top = np.iinfo(dtype).max
+    a = np.array([0, 1, 2, 3, top, top - 1, 7, 8], dtype=dtype)
+    b = a.copy()
+    b[[1, 4, 6]] = [5, 0, 7 + 3]
+    safetensors.save_file({"u": a}, str(tmp_path / "a.safetensors"))
+    safetensors.save_file({"u": b}, str(tmp_path / "b.safetensors"))
+    code, report = diff_json(tmp_path / "a.safetensors", tmp_path / "b.safetensors")
+    (tensor,) = report["tensors"]
+    differ = a != b
+    want_max = float(np.max(np.abs(a[differ].astype(np.float64) - b[differ].astype(np.float64))))
+    assert code == 1 and tensor["compared"] == "values", tensor
+    assert (tensor["n_values_differ"], tensor["max_abs_diff"]) == (int(np.count_nonzero(differ)), want_max)

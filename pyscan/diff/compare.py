@@ -71,6 +71,10 @@ DECODERS: dict[str, Callable[[Array], Array]] = {
     "I16": lambda w: w.view(np.int16),
     "I32": lambda w: w.view(np.int32),
     "I64": lambda w: w.view(np.int64),
+    "U8": lambda w: w,  # the words are unsigned already (safetensors' unsigned dtypes)
+    "U16": lambda w: w,
+    "U32": lambda w: w,
+    "U64": lambda w: w,
 }
 
 # Tensor statuses, as the JSON spells them.
