@@ -118,3 +118,29 @@ def test_a_cut_file_of_one_tensor_says_one(tmp_path: Path) -> None:
     result = cli(str(path))
     assert result.returncode == 2, result.stderr
     assert "(GGUF v3, 1 tensor, 1 metadata key)" in result.stderr and "0 of 1 tensor is complete" in result.stderr
+
+
+@pytest.mark.parametrize("keep", [0.3, 0.6, 0.999])
+def test_a_cut_safetensors_download_shows_its_header(tmp_path: Path, keep: float) -> None:
+    """The README's "works on a cut download too" holds for safetensors (it was the GGUF only)."""
+    import struct
+
+    import numpy as np
+    from safetensors.numpy import save_file
+
+    whole = tmp_path / "whole.safetensors"
+    save_file({f"t{i}": np.full((16, 4 * (i + 1)), i, np.float32) for i in range(6)}, str(whole))
+    data = whole.read_bytes()
+    (length,) = struct.unpack("<Q", data[:8])
+    header = json.loads(data[8 : 8 + length])  # the oracle: the JSON header read directly
+    size = 8 + length + int((len(data) - 8 - length) * keep)
+    path = tmp_path / "cut.safetensors"
+    path.write_bytes(data[:size])
+    done = cli(str(path), "--header-only", "--json")
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    ends = {name: 8 + length + entry["data_offsets"][1] for name, entry in header.items()}
+    assert (report["size"], report["described_size"], report["complete"]) == (size, max(ends.values()), False)
+    assert {t["name"]: t["complete"] for t in report["tensors"]} == {n: end <= size for n, end in ends.items()}
+    scan = cli(str(path))
+    assert scan.returncode == 2 and "lies past the end" in scan.stderr and "--header-only" in scan.stderr

@@ -14,7 +14,7 @@ from pyscan.parser.model import ModelFile
 def open_model(path: str | os.PathLike[str], writable: bool = False, header_only: bool = False) -> ModelFile:
     """Map and parse a GGUF or safetensors file, told apart by their first bytes.
 
-    header_only: a GGUF file whose tensor data is missing or cut still opens (``missing`` names
+    header_only: a file whose tensor data is missing or cut still opens (``missing`` names
     those tensors, and reading them is an error): the header of a partial download.
     """
     mapping = map_file(path, writable)
@@ -22,7 +22,7 @@ def open_model(path: str | os.PathLike[str], writable: bool = False, header_only
     if bytes(mapping.buffer[:4]) != MAGIC and mapping.size > 8 and mapping.buffer[8] == ord("{"):
         from pyscan.parser.safetensors import parse_safetensors
 
-        return _checked(mapping, parse_safetensors)
+        return _checked(mapping, lambda m: parse_safetensors(m, header_only))
     return _checked(mapping, lambda m: parse_gguf(m, header_only))
 
 

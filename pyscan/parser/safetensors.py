@@ -54,7 +54,8 @@ GGML_TWINS = ("F32", "F16", "BF16", "F64", "I8", "I16", "I32", "I64")
 Fail = Callable[[str], NoReturn]  # raises PyscanError naming the file
 
 
-def parse_safetensors(mapping: Mapping) -> ModelFile:
+def parse_safetensors(mapping: Mapping, header_only: bool = False) -> ModelFile:
+    """Parse a safetensors file; header_only accepts one whose data is cut (a partial download)."""
     path = mapping.path
 
     def fail(reason: str) -> NoReturn:
@@ -75,7 +76,9 @@ def parse_safetensors(mapping: Mapping) -> ModelFile:
     header = _decode_header(bytes(mapping.buffer[LENGTH_BYTES:data_offset]), fail)
     metadata = _metadata(header.pop(METADATA_KEY, None), fail)
     data_size = size - data_offset
-    entries = [_tensor(name, entry, data_offset, data_size, fail) for name, entry in header.items()]
+    # A cut download's tensors may lie past the end; ModelFile.missing names them.
+    room = INT64_MAX if header_only else data_size
+    entries = [_tensor(name, entry, data_offset, data_size, room, fail) for name, entry in header.items()]
     # The library sorts by data offsets; sorting by (begin, end) also orders empty tensors that share a begin.
     entries.sort(key=lambda e: (e[1], e[2]))
     expected = 0
@@ -86,7 +89,7 @@ def parse_safetensors(mapping: Mapping) -> ModelFile:
         if begin > expected:
             fail(f"{label}: data_offsets [{begin}, {end}] leave a gap [{expected}, {begin}) in the data section")
         expected = end
-    if expected != data_size:
+    if expected < data_size:
         fail(f"the tensors cover {expected} bytes of the {data_size}-byte data section (the rest belongs to none)")
     return ModelFile(
         path=path,
@@ -153,8 +156,11 @@ def _metadata(raw: object, fail: Fail) -> dict[str, MetadataEntry]:
     return metadata
 
 
-def _tensor(name: str, entry: object, data_offset: int, data_size: int, fail: Fail) -> tuple[TensorInfo, int, int]:
-    """One header entry as a TensorInfo, with its (begin, end) relative to the data section."""
+def _tensor(
+    name: str, entry: object, data_offset: int, data_size: int, room: int, fail: Fail
+) -> tuple[TensorInfo, int, int]:
+    """One header entry as a TensorInfo, with its (begin, end) relative to the data section, which
+    holds data_size bytes; room is how far its data may reach (data_size, unless the file may be cut)."""
     label = f"tensor {quote(name)}"
     if not isinstance(entry, dict):
         fail(f"{label} is a JSON {_json_type(entry)}, not an object")
@@ -201,10 +207,10 @@ def _tensor(name: str, entry: object, data_offset: int, data_size: int, fail: Fa
         fail(f"{label}: {n_elements} {dtype} elements fill {bits} bits, not whole bytes")
     if end - begin != bits // 8:
         fail(f"{label}: data_offsets [{begin}, {end}] hold {end - begin} bytes, but {shape} {dtype} needs {bits // 8}")
-    if end > data_size:
+    if end > room:
         fail(
             f"{label}: data [{data_offset + begin}, {data_offset + end}) lies past the end of the "
-            f"{data_offset + data_size}-byte file"
+            f"{data_offset + data_size}-byte file (pyscan FILE --header-only shows the header)"
         )
 
     ggml_type: GGMLType | None = TYPES_BY_NAME[dtype] if dtype in GGML_TWINS else None
