@@ -292,6 +292,13 @@ def test_the_text_is_an_input_no_output_may_replace(tmp_path: Path) -> None:
     assert text.read_text() == "some text to score " * 50
 
 
+def test_experiment_output_must_be_a_folder(tmp_path: Path) -> None:
+    model = tmp_path / "m.gguf"
+    write_tiny_llama(model)
+    one_line_error(pyscan_cli("experiment", str(model), "-o", str(tmp_path / "gone")), "no such folder")
+    one_line_error(pyscan_cli("experiment", str(model), "-o", str(model)), str(model), "is not a folder")
+
+
 def test_experiment_page_may_not_be_a_variant(tmp_path: Path) -> None:
     model = tmp_path / "m.gguf"
     write_tiny_llama(model)

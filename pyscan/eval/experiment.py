@@ -79,6 +79,8 @@ def run_experiment(
         if folder is None:
             folder = stack.enter_context(tempfile.TemporaryDirectory(prefix="pyscan-experiment-"))
         elif not os.path.isdir(folder):
+            if os.path.exists(folder):
+                raise PyscanError(folder, "is not a folder: -o takes the folder to keep the variants in", "usage")
             raise PyscanError(folder, "no such folder", "io")
         outputs = variant_paths(model, modes, folder)
         for out in outputs:  # (a command's refusal: it names the command's option)
