@@ -24,6 +24,7 @@ import pytest
 from models import mixed_tensors, reader_words, write
 
 from pyscan.diff import compare
+from pyscan.diff.quant_error import ErrorStats
 
 Tensors = list[tuple[str, np.ndarray[Any, Any], Any]]
 METADATA: dict[str, Any] = {"general.name": "mixed test model", "test.ids": [3, 1, 4], "test.tokens": ["a", "", "é"]}
@@ -557,6 +558,12 @@ def test_f64_statistics_neither_overflow_nor_underflow(tmp_path: Path) -> None:
         "huge": (np.array([1e200, 1.0, 2.0, -3e250]), np.array([-1e200, 1.5, 2.0, -3.1e250])),
         "tiny": (np.array([1e-200, 3e-210, 0.0, 5e-324]), np.array([2e-200, 3e-210, 1e-205, 0.0])),
         "plain": (np.array([0.5, -1.25, 3.0, 7.0]), np.array([0.5, -1.5, 3.25, 7.0])),
+        # only subnormals (the scale's power of two was past float64: an internal error)
+        "subnormal": (np.array([1e-310, 2e-310, 3e-310, 0.0]), np.array([1e-310, 2.5e-310, 3e-310, 0.0])),
+        # small differences beside huge equal values (scaled by the values, the differences squared to 0)
+        "small beside huge": (np.array([1e200, 1.0, 3.0, 1e-200]), np.array([1e200, 1.0, 4.0, 2e-200])),
+        "tiny differences": (np.array([1.0, 2.0, 3.0, 4.0]), np.array([1.0 + 2**-52, 2.0, 3.0, 4.0 - 2**-50])),
+        "differences of 1e-200": (np.array([1e-120, 0, 5.0, 1]), np.array([1e-120 + 1e-200, 1e-200, 5.0, 1])),
     }
     for name, (a, b) in cases.items():
         safetensors.save_file({"w": a}, str(tmp_path / "a.safetensors"))
@@ -579,6 +586,12 @@ def test_f64_statistics_neither_overflow_nor_underflow(tmp_path: Path) -> None:
         }
         for key, value in want.items():
             assert got[key] == pytest.approx(value, rel=1e-12), (name, key, got[key], value)
+        stats = ErrorStats()  # the relations' statistics, fed in two chunks as the diff feeds them
+        stats.add(a[:2], b[:2], 0)
+        stats.add(a[2:], b[2:], 2)
+        for key in ("rmse", "rel_rmse", "snr_db", "cosine"):
+            assert getattr(stats, key) == pytest.approx(want[key], rel=1e-12), (name, key)
+        assert stats.max_abs == want["max_abs_diff"], name
 
 
 def test_swapped_dimensions_are_a_transposition_or_a_shape_change(tmp_path: Path) -> None:

@@ -48,7 +48,7 @@ from pyscan.diff.pairing import Pair, pair_tensors
 from pyscan.diff.quant_error import ErrorStats
 from pyscan.diff.relations import MAX_TRANSPOSED_ELEMENTS, Transform, relate
 from pyscan.diff.rows import readable
-from pyscan.diff.scaled_sums import ScaledSums
+from pyscan.diff.scaled_sums import ScaledSum, exponent_of, scaled
 from pyscan.diff.sides import Entry, ModelFacts, Side, SideFormat, file_side, open_side
 from pyscan.diff.summary import relations_summary
 from pyscan.parser.metadata import MetadataArray, MetadataEntry, ValueType
@@ -539,7 +539,7 @@ def _compare_values(
     native = np.dtype(f"u{wa.dtype.itemsize}")
     n_differ = n_nan_mismatch = n_finite = 0
     max_abs = max_rel = 0.0
-    square_sum = ScaledSums(1)  # F64 differences of 1e200 square past float64
+    square_sum = ScaledSum()  # F64 differences of 1e200 square past float64, and of 1e-200 to zero
     for part in _chunks(wa.size, CHUNK_ELEMENTS):
         # astype to native order: a byte-swapped twin compares equal.
         ba, bb = wa[part].astype(native, copy=False), wb[part].astype(native, copy=False)
@@ -559,9 +559,10 @@ def _compare_values(
         n_finite += int(np.count_nonzero(finite))
         if finite.any():
             xa, xb = fa[finite], fb[finite]
-            factor = square_sum.factor_for(max(float(np.abs(xa).max()), float(np.abs(xb).max())))
-            scaled = np.abs(xa * factor - xb * factor) if factor != 1.0 else delta[finite]
-            square_sum.add(0, float(np.sum(np.square(scaled))))
+            common = max(exponent_of(xa), exponent_of(xb))  # 0 for all but extreme F64 values
+            at_scale = np.abs(scaled(xa, common) - scaled(xb, common)) if common else delta[finite]
+            own = exponent_of(at_scale)  # the differences brought near 1 themselves
+            square_sum.add(float(np.sum(np.square(scaled(at_scale, own)))), 2 * (common + own))
         numeric = differ & ~nan_a & ~nan_b
         if numeric.any():
             max_abs = max(max_abs, float(delta[numeric].max()))
@@ -573,7 +574,7 @@ def _compare_values(
     result.compared = "values"
     result.n_values_differ, result.n_nan_mismatch = n_differ, n_nan_mismatch
     result.max_abs_diff, result.max_rel_diff = max_abs, max_rel
-    result.rmse = square_sum.root_mean(0, n_finite) if n_finite else None
+    result.rmse = square_sum.root_mean(n_finite) if n_finite else None
     if n_differ:
         result.status = DIFFERENT
 

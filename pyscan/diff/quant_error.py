@@ -13,9 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from pyscan.diff.scaled_sums import ScaledSums
+from pyscan.diff.scaled_sums import ScaledSum, exponent_of, scaled
 
-ERR2, REF2, CAND2, DOT = range(4)  # the sums kept: of error², reference², candidate², reference x candidate
 HISTOGRAM_BUCKETS = 150
 HISTOGRAM_WIDTH = 0.0002  # quantize-stats' buckets: 150 x 0.0002 = [0, 0.03)
 
@@ -25,12 +24,13 @@ Array = np.ndarray[Any, Any]
 class ErrorStats:
     """Sums over chunks; the figures are read once every chunk has been added."""
 
-    __slots__ = ("n", "n_skipped", "sums", "max_abs", "histogram", "first_diff")
+    __slots__ = ("n", "n_skipped", "err2", "ref2", "cand2", "dot", "max_abs", "histogram", "first_diff")
 
     def __init__(self) -> None:
         self.n = 0  # finite pairs
         self.n_skipped = 0  # pairs where either side is not finite
-        self.sums = ScaledSums(4)  # ERR2, REF2, CAND2, DOT: scaled, so that F64 values of 1e200 do not overflow
+        # error², reference², candidate², reference x candidate: scaled sums (F64 1e200 squared overflows)
+        self.err2, self.ref2, self.cand2, self.dot = ScaledSum(), ScaledSum(), ScaledSum(), ScaledSum()
         self.max_abs = 0.0
         self.histogram = np.zeros(HISTOGRAM_BUCKETS + 1, dtype=np.int64)
         self.first_diff: int | None = None  # flat index of the first value that differs (NaN equals NaN)
@@ -49,47 +49,53 @@ class ErrorStats:
         if not x.size:
             return
         self.n += x.size
-        factor = self.sums.factor_for(max(float(x.max()), -float(x.min()), float(y.max()), -float(y.min())))
-        if factor != 1.0:
-            x, y = x * factor, y * factor
-        scaled_error = np.abs(y - x)
-        # einsum, not np.dot: BLAS threads spinning on 2 shared cores made dot 10-50x slower here
-        for index, (left, right) in enumerate(((scaled_error, scaled_error), (x, x), (y, y), (x, y))):
-            self.sums.add(index, float(np.einsum("i,i->", left, right)))
+        ex, ey = exponent_of(x), exponent_of(y)  # 0 (no scaling) for all but extreme F64 values
+        xs, ys = scaled(x, ex), scaled(y, ey)
+        common = max(ex, ey)  # the difference at one scale: |y - x| itself may be past float64
+        error_c = np.abs(scaled(y, common) - scaled(x, common)) if ex or ey else np.abs(y - x)
+        ee = exponent_of(error_c)  # and brought near 1 itself: errors of 1 beside values of 1e200
+        error_s = scaled(error_c, ee)
+
+        def dot(a: Array, b: Array) -> float:
+            # einsum, not np.dot: BLAS threads spinning on 2 shared cores made dot 10-50x slower here
+            return float(np.einsum("i,i->", a, b))
+
+        self.err2.add(dot(error_s, error_s), 2 * (common + ee))
+        self.ref2.add(dot(xs, xs), 2 * ex)
+        self.cand2.add(dot(ys, ys), 2 * ey)
+        self.dot.add(dot(xs, ys), ex + ey)
         with np.errstate(over="ignore"):  # an error past float64 (1e308 against -1e308) is inf
-            error = scaled_error if factor == 1.0 else scaled_error / factor
+            error = error_c if common == 0 else np.ldexp(error_c, common)
         self.max_abs = max(self.max_abs, float(error.max()))
         # clipped before the cast: a huge error must not wrap around
         buckets = np.minimum(error * (1 / HISTOGRAM_WIDTH), HISTOGRAM_BUCKETS).astype(np.intp)
         self.histogram += np.bincount(buckets, minlength=HISTOGRAM_BUCKETS + 1)
 
     @property
-    def err2(self) -> float:
+    def err2_total(self) -> float:
         """The sum of squared errors (inf where it is past float64): to rank two fits of one tensor."""
-        return self.sums.total(ERR2)
+        return self.err2.total
 
     @property
     def rmse(self) -> float | None:
-        return self.sums.root_mean(ERR2, self.n) if self.n else None
+        return self.err2.root_mean(self.n) if self.n else None
 
-    # The ratios below are of sums at one scale: true ratios.
     @property
     def rel_rmse(self) -> float | None:
-        err2, ref2 = self.sums.sums[ERR2], self.sums.sums[REF2]
-        return math.sqrt(err2 / ref2) if self.n and ref2 > 0 else None
+        return math.sqrt(self.err2.ratio(self.ref2)) if self.n and self.ref2.mantissa > 0 else None
 
     @property
     def snr_db(self) -> float | None:
-        err2, ref2 = self.sums.sums[ERR2], self.sums.sums[REF2]
-        if not self.n or ref2 == 0:
+        if not self.n or self.ref2.mantissa == 0:
             return None
-        return math.inf if err2 == 0 else 10 * math.log10(ref2 / err2)
+        return math.inf if self.err2.mantissa == 0 else 10 * self.ref2.log10_ratio(self.err2)
 
     @property
     def cosine(self) -> float | None:
-        ref2, cand2, dot = self.sums.sums[REF2], self.sums.sums[CAND2], self.sums.sums[DOT]
-        norm = math.sqrt(ref2) * math.sqrt(cand2)
-        return dot / norm if self.n and norm > 0 else None
+        if not self.n or self.ref2.mantissa <= 0 or self.cand2.mantissa <= 0:
+            return None
+        (ref, ref_exponent), (cand, cand_exponent) = self.ref2.root(), self.cand2.root()
+        return math.ldexp(self.dot.mantissa / (ref * cand), self.dot.exponent - ref_exponent - cand_exponent)
 
     def histogram_dict(self) -> dict[str, Any]:
         return {"bucket_width": HISTOGRAM_WIDTH, "counts": self.histogram[:HISTOGRAM_BUCKETS].tolist(),

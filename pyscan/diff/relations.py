@@ -216,8 +216,8 @@ def _verdict(type_a: str, tb: Any, transform: Transform, main: _Track,
 
 
 def _best_mistake(main: _Track, mistakes: list[tuple[_Track, Transform]]) -> _Track | None:
-    fits = [t for t, _ in mistakes if t.stats.err2 * MISTAKE_FACTOR < main.stats.err2]
-    return min(fits, key=lambda t: t.stats.err2, default=None)
+    fits = [t for t, _ in mistakes if t.stats.err2_total * MISTAKE_FACTOR < main.stats.err2_total]
+    return min(fits, key=lambda t: t.stats.err2_total, default=None)
 
 
 def _mistake_note(track: _Track, transform: Transform, approximate: bool) -> str:
