@@ -641,3 +641,20 @@ def test_a_map_of_full_f32_tensors_only(tmp_path: Path) -> None:
     pytest.importorskip("matplotlib")
     write_png(report, tmp_path / "f.png")
     assert png_size((tmp_path / "f.png").read_bytes())[0] > 0
+
+
+def test_a_file_name_that_is_not_utf8_reaches_the_page_and_the_png(tmp_path: Path) -> None:
+    """A shell glob hands pyscan any bytes: the page and the PNG show 0xFF as \\udcff (both were an
+    internal error: no UTF-8 page holds a lone surrogate, and matplotlib refuses one)."""
+    odd, good = tmp_path / os.fsdecode(b"bad\xff.gguf"), tmp_path / "good.gguf"
+    write(odd, [("blk.0.w", np.ones(8, dtype=np.float32), None)])
+    write(good, [("blk.0.w", np.zeros(8, dtype=np.float32), None)])
+    for out, command in (("scan", [str(odd), "-q"]), ("diff", ["diff", str(odd), str(good)])):
+        page, png = tmp_path / f"{out}.html", tmp_path / f"{out}.png"
+        done = subprocess.run(
+            [sys.executable, "-m", "pyscan", *command, "--html", str(page), "--plot", str(png)],
+            capture_output=True, check=False, timeout=120, cwd=tmp_path,
+        )  # fmt: skip
+        assert done.returncode in (0, 1) and done.stderr == b"", done.stderr
+        assert "bad\\udcff.gguf" in page.read_bytes().decode("utf-8")
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -7,13 +7,12 @@ with pyscan.writer.atomic's rules: never over an input, only over a regular file
 
 from __future__ import annotations
 
-import html
 import math
 import os
 from collections.abc import Sequence
 from typing import Any
 
-from pyscan.text import printable
+from pyscan.visual.svg import esc
 
 STYLE = """
 body { font: 14px/1.4 system-ui, sans-serif; margin: 2em; color: #222; }
@@ -24,11 +23,6 @@ th { background: #f3f3f3; }
 .note { color: #555; }
 svg text { font: 12px system-ui, sans-serif; fill: #333; }
 """
-
-
-def esc(value: object) -> str:
-    """HTML-escaped, control characters and undecodable bytes of file names (lone surrogates) as \\x.. escapes."""
-    return html.escape(printable(str(value)), quote=True)
 
 
 def page(title: str, body: list[str]) -> str:

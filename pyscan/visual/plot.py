@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from pyscan.diff.compare import DiffReport
 from pyscan.errors import PyscanError
 from pyscan.scan.report import FileReport
+from pyscan.text import printable
 from pyscan.visual.cells import Heatmap, diff_heatmap, scan_heatmap, too_many_for_a_map
 from pyscan.visual.colors import text_color
 from pyscan.visual.files import report_inputs, write_atomically
@@ -118,7 +119,7 @@ def write_png(report: FileReport | DiffReport, path: str | os.PathLike[str], for
     if isinstance(report, DiffReport):
         heatmap, title = diff_heatmap(report), f"pyscan diff: {report.summary}"
     else:
-        heatmap, title = scan_heatmap(report), f"pyscan: {os.path.basename(report.path)}"
+        heatmap, title = scan_heatmap(report), f"pyscan: {printable(os.path.basename(report.path))}"  # (surrogates)
     fig = render_figure(heatmap, title)
     FigureCanvasAgg(fig)  # attaches the Agg canvas to fig
     write_atomically(path, lambda temporary: fig.savefig(temporary, format="png"), report_inputs(report), force)

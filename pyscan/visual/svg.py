@@ -24,7 +24,9 @@ EMPTY = "#c9ced4"  # the outline of a slot with no tensor: unlike any fill
 
 
 def esc(text: object) -> str:
-    return html.escape(str(text), quote=True)
+    """For a page: HTML-escaped, and the undecodable bytes of a file name (lone surrogates, which no
+    UTF-8 page can hold: writing it failed) shown as the text report shows them, \\udcff."""
+    return html.escape(str(text).encode("utf-8", "backslashreplace").decode("utf-8"), quote=True)
 
 
 def cut(text: str, limit: int) -> str:
