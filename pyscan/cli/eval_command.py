@@ -21,6 +21,10 @@ from pyscan.cli.outcome import EXIT_OK, emit, guarded
 from pyscan.errors import PyscanError
 from pyscan.text import quote
 
+# A pipe may never end (--text <(yes)): read at most this much.  Far above any text worth scoring here:
+# llama.cpp's tokenizer took over 200 s for a 1.5 MB line (the byte-token model of tests/test_eval.py).
+MAX_TEXT_BYTES = 256 << 20
+
 
 def add_eval_options(parser: argparse.ArgumentParser) -> None:
     """The options eval and experiment share."""
@@ -60,15 +64,19 @@ def read_text(path: str | None) -> tuple[str, str]:
 
         return files("pyscan.eval").joinpath("sample.txt").read_text(encoding="utf-8"), "the bundled sample text"
     try:
-        # O_NONBLOCK: a FIFO must not wait for a writer (nor /dev/zero be read until memory runs out)
+        # O_NONBLOCK: a FIFO that no one writes must not wait for a writer (it reads as empty)
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
         mode = os.fstat(fd).st_mode
-        if not stat.S_ISREG(mode):
+        if not (stat.S_ISREG(mode) or stat.S_ISFIFO(mode)):  # a pipe is fine: --text <(zcat corpus.gz)
             os.close(fd)
-            kind = "a folder" if stat.S_ISDIR(mode) else "not a regular file"
+            kind = "a folder" if stat.S_ISDIR(mode) else "a device or socket, not a file or a pipe"
             raise PyscanError(path, f"is {kind}; --text takes a text file", "usage")
+        os.set_blocking(fd, True)  # a pipe's writer may be slower than us
         with open(fd, "rb") as handle:
-            return handle.read().decode("utf-8"), path
+            data = handle.read(MAX_TEXT_BYTES + 1)
+        if len(data) > MAX_TEXT_BYTES:
+            raise PyscanError(path, f"is over {MAX_TEXT_BYTES >> 20} MiB: too long a text to score", "usage")
+        return data.decode("utf-8"), path
     except UnicodeDecodeError:
         raise PyscanError(path, "not UTF-8 text", "format") from None
     except OSError as exc:

@@ -8,6 +8,7 @@ Exit statuses: 0 done; 2 an error (one line on stderr) or bad options.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -71,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
 
     inputs = inputs_of(args, [args.model])
     check_options(args, inputs)
-    if args.output and args.html:  # the page must not be one of the variants (both are checked again on writing)
+    if args.output and args.html and os.path.isdir(args.output):  # the page may not be a variant (checked again)
         from pyscan.cli.options import check_outputs
 
         check_outputs([*variant_paths(args.model, args.mode or DEFAULT_MODES, args.output), args.html], inputs, True)

@@ -53,15 +53,7 @@ def evaluate(request: EvalRequest) -> dict[str, Any]:
             missing = not os.path.exists(path)
             reason = "no such file" if missing else "is not a regular file"
             raise PyscanError(path, reason, "io" if missing else "usage")
-    base_tokens = token_list(request.base)
-    for path in request.candidates:
-        tokens = token_list(path)
-        if base_tokens is None or tokens is None or tokens == base_tokens:
-            continue
-        # Scored on the base's token ids, another tokenizer's model would look merely worse, or equal.
-        if tokens[0] != base_tokens[0]:
-            raise PyscanError(path, f"vocabulary of {tokens[0]:,} tokens, but the base has {base_tokens[0]:,}", "usage")
-        raise PyscanError(path, "another vocabulary: its tokenizer.ggml.tokens differ from the base's", "usage")
+    check_vocabularies(request.base, request.candidates)
     threads = engine_threads(request.threads)
     base_measures = metrics.TokenMeasures()
     measures = [(metrics.TokenMeasures(), metrics.PairMeasures()) for _ in request.candidates]
@@ -74,11 +66,8 @@ def evaluate(request: EvalRequest) -> dict[str, Any]:
             with ExitStack() as stack:
                 others = [stack.enter_context(Engine(request.candidates[i], request.ctx, threads)) for i in group]
                 for other in others:
-                    if other.n_vocab != base.n_vocab:
-                        raise PyscanError(
-                            other.path, f"vocabulary of {other.n_vocab:,} tokens, but the base has {base.n_vocab:,}",
-                            "usage",
-                        )  # fmt: skip
+                    if other.n_vocab != base.n_vocab:  # (what the engine has, where the files did not say)
+                        raise vocabulary_size_error(other.path, other.n_vocab, base.n_vocab)
                 if number == 0:
                     check_prompts(base, request)
                     work = chunks(base.tokenize(request.text), request.ctx, base.bos, request.max_chunks)
@@ -129,20 +118,34 @@ def check_prompts(base: Engine, request: EvalRequest) -> None:
             )
 
 
-def token_list(path: str) -> tuple[int, bytes] | None:
-    """The GGUF's tokenizer.ggml.tokens (count, bytes as stored); None where it has none, or is no GGUF we can read
-    (the engine then says what it makes of it, as for any model)."""
+def check_vocabularies(base: str, candidates: Sequence[str]) -> None:
+    """Refuse a candidate whose tokenizer.ggml.tokens differ from the base's, before any engine starts:
+    scored on the base's token ids, another tokenizer's model would look merely worse, or equal.
+    A file without the list, or none we can read, is left to the engine (it compares the counts)."""
     from pyscan.parser import open_model
     from pyscan.parser.metadata import MetadataArray
 
-    try:
-        with open_model(path, header_only=True) as model:
+    with ExitStack() as stack:
+        lists: list[MetadataArray | None] = []
+        for path in (base, *candidates):
+            try:
+                model = stack.enter_context(open_model(path, header_only=True))
+            except PyscanError:
+                lists.append(None)
+                continue
             entry = model.metadata.get("tokenizer.ggml.tokens")
-            if entry is None or not isinstance(entry.value, MetadataArray):
-                return None
-            return entry.value.count, entry.value.raw()
-    except PyscanError:
-        return None
+            lists.append(entry.value if entry is not None and isinstance(entry.value, MetadataArray) else None)
+        ours = lists[0]
+        for path, theirs in zip(candidates, lists[1:], strict=True):
+            if ours is None or theirs is None or theirs.same_elements(ours):
+                continue
+            if theirs.count != ours.count:
+                raise vocabulary_size_error(path, theirs.count, ours.count)
+            raise PyscanError(path, "another vocabulary: its tokenizer.ggml.tokens differ from the base's", "usage")
+
+
+def vocabulary_size_error(path: str, n_vocab: int, n_base: int) -> PyscanError:
+    return PyscanError(path, f"vocabulary of {n_vocab:,} tokens, but the base has {n_base:,}", "usage")
 
 
 def score_chunk(

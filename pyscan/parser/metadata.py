@@ -77,9 +77,15 @@ class MetadataArray:
         array = np.frombuffer(self._buf, dtype=dtype, count=self.count, offset=self.offset)
         return array.astype(bool) if self.element_type == ValueType.BOOL else array
 
-    def raw(self) -> bytes:
-        """The elements' bytes as stored: two arrays compared without decoding them."""
-        return bytes(self._buf[self.offset : self.offset + self.nbytes])
+    def same_elements(self, other: MetadataArray) -> bool:
+        """Whether two arrays hold the same elements: their stored bytes compared where the byte order
+        is the same (a vocabulary of 262,144 strings is not decoded), the decoded values otherwise."""
+        if (self.element_type, self.count) != (other.element_type, other.count):
+            return False
+        if self._byte_order == other._byte_order:
+            mine = self._buf[self.offset : self.offset + self.nbytes]
+            return self.nbytes == other.nbytes and mine == other._buf[other.offset : other.offset + other.nbytes]
+        return self.to_list() == other.to_list()
 
     def to_list(self) -> list[Any]:
         if self.element_type != ValueType.STRING:
