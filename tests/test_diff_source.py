@@ -408,6 +408,8 @@ def test_no_output_replaces_a_file_of_a_checkpoint_folder(tmp_path: Path) -> Non
         assert result.returncode == 2 and "standard output" in result.stderr, (target, result.stderr)
     assert {path: path.read_bytes() for path in files} == before
     assert diff_cli(*folders, "--html", str(folders[0] / "report.html")).returncode in (0, 1)  # a new file may go there
+    # a sharded folder reads no model.safetensors: that name is a new file there too
+    assert diff_cli(*folders, "--html", str(folders[0] / "model.safetensors")).returncode in (0, 1)
 
 
 def test_the_name_map_covers_the_blocks_the_names_use(tmp_path: Path) -> None:

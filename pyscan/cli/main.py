@@ -166,7 +166,10 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             )
         given = _given(args, *SINGLE_FILE_ONLY, "force")
         if given:
-            raise PyscanError(where, f"{given[0]} goes with one file, not a folder or a list", "usage")
+            raise PyscanError(
+                where, f"{given[0]} goes with one file's report, not a batch (--jsonl, --jobs, --resume, "
+                "--dask-scheduler, a folder or several files)", "usage",
+            )  # fmt: skip
         from pyscan.cli.batch_command import run_batch
 
         return run_batch(args)

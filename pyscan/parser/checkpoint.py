@@ -94,10 +94,12 @@ def checkpoint_files(path: str | os.PathLike[str]) -> list[str]:
     """The files of a checkpoint folder that opening it reads: config.json, the index or the single
     file, and the shards the index names (those it can read; opening the folder reports the rest)."""
     folder = os.fspath(path)
-    files = [os.path.join(folder, name) for name in (CONFIG, INDEX, SINGLE)]
-    if os.path.exists(files[1]):
-        with contextlib.suppress(PyscanError):
-            files += [os.path.join(folder, name) for name in _read_index(files[1])[0]]
+    config, index = os.path.join(folder, CONFIG), os.path.join(folder, INDEX)
+    if not os.path.exists(index):  # as open_checkpoint reads the folder
+        return [config, os.path.join(folder, SINGLE)]
+    files = [config, index]
+    with contextlib.suppress(PyscanError):
+        files += [os.path.join(folder, name) for name in _read_index(index)[0]]
     return files
 
 
