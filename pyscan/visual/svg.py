@@ -26,7 +26,10 @@ EMPTY = "#c9ced4"  # the outline of a slot with no tensor: unlike any fill
 def esc(text: object) -> str:
     """For a page: HTML-escaped, and the undecodable bytes of a file name (lone surrogates, which no
     UTF-8 page can hold: writing it failed) shown as the text report shows them, \\udcff."""
-    return html.escape(str(text).encode("utf-8", "backslashreplace").decode("utf-8"), quote=True)
+    shown = str(text)
+    if not shown.isascii():  # (the common case skips the round trip: a page may hold 200,000 names)
+        shown = shown.encode("utf-8", "backslashreplace").decode("utf-8")
+    return html.escape(shown, quote=True)
 
 
 def cut(text: str, limit: int) -> str:
