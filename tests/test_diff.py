@@ -564,6 +564,13 @@ def test_f64_statistics_neither_overflow_nor_underflow(tmp_path: Path) -> None:
         "small beside huge": (np.array([1e200, 1.0, 3.0, 1e-200]), np.array([1e200, 1.0, 4.0, 2e-200])),
         "tiny differences": (np.array([1.0, 2.0, 3.0, 4.0]), np.array([1.0 + 2**-52, 2.0, 3.0, 4.0 - 2**-50])),
         "differences of 1e-200": (np.array([1e-120, 0, 5.0, 1]), np.array([1e-120 + 1e-200, 1e-200, 5.0, 1])),
+        # from a second review: SNR of -4000 dB was a math domain error; rel RMSE of 1e-200 and 1e300
+        # under- and overflowed; 1e-30 beside 1e300 in one chunk vanished when scaled before subtracting
+        "1e-100 against 1e100": (np.array([1e-100, 0.0, 0.0, 0.0]), np.array([1e100, 0.0, 0.0, 0.0])),
+        "rel RMSE of 1e-200": (np.array([1e200, 1.0, 1e200, 5.0]), np.array([1e200, 2.0, 1e200, 5.0])),
+        "rel RMSE of 1e300": (np.array([1e-150, 0.0, 0.0, 0.0]), np.array([1e150, 0.0, 0.0, 0.0])),
+        "1e-30 beside 1e300": (np.array([1e300, 1e-30, 3.0, 4.0]), np.array([1e300, 2e-30, 3.0, 4.0])),
+        "huge chunk, then small errors": (np.array([1e300, 1e300, 1.0, 5.0]), np.array([1e300, 1e300, 2.0, 5.0])),
     }
     for name, (a, b) in cases.items():
         safetensors.save_file({"w": a}, str(tmp_path / "a.safetensors"))

@@ -48,7 +48,7 @@ from pyscan.diff.pairing import Pair, pair_tensors
 from pyscan.diff.quant_error import ErrorStats
 from pyscan.diff.relations import MAX_TRANSPOSED_ELEMENTS, Transform, relate
 from pyscan.diff.rows import readable
-from pyscan.diff.scaled_sums import ScaledSum, exponent_of, scaled
+from pyscan.diff.scaled_sums import ScaledSum, add_squared_differences
 from pyscan.diff.sides import Entry, ModelFacts, Side, SideFormat, file_side, open_side
 from pyscan.diff.summary import relations_summary
 from pyscan.parser.metadata import MetadataArray, MetadataEntry, ValueType
@@ -558,11 +558,7 @@ def _compare_values(
         finite = np.isfinite(fa) & np.isfinite(fb)
         n_finite += int(np.count_nonzero(finite))
         if finite.any():
-            xa, xb = fa[finite], fb[finite]
-            common = max(exponent_of(xa), exponent_of(xb))  # 0 for all but extreme F64 values
-            at_scale = np.abs(scaled(xa, common) - scaled(xb, common)) if common else delta[finite]
-            own = exponent_of(at_scale)  # the differences brought near 1 themselves
-            square_sum.add(float(np.sum(np.square(scaled(at_scale, own)))), 2 * (common + own))
+            add_squared_differences(square_sum, fa[finite], fb[finite], lambda e: float(np.sum(np.square(e))))
         numeric = differ & ~nan_a & ~nan_b
         if numeric.any():
             max_abs = max(max_abs, float(delta[numeric].max()))

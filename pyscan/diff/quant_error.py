@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from pyscan.diff.scaled_sums import ScaledSum, exponent_of, scaled
+from pyscan.diff.scaled_sums import ScaledSum, add_squared_differences, exponent_of, scaled
 
 HISTOGRAM_BUCKETS = 150
 HISTOGRAM_WIDTH = 0.0002  # quantize-stats' buckets: 150 x 0.0002 = [0, 0.03)
@@ -51,21 +51,15 @@ class ErrorStats:
         self.n += x.size
         ex, ey = exponent_of(x), exponent_of(y)  # 0 (no scaling) for all but extreme F64 values
         xs, ys = scaled(x, ex), scaled(y, ey)
-        common = max(ex, ey)  # the difference at one scale: |y - x| itself may be past float64
-        error_c = np.abs(scaled(y, common) - scaled(x, common)) if ex or ey else np.abs(y - x)
-        ee = exponent_of(error_c)  # and brought near 1 itself: errors of 1 beside values of 1e200
-        error_s = scaled(error_c, ee)
 
         def dot(a: Array, b: Array) -> float:
             # einsum, not np.dot: BLAS threads spinning on 2 shared cores made dot 10-50x slower here
             return float(np.einsum("i,i->", a, b))
 
-        self.err2.add(dot(error_s, error_s), 2 * (common + ee))
+        error = add_squared_differences(self.err2, x, y, lambda e: dot(e, e))  # inf: past float64
         self.ref2.add(dot(xs, xs), 2 * ex)
         self.cand2.add(dot(ys, ys), 2 * ey)
         self.dot.add(dot(xs, ys), ex + ey)
-        with np.errstate(over="ignore"):  # an error past float64 (1e308 against -1e308) is inf
-            error = error_c if common == 0 else np.ldexp(error_c, common)
         self.max_abs = max(self.max_abs, float(error.max()))
         # clipped before the cast: a huge error must not wrap around
         buckets = np.minimum(error * (1 / HISTOGRAM_WIDTH), HISTOGRAM_BUCKETS).astype(np.intp)
@@ -82,7 +76,7 @@ class ErrorStats:
 
     @property
     def rel_rmse(self) -> float | None:
-        return math.sqrt(self.err2.ratio(self.ref2)) if self.n and self.ref2.mantissa > 0 else None
+        return self.err2.root_ratio(self.ref2) if self.n and self.ref2.mantissa > 0 else None
 
     @property
     def snr_db(self) -> float | None:

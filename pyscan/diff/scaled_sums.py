@@ -10,6 +10,8 @@ BF16 value, and most F64) are not scaled: their sums are the plain float64 sums.
 from __future__ import annotations
 
 import math
+import sys
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -30,6 +32,25 @@ def exponent_of(values: Array) -> int:
 def scaled(values: Array, exponent: int) -> Array:
     """values * 2**-exponent, exactly (no new array for exponent 0)."""
     return values if exponent == 0 else np.ldexp(values, -exponent)
+
+
+def add_squared_differences(total: ScaledSum, x: Array, y: Array, square_sum: Callable[[Array], float]) -> Array:
+    """Add the sum of (y - x)² over finite x and y to total; return |y - x| (inf where it is past float64).
+
+    The differences are taken unscaled (scaled first, 1e-30 beside 1e300 would vanish) and then
+    brought near 1 themselves; only two values near ±1.8e308 differ by more than float64 holds, and
+    then their halves' difference is taken (exact for values that large).
+    """
+    with np.errstate(over="ignore"):
+        error: Array = np.abs(y - x)
+    if np.isfinite(error).all():
+        exponent = exponent_of(error)
+        total.add(square_sum(scaled(error, exponent)), 2 * exponent)
+    else:
+        half = np.abs(y * 0.5 - x * 0.5)
+        exponent = exponent_of(half)
+        total.add(square_sum(scaled(half, exponent)), 2 * (exponent + 1))
+    return error
 
 
 def _ldexp(mantissa: float, exponent: int) -> float:
@@ -86,12 +107,20 @@ class ScaledSum:
         mantissa, exponent = self._even()
         return _ldexp(math.sqrt(mantissa / n), exponent // 2)
 
-    def ratio(self, other: ScaledSum) -> float:
-        """self / other (other nonzero); inf where that is past float64."""
-        return _ldexp(self.mantissa / other.mantissa, self.exponent - other.exponent)
+    def root_ratio(self, other: ScaledSum) -> float:
+        """sqrt(self / other), sums of squares, other nonzero: from the roots, so that it is right
+        wherever it fits a float64 (the ratio itself may not: 1e300 squared over 1e-300 squared)."""
+        if self.exponent == other.exponent:  # unscaled sums: the plain formula, where it is exact
+            quotient = self.mantissa / other.mantissa
+            if quotient == 0 and self.mantissa == 0 or sys.float_info.min <= quotient < math.inf:
+                return math.sqrt(quotient)
+        (mine, my_exponent), (theirs, their_exponent) = self.root(), other.root()
+        return _ldexp(mine / theirs, my_exponent - their_exponent)
 
     def log10_ratio(self, other: ScaledSum) -> float:
-        """log10(self / other), both positive: finite even where the ratio itself is past float64."""
-        if self.exponent == other.exponent:
-            return math.log10(self.mantissa / other.mantissa)
-        return math.log10(self.mantissa / other.mantissa) + (self.exponent - other.exponent) * math.log10(2)
+        """log10(self / other), both positive: finite even where the ratio is past float64."""
+        quotient = self.mantissa / other.mantissa
+        if self.exponent == other.exponent and sys.float_info.min <= quotient < math.inf:
+            return math.log10(quotient)  # the plain formula, where it is exact
+        shift = (self.exponent - other.exponent) * math.log10(2)
+        return math.log10(self.mantissa) - math.log10(other.mantissa) + shift
