@@ -24,6 +24,15 @@ def select(names: Iterable[str], include: Sequence[str] = (), exclude: Sequence[
     }  # fmt: skip
 
 
+def chooses(names: Sequence[str], include: Sequence[str] = (), exclude: Sequence[str] = ()) -> bool:
+    """Whether the globs choose one thing known by several names (a diff's pair: A's name and B's):
+    an exclude glob matching any of them leaves it out; an include glob matching any takes it."""
+    include, exclude = globs(include), globs(exclude)
+    if any(fnmatch.fnmatchcase(n, g) for n in names for g in exclude):
+        return False
+    return not include or any(fnmatch.fnmatchcase(n, g) for n in names for g in include)
+
+
 def nothing_selected(
     path: str, include: Sequence[str], exclude: Sequence[str], what: str = "tensor", where: str = "this file"
 ) -> PyscanError:

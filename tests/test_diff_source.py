@@ -432,3 +432,23 @@ def test_the_name_map_covers_the_blocks_the_names_use(tmp_path: Path) -> None:
     assert _blocks_to_map(open_side(tmp_path / "far"), sides[1]) == MAX_MAPPED_BLOCKS
     (tmp_path / "far" / "config.json").write_text(json.dumps({**ck.config("llama"), "num_hidden_layers": 8}))
     assert _blocks_to_map(open_side(tmp_path / "far"), sides[1]) == 8  # declared, below the names' 4097
+
+
+def test_globs_choose_a_pair_by_either_name(tmp_path: Path) -> None:
+    """--exclude matching either name leaves the pair out; --include matching either takes it (an
+    exclude of only one name was ignored: the other kept the pair)."""
+    source = ck.write_checkpoint(tmp_path / "hf", "llama")
+    written = ck.convert(source, "llama", tmp_path / "model.gguf")
+    sources = {name: hf_name for name, (hf_name, _, _) in written.items()}
+
+    def pairs(*globs: str) -> dict[str, str]:
+        code, report = diff_json(tmp_path / "hf", tmp_path / "model.gguf", *globs)
+        assert code == 1
+        return {t["name"]: t["source"] for t in report["tensors"]}
+
+    outside_block_1 = {n: s for n, s in sources.items() if not n.startswith("blk.1.")}
+    assert pairs("--exclude", "blk.1.*") == outside_block_1  # B's names
+    assert pairs("--exclude", "model.layers.1.*") == outside_block_1  # A's names
+    q_outside = {n: s for n, s in outside_block_1.items() if "attn_q" in n}
+    assert q_outside and pairs("--include", "*q_proj*", "--exclude", "model.layers.1.*") == q_outside
+    assert pairs("--include", "*attn_q*") == {n: s for n, s in sources.items() if "attn_q" in n}

@@ -53,7 +53,7 @@ from pyscan.diff.sides import Entry, ModelFacts, Side, SideFormat, file_side, op
 from pyscan.diff.summary import relations_summary
 from pyscan.parser.metadata import MetadataArray, MetadataEntry, ValueType
 from pyscan.parser.model import ModelFile, TensorInfo
-from pyscan.selection import nothing_selected, select
+from pyscan.selection import chooses, nothing_selected
 from pyscan.text import quote
 
 CHUNK_ELEMENTS = 1 << 20  # about 50 MiB of float64 and mask temporaries per chunk
@@ -383,12 +383,12 @@ def diff_sides(a: Side, b: Side, include: Sequence[str] = (), exclude: Sequence[
         report.notes.append(f"GGUF version differs ({a.version} vs {b.version})")
     facts = _merged_facts(a, b)
     arch = pairing.architecture if pairing.mapped else None
-    chosen = select({n for p in pairing.pairs for n in _names(p)}, include, exclude)
+    # By either name, per pair: --exclude 'model.layers.1.*' leaves out blk.1's pairs too (a pair kept
+    # by its other name, it was ignored), and --include takes a pair by either.
+    chosen = [pair for pair in pairing.pairs if chooses(_names(pair), include, exclude)]
     if (include or exclude) and not chosen:  # a typo in a glob must not read as "identical"
         raise nothing_selected(a.path, include, exclude, where="either model")
-    for pair in pairing.pairs:
-        if not chosen.intersection(_names(pair)):
-            continue
+    for pair in chosen:
         if pair.b is None:
             assert pair.a is not None
             report.tensors.append(_only(pair.a[1], ONLY_IN_A))
