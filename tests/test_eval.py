@@ -269,7 +269,7 @@ def test_a_text_that_is_no_file_nor_pipe_is_refused_before_any_work(tmp_path: Pa
     os.mkfifo(fifo)  # no writer: reading it waited for ever
     for command in ("eval", "experiment"):
         models = [str(model), str(model)] if command == "eval" else [str(model)]
-        for text, said in ((Path("/dev/zero"), "is a device or socket"), (tmp_path, "is a folder")):
+        for text, said in ((Path("/dev/zero"), "is a device, not a file or a pipe"), (tmp_path, "is a folder")):
             one_line_error(pyscan_cli(command, *models, "--text", str(text), timeout=60), str(text), said)
         # a pipe is a text (--text <(zcat t.gz)); one no one writes reads as empty: too short, or no engine
         one_line_error(pyscan_cli(command, *models, "--text", str(fifo), timeout=60))
@@ -333,7 +333,7 @@ def test_read_text_takes_files_and_pipes_and_refuses_devices(tmp_path: Path, mon
     fifo = tmp_path / "fifo"
     os.mkfifo(fifo)
     assert eval_command.read_text(str(fifo)) == ("", str(fifo))  # no writer: empty, never a wait
-    for path, said in (("/dev/zero", "a device or socket"), (str(tmp_path), "a folder")):
+    for path, said in (("/dev/zero", "a device, not a file or a pipe"), (str(tmp_path), "a folder")):
         with pytest.raises(PyscanError, match=said):
             eval_command.read_text(path)
     big = tmp_path / "big.txt"

@@ -26,6 +26,7 @@ from typing import Any
 from pyscan.batch.discover import MODEL_SUFFIXES
 from pyscan.batch.records import file_identity
 from pyscan.errors import PyscanError
+from pyscan.small_files import NotARegularFile, kind_of, open_without_waiting
 from pyscan.writer.atomic import PyscanWarning, is_same_file
 
 MAX_LINE_BYTES = 256 << 20  # a record of a model with 200,000 tensors is ~40 MB; far more is not ours
@@ -45,8 +46,7 @@ def check_report_path(report_path: str, inputs: Sequence[str]) -> None:
     except OSError as exc:
         raise PyscanError(report_path, f"cannot use as the report: {exc.strerror or exc}", "io") from None
     if info is not None and not stat.S_ISREG(info.st_mode):
-        kind = "a folder" if stat.S_ISDIR(info.st_mode) else "not a regular file (a device, FIFO or socket)"
-        raise PyscanError(report_path, f"is {kind}; the report must be a file", "usage")
+        raise PyscanError(report_path, f"is {kind_of(info.st_mode)}; the report must be a file", "usage")
     if report_path.endswith(MODEL_SUFFIXES) or any(is_same_file(report_path, given) for given in inputs):
         raise PyscanError(report_path, "is a model file; the report must be a .jsonl file of its own", "usage")
     if info is not None:
@@ -131,13 +131,12 @@ def load_finished(report_path: str) -> Finished:
     return finished
 
 
-def _open_regular(report_path: str) -> int:
-    """A read descriptor for the report, refusing (not blocking on) a FIFO swapped in after the checks."""
-    fd = os.open(report_path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-    if not stat.S_ISREG(os.fstat(fd).st_mode):
-        os.close(fd)
-        raise PyscanError(report_path, "is not a regular file; the report must be a file", "usage")
-    return fd
+def _open_regular(report_path: str, flags: int = os.O_RDONLY) -> int:
+    """A descriptor for the report, refusing (not blocking on) a FIFO swapped in after the checks."""
+    try:
+        return open_without_waiting(report_path, flags)
+    except NotARegularFile as exc:
+        raise PyscanError(report_path, f"is {exc.kind}; the report must be a file", "usage") from None
 
 
 def already_done(path: str, finished: Finished) -> bool:
@@ -158,12 +157,8 @@ class ReportAppender:
     def __init__(self, report_path: str) -> None:
         self.path = report_path
         try:
-            # O_NONBLOCK: a FIFO put in its place after the checks must not hang us; fstat then refuses it.
-            self.fd = os.open(report_path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC | os.O_NONBLOCK, 0o666)
+            self.fd = _open_regular(report_path, os.O_RDWR | os.O_APPEND | os.O_CREAT)
             info = os.fstat(self.fd)
-            if not stat.S_ISREG(info.st_mode):
-                os.close(self.fd)
-                raise PyscanError(report_path, "is not a regular file; the report must be a file", "usage")
             if info.st_size and os.pread(self.fd, 1, info.st_size - 1) != b"\n":
                 os.write(self.fd, b"\n")  # a last line that is not ours: start on a fresh one
         except OSError as exc:

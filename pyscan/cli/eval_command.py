@@ -10,8 +10,6 @@ stderr: a missing extra, an engine crash, a text too short, another vocabulary, 
 from __future__ import annotations
 
 import argparse
-import os
-import stat
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -19,6 +17,7 @@ from typing import Any
 from pyscan.cli.options import ArgumentParser, HelpFormatter
 from pyscan.cli.outcome import EXIT_OK, emit, guarded
 from pyscan.errors import PyscanError
+from pyscan.small_files import NotARegularFile, read_at_most
 from pyscan.text import quote
 
 # A pipe may never end (--text <(yes)): read at most this much.  Far above any text worth scoring here:
@@ -64,19 +63,13 @@ def read_text(path: str | None) -> tuple[str, str]:
 
         return files("pyscan.eval").joinpath("sample.txt").read_text(encoding="utf-8"), "the bundled sample text"
     try:
-        # O_NONBLOCK: a FIFO that no one writes must not wait for a writer (it reads as empty)
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-        mode = os.fstat(fd).st_mode
-        if not (stat.S_ISREG(mode) or stat.S_ISFIFO(mode)):  # a pipe is fine: --text <(zcat corpus.gz)
-            os.close(fd)
-            kind = "a folder" if stat.S_ISDIR(mode) else "a device or socket, not a file or a pipe"
-            raise PyscanError(path, f"is {kind}; --text takes a text file", "usage")
-        os.set_blocking(fd, True)  # a pipe's writer may be slower than us
-        with open(fd, "rb") as handle:
-            data = handle.read(MAX_TEXT_BYTES + 1)
+        # a pipe is fine (--text <(zcat corpus.gz)); a FIFO that no one writes reads as empty
+        data = read_at_most(path, MAX_TEXT_BYTES, pipes=True)
         if len(data) > MAX_TEXT_BYTES:
             raise PyscanError(path, f"is over {MAX_TEXT_BYTES >> 20} MiB: too long a text to score", "usage")
         return data.decode("utf-8"), path
+    except NotARegularFile as exc:
+        raise PyscanError(path, f"is {exc.kind}, not a file or a pipe; --text takes a text file", "usage") from None
     except UnicodeDecodeError:
         raise PyscanError(path, "not UTF-8 text", "format") from None
     except OSError as exc:

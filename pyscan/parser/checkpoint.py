@@ -14,12 +14,12 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import stat
 from typing import Any, NamedTuple, NoReturn
 
 from pyscan.errors import PyscanError
 from pyscan.parser.model import ModelFile, TensorInfo
 from pyscan.parser.opener import open_model
+from pyscan.small_files import NotARegularFile, read_at_most
 from pyscan.text import quote
 
 CONFIG = "config.json"
@@ -116,11 +116,9 @@ def _load_json(path: str) -> Any:
         raise PyscanError(path, reason)
 
     try:
-        # O_NONBLOCK: a FIFO must not wait for a writer; it is refused below, as a FIFO shard is.
-        with open(os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC), "rb") as f:
-            if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
-                fail("is not a regular file")
-            raw = f.read(MAX_JSON_BYTES + 1)
+        raw = read_at_most(path, MAX_JSON_BYTES)
+    except NotARegularFile:
+        fail("is not a regular file")  # as a FIFO or folder shard is
     except OSError as exc:
         raise PyscanError(path, f"cannot read: {(exc.strerror or str(exc)).lower()}", "io") from None
     if len(raw) > MAX_JSON_BYTES:
