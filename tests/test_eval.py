@@ -526,6 +526,32 @@ def test_experiment_without_the_engine_writes_nothing(tmp_path: Path) -> None:
     assert list(kept.iterdir()) == []
 
 
+@pytest.mark.parametrize("failure", ["ImportError('libllama.so: cannot open shared object file')",
+                                     "OSError('libggml.so: undefined symbol')"])  # fmt: skip
+def test_experiment_with_a_broken_engine_writes_nothing(tmp_path: Path, failure: str) -> None:
+    shim = tmp_path / "shim" / "llama_cpp"  # installed (found), but its import fails
+    shim.mkdir(parents=True)
+    (shim / "__init__.py").write_text(f"raise {failure}\n")
+    model = tmp_path / "m.gguf"
+    write_tiny_llama(model)
+    kept = tmp_path / "variants"
+    kept.mkdir()
+    done = pyscan_cli("experiment", str(model), "-o", str(kept), env={"PYTHONPATH": str(shim.parent)})
+    assert done.returncode == 2 and len(done.stderr.splitlines()) == 1, done.stderr
+    assert list(kept.iterdir()) == []  # the variants were written before the engine was tried
+
+
+def test_experiment_with_a_text_too_short_writes_nothing(gemma: Path, tmp_path: Path) -> None:
+    need("llama_cpp")
+    text = tmp_path / "short.txt"
+    text.write_text("Only a few words.")
+    kept = tmp_path / "variants"
+    kept.mkdir()
+    done = pyscan_cli("experiment", str(gemma), "--text", str(text), "--ctx", str(CTX), "-o", str(kept))
+    one_line_error(done, str(text), "too short")
+    assert list(kept.iterdir()) == []  # (five variants of Gemma were written, then the text was found short)
+
+
 def write_rows_of_48(path: Path) -> None:
     """Two F32 tensors: rows of 64 values (whole q4_0 blocks) and rows of 48 (not whole blocks)."""
     import gguf

@@ -12,12 +12,15 @@ import tempfile
 from collections.abc import Sequence
 from contextlib import ExitStack
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pyscan.errors import PyscanError
 from pyscan.eval.engine import MISSING_EXTRA
 from pyscan.eval.runner import EvalRequest, evaluate
 from pyscan.rewrite.modes import RewriteMode, parse_mode
+
+if TYPE_CHECKING:
+    from pyscan.rewrite.engine import RewriteReport
 
 DEFAULT_MODES = ("truncate=bf16", "round=fp16", "truncate=m3", "fake-quant=int8", "fake-quant=int4:32")
 
@@ -65,9 +68,9 @@ def run_experiment(
     """JSON-ready: base (as in eval) and modes, one object per mode (see README).
 
     force: let the variants replace files of the same names in folder.  Every target is checked,
-    every mode against the chosen tensors, and that the inference engine is installed, before the
-    first variant is written: a refused target, a tensor a mode refuses or a missing engine writes
-    nothing.
+    every mode against the chosen tensors, the base model loaded in the inference engine and the text
+    cut into chunks, before the first variant is written: a refused target, a tensor a mode refuses, a
+    missing or broken engine, a model it refuses, a text too short or a prompt too long writes nothing.
     """
     from pyscan.writer import rewrite_file
     from pyscan.writer.atomic import check_target
@@ -88,11 +91,15 @@ def run_experiment(
         _check_modes(model, [mode for _, mode in parsed], include, exclude)
         if importlib.util.find_spec("llama_cpp") is None:  # the engine would say so only after the writes
             raise PyscanError(None, MISSING_EXTRA, "usage")
-        rewrites = [
-            rewrite_file(model, mode, output=out, include=include, exclude=exclude, force=replace_existing)
-            for (_, mode), out in zip(parsed, outputs, strict=True)
-        ]
-        report = evaluate(replace(request, base=model, candidates=outputs))
+        rewrites: list[RewriteReport] = []
+
+        def write_variants() -> None:
+            rewrites.extend(
+                rewrite_file(model, mode, output=out, include=include, exclude=exclude, force=replace_existing)
+                for (_, mode), out in zip(parsed, outputs, strict=True)
+            )
+
+        report = evaluate(replace(request, base=model, candidates=outputs), write_variants)
     rows = []
     for (spelling, _), rewrite, candidate in zip(parsed, rewrites, report["candidates"], strict=True):
         rows.append({

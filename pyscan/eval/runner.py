@@ -39,8 +39,13 @@ class EvalRequest:
     on_chunk: Callable[[int, int], None] | None = field(default=None, repr=False)  # (done, total)
 
 
-def evaluate(request: EvalRequest) -> dict[str, Any]:
-    """The report as a JSON-ready dict: base, n_tokens_scored, ctx, candidates (see README)."""
+def evaluate(request: EvalRequest, write_candidates: Callable[[], None] | None = None) -> dict[str, Any]:
+    """The report as a JSON-ready dict: base, n_tokens_scored, ctx, candidates (see README).
+
+    write_candidates, when given, makes the candidate files once the base is loaded in its engine and
+    the text is cut into chunks: an engine that cannot run, a text too short or a prompt too long for
+    --ctx then writes nothing (experiment's variants).
+    """
 
     from pyscan.eval import metrics
 
@@ -48,35 +53,33 @@ def evaluate(request: EvalRequest) -> dict[str, Any]:
         raise PyscanError(None, "give at least one candidate model to compare with the base", "usage")
     if request.ctx < MIN_CTX or request.ctx % 2:
         raise PyscanError(None, f"--ctx must be an even number of at least {MIN_CTX}", "usage")
-    for path in (request.base, *request.candidates):
-        if not os.path.isfile(path):
-            missing = not os.path.exists(path)
-            reason = "no such file" if missing else "is not a regular file"
-            raise PyscanError(path, reason, "io" if missing else "usage")
-    check_vocabularies(request.base, request.candidates)
+    check_files([request.base])
+    if write_candidates is None:  # every file is checked before the first engine loads
+        check_candidates(request)
     threads = engine_threads(request.threads)
     base_measures = metrics.TokenMeasures()
     measures = [(metrics.TokenMeasures(), metrics.PairMeasures()) for _ in request.candidates]
     outputs: list[list[dict[str, Any]]] = [[] for _ in request.prompts]
     groups = [range(i, min(i + ENGINES_AT_ONCE, len(request.candidates)))
               for i in range(0, len(request.candidates), ENGINES_AT_ONCE)]  # fmt: skip
-    work: list[Chunk] = []
     with Engine(request.base, request.ctx, threads) as base:
+        check_prompts(base, request)
+        work = chunks(base.tokenize(request.text), request.ctx, base.bos, request.max_chunks)
+        if not work:
+            raise PyscanError(
+                request.text_name,
+                f"the text is too short for one chunk of {request.ctx} tokens (try a smaller --ctx)",
+                "usage",
+            )  # fmt: skip
+        if write_candidates is not None:
+            write_candidates()
+            check_candidates(request)
         for number, group in enumerate(groups):
             with ExitStack() as stack:
                 others = [stack.enter_context(Engine(request.candidates[i], request.ctx, threads)) for i in group]
                 for other in others:
                     if other.n_vocab != base.n_vocab:  # (what the engine has, where the files did not say)
                         raise vocabulary_size_error(other.path, other.n_vocab, base.n_vocab)
-                if number == 0:
-                    check_prompts(base, request)
-                    work = chunks(base.tokenize(request.text), request.ctx, base.bos, request.max_chunks)
-                    if not work:
-                        raise PyscanError(
-                            request.text_name,
-                            f"the text is too short for one chunk of {request.ctx} tokens (try a smaller --ctx)",
-                            "usage",
-                        )  # fmt: skip
                 # A later group recomputes the base's logits (the same numbers) rather than keep them all.
                 into = base_measures if number == 0 else metrics.TokenMeasures()
                 for done, chunk in enumerate(work):
@@ -103,6 +106,20 @@ def evaluate(request: EvalRequest) -> dict[str, Any]:
         "n_tokens_scored": sum(chunk.n_scored for chunk in work),
         "candidates": report_candidates,
     }
+
+
+def check_files(paths: Sequence[str]) -> None:
+    for path in paths:
+        if not os.path.isfile(path):
+            missing = not os.path.exists(path)
+            reason = "no such file" if missing else "is not a regular file"
+            raise PyscanError(path, reason, "io" if missing else "usage")
+
+
+def check_candidates(request: EvalRequest) -> None:
+    """The candidates are files with the base's vocabulary (as far as the files say)."""
+    check_files(request.candidates)
+    check_vocabularies(request.base, request.candidates)
 
 
 def check_prompts(base: Engine, request: EvalRequest) -> None:
