@@ -165,13 +165,15 @@ def test_names_up_to_name_max_are_written(model: Path, tmp_path: Path, name_byte
 
 # ---- an output that appears meanwhile -------------------------------------------------------------
 
-# Run the command line; just before OUT is published, another "process" creates OUT.
+# Run the command line; just before OUT is published, another "process" puts its own file at OUT.
 APPEARS_MEANWHILE = """
-import sys
+import os, sys
 from pyscan.writer import output
 real = output._check_copy
 def check_then_race(gguf, temporary, out):
     real(gguf, temporary, out)
+    if os.path.exists(out):
+        os.unlink(out)  # (the other writer's file takes the old one's place: a new inode)
     with open(out, "w") as other:
         other.write("the other writer's file")
 output._check_copy = check_then_race
@@ -180,13 +182,22 @@ sys.exit(main(sys.argv[1:]))
 """
 
 
-def test_an_out_that_appears_during_the_write_is_never_replaced(model: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("force", "existing", "said"),
+    [(False, False, "appeared while"), (True, False, "appeared while"), (True, True, "was replaced or changed while")],
+)
+def test_an_out_that_appears_during_the_write_is_never_replaced(
+    model: Path, tmp_path: Path, force: bool, existing: bool, said: str
+) -> None:
     out = tmp_path / "out.gguf"
+    if existing:
+        out.write_text("the old file, which --force may replace")
     result = subprocess.run(
-        [sys.executable, "-c", APPEARS_MEANWHILE, str(model), "--truncate", "bf16", "-o", str(out)],
+        [sys.executable, "-c", APPEARS_MEANWHILE, str(model), "--truncate", "bf16", "-o", str(out),
+         *(["--force"] if force else [])],
         capture_output=True, text=True, check=False, timeout=120, cwd=tempfile.gettempdir(),
     )  # fmt: skip
-    assert_refused(result, "appeared while")
+    assert_refused(result, said)
     assert out.read_text() == "the other writer's file" and temporaries(tmp_path) == []
 
 

@@ -12,8 +12,9 @@ The rules, for -o, --html, --plot and the --resume report alike:
 
 A new file is written to a hidden temporary file beside its target, created with O_EXCL and the
 mode a plain open() gives (the kernel applies the umask), and locked with flock while it is
-written.  Only once it is complete and checked is it renamed to the target: without force with a
-no-replace rename, so a target that another process created meanwhile is never replaced.  A
+written.  Only once it is complete and checked is it renamed to the target: with a no-replace
+rename, so a target that another process created meanwhile is never replaced; force replaces only
+the file that was there when the write began, unchanged, and refuses one that took its place.  A
 temporary file that a killed run left behind is unlocked: a later write to the same target removes
 it and says so; one that is still locked belongs to a live process and is only mentioned.
 """
@@ -37,6 +38,9 @@ TEMPORARY_SUFFIX = ".pyscan-tmp"
 # then at most 255 bytes, the NAME_MAX of Linux's file systems.
 MAX_TARGET_NAME_BYTES = 255 - len(".") - len(".") - 12 - len(".pyscan-new")
 FILE_MODE = 0o666  # what open(path, "w") gives; the kernel applies the umask
+
+
+MEANWHILE = "pyscan was writing it (another process?); it was left as it is"
 
 
 class PyscanWarning(UserWarning):
@@ -92,11 +96,14 @@ class AtomicFile:
     removes the temporary file.
     """
 
-    __slots__ = ("target", "force", "fd", "temporary", "folder", "_published")
+    __slots__ = ("target", "force", "fd", "temporary", "folder", "_published", "_replaces")
 
     def __init__(self, target: str | os.PathLike[str], force: bool = False) -> None:
         self.target = os.fspath(target)
         self.force = force
+        # The file force may replace: the one there now.  One that appears, or takes its place, while
+        # we write belongs to someone else and is left alone.
+        self._replaces = _identity(self.target) if force else None
         self.folder = os.path.dirname(os.path.abspath(self.target))
         remove_leftovers(self.target)
         self.fd, self.temporary = _create_temporary(self.folder, self.target)
@@ -118,14 +125,14 @@ class AtomicFile:
         try:
             if durable:
                 os.fsync(self.fd)
-            if self.force:
+            if self._replaces is None:
+                native.rename_noreplace(self.temporary, self.target)
+            elif _identity(self.target) == self._replaces:
                 os.replace(self.temporary, self.target)
             else:
-                native.rename_noreplace(self.temporary, self.target)
+                raise PyscanError(self.target, f"was replaced or changed while {MEANWHILE}", "io")
         except FileExistsError:
-            raise PyscanError(
-                self.target, "appeared while pyscan was writing it (another process?); it was left as it is", "io"
-            ) from None
+            raise PyscanError(self.target, f"appeared while {MEANWHILE}", "io") from None
         except OSError as exc:
             raise PyscanError(self.target, f"cannot write: {exc.strerror or exc}", "io") from None
         self._published = True
@@ -136,6 +143,20 @@ class AtomicFile:
                     os.fsync(fd)
                 finally:
                     os.close(fd)
+
+
+def _identity(path: str) -> tuple[int, int, int] | None:
+    """What path names itself (a link, not what it points to), or None if nothing.
+
+    The change time too: a file created where one was just removed often gets its inode number.
+    """
+    try:
+        info = os.lstat(path)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise PyscanError(path, f"cannot write: {exc.strerror or exc}", "io") from None
+    return info.st_dev, info.st_ino, info.st_ctime_ns
 
 
 def _create_temporary(folder: str, target: str) -> tuple[int, str]:
