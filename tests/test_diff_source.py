@@ -166,6 +166,20 @@ def test_tensor_from_another_layer(tmp_path: Path) -> None:
     assert other["first_diff_index"] is not None
 
 
+def test_quantized_tensor_from_another_layer(tmp_path: Path) -> None:
+    source = ck.write_checkpoint(tmp_path / "hf", "gemma3")
+    ck.convert(source, "gemma3", tmp_path / "bad.gguf", frozenset({"other-layer"}), {"v_proj": Q.Q8_0})
+    stored = gguf_values(tmp_path / "bad.gguf")["blk.1.attn_v.weight"][1]
+    cosine = {layer: expected_errors(source[f"model.layers.{layer}.self_attn.v_proj.weight"], stored)["cosine"]
+              for layer in (0, 1)}  # fmt: skip
+    assert cosine[0] > 0.99 and cosine[1] < 0.5  # numpy: layer 0's quantization, unrelated to layer 1's
+    _, report = diff_json(tmp_path / "hf", tmp_path / "bad.gguf")
+    other = next(t for t in report["tensors"] if t["name"] == "blk.1.attn_v.weight")
+    assert other["relations"] == ["different"]
+    assert other["note"] == "equals the source of another tensor: 'model.layers.0.self_attn.v_proj.weight' (quantized)"
+    assert other["cosine"] == pytest.approx(cosine[1], rel=1e-9, abs=1e-12)
+
+
 @pytest.mark.parametrize("qtype", [gguf.GGMLQuantizationType.F32, gguf.GGMLQuantizationType.F16])
 def test_a_transposed_tensor_is_recognized(tmp_path: Path, qtype: Any) -> None:
     tensors = broken(tmp_path, "llama", {"transpose"}, {"down_proj": qtype})

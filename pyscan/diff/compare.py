@@ -46,7 +46,7 @@ import numpy as np
 from pyscan.diff.converter import expected_transform
 from pyscan.diff.pairing import Pair, pair_tensors
 from pyscan.diff.quant_error import ErrorStats
-from pyscan.diff.relations import MAX_TRANSPOSED_ELEMENTS, Transform, relate
+from pyscan.diff.relations import MAX_TRANSPOSED_ELEMENTS, Transform, relate, unexplained
 from pyscan.diff.rows import readable
 from pyscan.diff.scaled_sums import ScaledSum, add_squared_differences
 from pyscan.diff.sides import Entry, ModelFacts, Side, SideFormat, file_side, open_side
@@ -396,8 +396,8 @@ def diff_sides(a: Side, b: Side, include: Sequence[str] = (), exclude: Sequence[
             report.tensors.append(_only(pair.b[1], ONLY_IN_B))
         else:
             result = compare_pair(pair.a, pair.b, arch, facts)
-            if pairing.mapped and result.relations == ["different"] and result.note is None:
-                result.note = _found_elsewhere(pair.a, pair.b, a.entries, arch, facts)
+            if pairing.mapped and unexplained(result.relations, result.note):
+                result.note = _found_elsewhere(pair.a, pair.b, a.entries, arch, facts) or result.note
             report.tensors.append(result)
     if a.single is not None and b.single is not None and not pairing.mapped:
         report.metadata_differences = compare_metadata(a.single, b.single)

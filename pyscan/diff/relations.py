@@ -32,6 +32,7 @@ CHUNK_ELEMENTS = 1 << 20  # ~8 MiB per float64 temporary
 MAX_TRANSPOSED_ELEMENTS = 1 << 26  # a transposed pair is compared whole: bounded
 NOT_QUANTIZATION_COSINE = 0.5  # below this, B is no quantization of A (unrelated tensors give ~0)
 MISTAKE_FACTOR = 4.0  # a known mistake must fit this many times better than the converter's result
+NO_QUANTIZATION = "no quantization of the source"  # a "different" note that explains nothing: look further
 
 ROUNDINGS = {
     "F32": "round-to-nearest-even to F32",
@@ -197,7 +198,7 @@ def _verdict(type_a: str, tb: Any, transform: Transform, main: _Track,
         cosine = main.stats.cosine
         if cosine is not None and cosine < NOT_QUANTIZATION_COSINE:
             return Relation(["different"], main.stats, shift=shift,
-                            note=f"no quantization of the source (cosine {cosine:.3f})")  # fmt: skip
+                            note=f"{NO_QUANTIZATION} (cosine {cosine:.3f})")  # fmt: skip
         return Relation(["quantized", *words], main.stats, shift=shift)
     found = main.matches
     if found == "exact":
@@ -213,6 +214,11 @@ def _verdict(type_a: str, tb: Any, transform: Transform, main: _Track,
     mistake = _best_mistake(main, mistakes) if is_quantized(tb) else None
     note = _mistake_note(mistake, transform, True) if mistake is not None else None
     return Relation(["different"], main.stats, shift=shift, note=note)
+
+
+def unexplained(relation: list[str], note: str | None) -> bool:
+    """A "different" pair no known mistake accounts for: it may be another tensor's conversion."""
+    return relation == ["different"] and (note is None or note.startswith(NO_QUANTIZATION))
 
 
 def _best_mistake(main: _Track, mistakes: list[tuple[_Track, Transform]]) -> _Track | None:
