@@ -631,3 +631,16 @@ def test_unsigned_safetensors_tensors_are_compared_value_by_value(tmp_path: Path
     want_max = float(np.max(np.abs(a[differ].astype(np.float64) - b[differ].astype(np.float64))))
     assert code == 1 and tensor["compared"] == "values", tensor
     assert (tensor["n_values_differ"], tensor["max_abs_diff"]) == (int(np.count_nonzero(differ)), want_max)
+
+
+@pytest.mark.parametrize("sign", [1.0, -1.0])
+def test_cosine_stays_within_one(tmp_path: Path, sign: float) -> None:
+    """Cauchy-Schwarz: |cosine| <= 1; the finite values here are B = +-A (seed 7: float64 sums gave 1 + 2**-52)."""
+    values = np.random.default_rng(7).normal(0, 1, (4, 32)).astype(np.float32)
+    other = (sign * values).astype(np.float32)
+    other[0, 0] = np.nan  # a difference the errors leave out: what remains is A against +-A
+    write(tmp_path / "a.gguf", [("t", values, None)])
+    write(tmp_path / "b.gguf", [("t", other, None)])
+    _, report = diff_json(tmp_path / "a.gguf", tmp_path / "b.gguf")
+    cosine = json_number(report["tensors"][0]["cosine"])
+    assert cosine is not None and abs(cosine) <= 1.0 and cosine == pytest.approx(sign, abs=1e-12)

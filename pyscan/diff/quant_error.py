@@ -89,7 +89,8 @@ class ErrorStats:
         if not self.n or self.ref2.mantissa <= 0 or self.cand2.mantissa <= 0:
             return None
         (ref, ref_exponent), (cand, cand_exponent) = self.ref2.root(), self.cand2.root()
-        return math.ldexp(self.dot.mantissa / (ref * cand), self.dot.exponent - ref_exponent - cand_exponent)
+        cosine = math.ldexp(self.dot.mantissa / (ref * cand), self.dot.exponent - ref_exponent - cand_exponent)
+        return min(1.0, max(-1.0, cosine))  # rounding takes x against itself to 1.0000000000000002
 
     def histogram_dict(self) -> dict[str, Any]:
         return {"bucket_width": HISTOGRAM_WIDTH, "counts": self.histogram[:HISTOGRAM_BUCKETS].tolist(),
