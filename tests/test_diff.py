@@ -30,6 +30,7 @@ Tensors = list[tuple[str, np.ndarray[Any, Any], Any]]
 METADATA: dict[str, Any] = {"general.name": "mixed test model", "test.ids": [3, 1, 4], "test.tokens": ["a", "", "é"]}
 FLOAT_TYPES = ("F32", "F16", "BF16")
 WIDE_TYPES = ("F64", "I8", "I16", "I32", "I64")
+Q8_0 = gguf.GGMLQuantizationType.Q8_0
 
 
 def diff_cli(*args: str | Path) -> subprocess.CompletedProcess[str]:
@@ -644,3 +645,34 @@ def test_cosine_stays_within_one(tmp_path: Path, sign: float) -> None:
     _, report = diff_json(tmp_path / "a.gguf", tmp_path / "b.gguf")
     cosine = json_number(report["tensors"][0]["cosine"])
     assert cosine is not None and abs(cosine) <= 1.0 and cosine == pytest.approx(sign, abs=1e-12)
+
+
+def test_bits_that_differ_holding_equal_values(tmp_path: Path) -> None:
+    """+0 against -0, and a zero-scale Q8_0 block over other quants: different bits, values numpy finds equal."""
+    rng = np.random.default_rng(7)
+    zeros_a = rng.normal(0, 1, (4, 32)).astype(np.float32)
+    zeros_a[0, 3] = 0.0
+    zeros_b = zeros_a.copy()
+    zeros_b[0, 3] = -0.0
+    blocks_a = gguf.quants.quantize(rng.normal(0, 1, (2, 32)).astype(np.float32), Q8_0)
+    blocks_a[0, :2] = 0  # the block's F16 scale: 0
+    blocks_b = blocks_a.copy()
+    blocks_b[0, 2:] = 7  # its quants
+    write(tmp_path / "a.gguf", [("zero", zeros_a, None), ("q", blocks_a, Q8_0)])
+    write(tmp_path / "b.gguf", [("zero", zeros_b, None), ("q", blocks_b, Q8_0)])
+    assert np.array_equal(zeros_a, zeros_b) and not np.array_equal(zeros_a.view(np.uint32), zeros_b.view(np.uint32))
+    deq_a, deq_b = (gguf.quants.dequantize(q, Q8_0) for q in (blocks_a, blocks_b))
+    assert np.array_equal(deq_a, deq_b) and not np.array_equal(blocks_a, blocks_b)
+
+    code, report = diff_json(tmp_path / "a.gguf", tmp_path / "b.gguf")
+    tensors = by_name(report)
+    assert code == 1 and report["identical"] is False
+    for name in ("zero", "q"):
+        assert (tensors[name]["status"], tensors[name]["relations"]) == ("different", ["equal-values"]), name
+    assert tensors["zero"]["n_values_differ"] == 1
+    assert tensors["q"]["n_bytes_differ"] == int(np.count_nonzero(blocks_a != blocks_b))
+    text = diff_cli(tmp_path / "a.gguf", tmp_path / "b.gguf").stdout
+    assert "2 equal-values" in text.splitlines()[1] and "identical" not in text
+    page = tmp_path / "diff.html"
+    assert diff_cli(tmp_path / "a.gguf", tmp_path / "b.gguf", "--html", page).returncode == 1
+    assert ">equal-values<" in page.read_text()

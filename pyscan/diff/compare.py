@@ -8,7 +8,9 @@ order to normalize, so their bytes are the only faithful comparison).
 Value rule: two elements differ when their bit patterns, read in the file's
 byte order, differ; except that two NaNs are equal whatever their payloads.
 So +0 and -0 differ (their bits do), and a file and its byte-swapped twin hold
-the same values.  Statistics are computed in float64 (exact for every float
+the same values.  A tensor whose bits differ while its values do not (+0 against
+-0, quantized blocks that dequantize alike) is ``different`` with the relation
+``equal-values``.  Statistics are computed in float64 (exact for every float
 type, approximate for integers above 2**53):
 
 * ``max_abs_diff``: max |a - b| over differing positions where neither is NaN
@@ -89,6 +91,7 @@ ONLY_IN_B: Final = "only_in_b"
 TYPE_CHANGED: Final = "type_changed"
 SHAPE_CHANGED: Final = "shape_changed"
 NOT_COMPARED: Final = "not_compared"  # same unknown type id: its data extent is unknown
+EQUAL_VALUES: Final = "equal-values"  # the relation of a "different" tensor whose bits differ and values do not
 
 
 def json_float(x: float | None) -> float | str | None:
@@ -445,6 +448,8 @@ def compare_pair(a: Entry, b: Entry, arch: str | None, facts: ModelFacts) -> Ten
             result.relations = ["identical"]
         elif result.status == DIFFERENT and readable(ta) and readable(tb):
             _relate_into(result, a, b, Transform())  # a second pass, for the errors: only differing tensors pay it
+            if result.relations == ["identical"]:  # +0 against -0, or a zero-scale block's quants
+                result.relations = [EQUAL_VALUES]
         elif result.status == DIFFERENT:
             result.relations = ["different"]
         return result

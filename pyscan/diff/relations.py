@@ -1,5 +1,7 @@
 """How a tensor B came from its reference A: identical, exact-cast, rounded, shifted, permuted, quantized, different.
 
+(``equal-values``, bits that differ holding the same values, is told apart in compare.py: only it sees the bits.)
+
 The expected B is A put through what the converter does for this tensor (``Transform``: llama.cpp
 adds the norm shift in F32 and permutes llama-family Q/K rows per head); B is then checked, row
 chunk by row chunk, against it:
@@ -27,7 +29,8 @@ from pyscan.diff.sides import Entry
 
 Array = np.ndarray[Any, Any]
 
-RELATION_WORDS = ("identical", "exact-cast", "rounded", "shifted", "permuted", "transposed", "quantized", "different")
+RELATION_WORDS = ("identical", "equal-values", "exact-cast", "rounded", "shifted", "permuted", "transposed",
+                  "quantized", "different")  # fmt: skip
 CHUNK_ELEMENTS = 1 << 20  # ~8 MiB per float64 temporary
 MAX_TRANSPOSED_ELEMENTS = 1 << 26  # a transposed pair is compared whole: bounded
 NOT_QUANTIZATION_COSINE = 0.5  # below this, B is no quantization of A (unrelated tensors give ~0)
