@@ -676,3 +676,24 @@ def test_bits_that_differ_holding_equal_values(tmp_path: Path) -> None:
     page = tmp_path / "diff.html"
     assert diff_cli(tmp_path / "a.gguf", tmp_path / "b.gguf", "--html", page).returncode == 1
     assert ">equal-values<" in page.read_text()
+
+
+def test_pairs_left_out_of_the_errors_are_counted(tmp_path: Path) -> None:
+    """The errors are over finite pairs: an inf gives max err 0 beside max |d| inf, so the left-out pairs are told."""
+    values = np.random.default_rng(8).normal(0, 1, (4, 32)).astype(np.float32)
+    other = values.copy()
+    other[2, 5], other[1, 1], other[3, 0] = np.inf, np.nan, 0.5
+    write(tmp_path / "a.gguf", [("t", values, None)])
+    write(tmp_path / "b.gguf", [("t", other, None)])
+    finite = np.isfinite(values) & np.isfinite(other)
+    skipped = int(np.count_nonzero(~finite))
+    _, report = diff_json(tmp_path / "a.gguf", tmp_path / "b.gguf")
+    (tensor,) = report["tensors"]
+    assert tensor["n_skipped"] == skipped == 2
+    assert tensor["max_abs_error"] == float(np.max(np.abs(values[finite].astype(np.float64) - other[finite])))
+    assert json_number(tensor["max_abs_diff"]) == math.inf
+    text = diff_cli(tmp_path / "a.gguf", tmp_path / "b.gguf").stdout
+    assert f"t: {skipped} pairs with a NaN or inf left out of the errors" in text
+    page = tmp_path / "diff.html"
+    diff_cli(tmp_path / "a.gguf", tmp_path / "b.gguf", "--html", page)
+    assert f"{skipped} pairs with a NaN or inf left out of the errors" in page.read_text()

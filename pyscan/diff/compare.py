@@ -192,8 +192,18 @@ class TensorDiff:
             "snr_db": json_float(e.snr_db),
             "cosine": json_float(e.cosine),
             "first_diff_index": e.first_diff,
+            "n_skipped": e.n_skipped,
             "error_histogram": e.histogram_dict(),
         }
+
+    @property
+    def remark(self) -> str | None:
+        """The note (or the rounding), and how many non-finite pairs the errors leave out: inf is in no error."""
+        skipped = self.errors.n_skipped if self.errors is not None else 0
+        parts = [text for text in (self.note or self.how,) if text]
+        if skipped:
+            parts.append(f"{skipped:,} pair{'s' if skipped != 1 else ''} with a NaN or inf left out of the errors")
+        return "; ".join(parts) or None
 
     def worst(self) -> float:
         """For ordering: different first, then the largest relative error."""
@@ -204,7 +214,7 @@ class TensorDiff:
         )
 
 
-ERROR_FIELDS = ("max_abs_error", "rel_rmse", "snr_db", "cosine", "first_diff_index", "error_histogram")
+ERROR_FIELDS = ("max_abs_error", "rel_rmse", "snr_db", "cosine", "first_diff_index", "n_skipped", "error_histogram")
 
 
 class MetadataDifference(NamedTuple):

@@ -53,7 +53,7 @@ def relations_table(report: DiffReport) -> list[str]:
         headers, rows = headers[:1] + headers[2:], [r[:1] + r[2:] for r in rows]
     out = ["", f"Relations (worst first, {len(shown):,} of {len(pairs):,})"]
     out += ["  " + line.rstrip() for line in table(headers, rows, left=4 if len(headers) == 8 else 3)]
-    notes = [(t.name, t.note or t.how) for t in shown if t.note or t.how]
+    notes = [(t.name, t.remark) for t in shown if t.remark]
     if notes:
         out += ["", "Notes"] + [f"  {name}: {text}" for name, text in notes]
     return out

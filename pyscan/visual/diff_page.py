@@ -23,7 +23,7 @@ def _row(t: TensorDiff, words: list[str]) -> list[str]:
     else:
         numbers = [_number(e.rel_rmse, "{:.3%}"), _number(e.max_abs if e.n else None, "{:.6g}"),
                    _number(e.snr_db, "{:.1f}"), _number(e.cosine, "{:.6f}")]  # fmt: skip
-    return [t.name, "" if t.source == t.name else t.source, types, *marks, *numbers, t.note or t.how or ""]
+    return [t.name, "" if t.source == t.name else t.source, types, *marks, *numbers, t.remark or ""]
 
 
 def relations_section(report: DiffReport) -> list[str]:
