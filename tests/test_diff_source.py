@@ -111,6 +111,19 @@ def test_every_pair_and_relation_recovered(tmp_path: Path, arch: str, shards: in
     assert text.splitlines()[0] == report["summary"] and "Relations (worst first" in text
 
 
+def test_top_level_counts_add_up_the_pairs(tmp_path: Path) -> None:
+    """n_values_differ / max_abs_diff of a mapped diff: B against what the converter fed the writer, by numpy."""
+    source = ck.write_checkpoint(tmp_path / "hf", "llama")
+    written = ck.convert(source, "llama", tmp_path / "model.gguf")
+    stored = gguf_values(tmp_path / "model.gguf")
+    differ = {name: np.abs(fed.astype(np.float64) - stored[name][1]) for name, (_, _, fed) in written.items()}
+    _, report = diff_json(tmp_path / "hf", tmp_path / "model.gguf")
+    per_tensor = {t["name"]: t["n_values_differ"] for t in report["tensors"]}
+    assert per_tensor == {name: int(np.count_nonzero(d)) for name, d in differ.items()}
+    assert report["n_values_differ"] == sum(per_tensor.values()) > 0
+    assert report["max_abs_diff"] == max(float(d.max()) for d in differ.values())
+
+
 def test_the_checkpoint_given_second_is_still_the_source(tmp_path: Path) -> None:
     source = ck.write_checkpoint(tmp_path / "hf", "gemma3")
     written = ck.convert(source, "gemma3", tmp_path / "model.gguf")

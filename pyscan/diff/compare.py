@@ -476,7 +476,7 @@ def compare_pair(a: Entry, b: Entry, arch: str | None, facts: ModelFacts) -> Ten
         result.status = NOT_COMPARED
         result.note = "transposed and too large to compare whole"
         return result
-    _relate_into(result, a, b, transform)
+    _relate_into(result, a, b, transform, counted=arch is not None)
     if result.relations == ["identical"]:
         result.status = IDENTICAL
     elif transform.transposed and "transposed" not in (result.relations or ()):
@@ -486,7 +486,8 @@ def compare_pair(a: Entry, b: Entry, arch: str | None, facts: ModelFacts) -> Ten
     return result
 
 
-def _relate_into(result: TensorDiff, a: Entry, b: Entry, transform: Transform) -> None:
+def _relate_into(result: TensorDiff, a: Entry, b: Entry, transform: Transform, counted: bool = False) -> None:
+    """The relation and errors into result; counted: its value counts too (a mapped pair has no other)."""
     try:
         relation = relate(a, b, transform)
     except NotImplementedError:  # a type gguf.quants cannot dequantize
@@ -494,6 +495,8 @@ def _relate_into(result: TensorDiff, a: Entry, b: Entry, transform: Transform) -
         return
     result.relations, result.how, result.shift = relation.relations, relation.how, relation.shift
     result.note = relation.note
+    if counted:  # against A put through the converter's transforms
+        result.n_values_differ, result.max_abs_diff = relation.stats.n_differ, relation.stats.max_diff
     if relation.relations != ["identical"]:
         result.errors = relation.stats
         if result.rmse is None:

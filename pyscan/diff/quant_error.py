@@ -24,7 +24,8 @@ Array = np.ndarray[Any, Any]
 class ErrorStats:
     """Sums over chunks; the figures are read once every chunk has been added."""
 
-    __slots__ = ("n", "n_skipped", "err2", "ref2", "cand2", "dot", "max_abs", "histogram", "first_diff")
+    __slots__ = ("n", "n_skipped", "err2", "ref2", "cand2", "dot", "max_abs", "histogram", "first_diff", "n_differ",
+                 "max_diff")  # fmt: skip
 
     def __init__(self) -> None:
         self.n = 0  # finite pairs
@@ -34,14 +35,14 @@ class ErrorStats:
         self.max_abs = 0.0
         self.histogram = np.zeros(HISTOGRAM_BUCKETS + 1, dtype=np.int64)
         self.first_diff: int | None = None  # flat index of the first value that differs (NaN equals NaN)
+        self.n_differ = 0  # values that differ (NaN equals NaN), as compare.py counts them
+        self.max_diff = 0.0  # max |error| over those, infinities included (NaN pairs aside)
 
     def add(self, reference: Array, candidate: Array, start: int) -> None:
         """One chunk: flat arrays of the same length whose first element has flat index `start`."""
         x, y = reference.reshape(-1), candidate.reshape(-1)
-        if self.first_diff is None and not np.array_equal(x, y):
-            differ = (x != y) & ~(np.isnan(x) & np.isnan(y))
-            if differ.any():
-                self.first_diff = start + int(np.argmax(differ))
+        if not np.array_equal(x, y):
+            self._count_differences(x, y, start)
         finite = np.isfinite(x) & np.isfinite(y)
         if not finite.all():
             self.n_skipped += int(x.size - np.count_nonzero(finite))
@@ -64,6 +65,20 @@ class ErrorStats:
         # clipped before the cast: a huge error must not wrap around
         buckets = np.minimum(error * (1 / HISTOGRAM_WIDTH), HISTOGRAM_BUCKETS).astype(np.intp)
         self.histogram += np.bincount(buckets, minlength=HISTOGRAM_BUCKETS + 1)
+
+    def _count_differences(self, x: Array, y: Array, start: int) -> None:
+        nan_x, nan_y = np.isnan(x), np.isnan(y)
+        differ = (x != y) & ~(nan_x & nan_y)
+        n = int(np.count_nonzero(differ))
+        if not n:
+            return
+        if self.first_diff is None:
+            self.first_diff = start + int(np.argmax(differ))
+        self.n_differ += n
+        numeric = differ & ~nan_x & ~nan_y
+        if numeric.any():
+            with np.errstate(invalid="ignore", over="ignore"):
+                self.max_diff = max(self.max_diff, float(np.max(np.abs(x[numeric] - y[numeric]))))
 
     @property
     def err2_total(self) -> float:
