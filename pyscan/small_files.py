@@ -12,7 +12,10 @@ import stat
 
 
 class NotARegularFile(Exception):
-    """The path is a folder, device, socket or (where pipes are not taken) a FIFO; ``kind`` says which."""
+    """The path is a folder, a device or (where pipes are not taken) a FIFO; ``kind`` says which.
+
+    (A socket cannot be opened at all: os.open raises OSError.)
+    """
 
     def __init__(self, kind: str) -> None:
         super().__init__(kind)
@@ -51,5 +54,11 @@ def open_without_waiting(path: str, flags: int = os.O_RDONLY, *, pipes: bool = F
 
 def read_at_most(path: str, limit: int, *, pipes: bool = False) -> bytes:
     """Up to limit + 1 bytes of path (so a caller sees that it is longer than limit); see open_without_waiting."""
-    with open(open_without_waiting(path, pipes=pipes), "rb") as handle:
+    fd = open_without_waiting(path, pipes=pipes)
+    try:
+        handle = open(fd, "rb")  # noqa: SIM115 (the with below closes it)
+    except BaseException:
+        os.close(fd)
+        raise
+    with handle:
         return handle.read(limit + 1)

@@ -541,6 +541,19 @@ def test_experiment_with_a_broken_engine_writes_nothing(tmp_path: Path, failure:
     assert list(kept.iterdir()) == []  # the variants were written before the engine was tried
 
 
+def test_experiment_finds_an_unwritable_folder_before_the_engine_loads(tmp_path: Path) -> None:
+    shim = tmp_path / "shim" / "llama_cpp"  # an engine that says when it was started
+    shim.mkdir(parents=True)
+    started = tmp_path / "engine-started"
+    (shim / "__init__.py").write_text(f"open({str(started)!r}, 'w').close()\nraise ImportError('stop here')\n")
+    model = tmp_path / "m.gguf"
+    write_tiny_llama(model)
+    folder = "/proc/self"  # a folder no one may create a file in, root included
+    done = pyscan_cli("experiment", str(model), "-o", folder, env={"PYTHONPATH": str(shim.parent)})
+    one_line_error(done, folder, "cannot create a file in it")
+    assert not started.exists()
+
+
 def test_experiment_with_a_text_too_short_writes_nothing(gemma: Path, tmp_path: Path) -> None:
     need("llama_cpp")
     text = tmp_path / "short.txt"

@@ -3,12 +3,33 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from pyscan.errors import PyscanError
 from pyscan.small_files import NotARegularFile, open_without_waiting, read_at_most
+
+
+@pytest.fixture(autouse=True)
+def no_wait() -> Iterator[None]:
+    """An open that waits for a FIFO's writer fails the test after 10 s instead of hanging it."""
+
+    def waited(*_: object) -> None:
+        raise TimeoutError("the open waited for a writer")
+
+    previous = signal.signal(signal.SIGALRM, waited)
+    signal.alarm(10)
+    yield
+    signal.alarm(0)
+    signal.signal(signal.SIGALRM, previous)
+
+
+def open_descriptors() -> int:
+    return len(os.listdir("/proc/self/fd"))
 
 
 def test_a_regular_file_is_read_up_to_one_byte_past_the_limit(tmp_path: Path) -> None:
@@ -57,3 +78,31 @@ def test_folders_devices_and_sockets_are_refused_by_kind(tmp_path: Path) -> None
         listener.close()
     with pytest.raises(FileNotFoundError):
         open_without_waiting(str(tmp_path / "missing"))
+
+
+def test_no_descriptor_is_left_open_by_a_refusal(tmp_path: Path) -> None:
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    before = open_descriptors()
+    for path in (fifo, tmp_path, Path("/dev/null")):
+        with pytest.raises(NotARegularFile):
+            read_at_most(str(path), 10)
+    assert open_descriptors() == before
+
+
+def test_the_report_appender_closes_its_descriptor_when_it_fails(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pyscan.batch import report_file
+
+    report = tmp_path / "r.jsonl"
+    report.write_text('{"a": 1}')  # no newline at the end: the appender reads the last byte
+
+    def failing_pread(*_: object) -> bytes:
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(report_file.os, "pread", failing_pread)
+    before = open_descriptors()
+    with pytest.raises(PyscanError, match="Input/output error"):
+        report_file.ReportAppender(str(report))
+    assert open_descriptors() == before

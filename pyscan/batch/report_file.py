@@ -158,10 +158,14 @@ class ReportAppender:
         self.path = report_path
         try:
             self.fd = _open_regular(report_path, os.O_RDWR | os.O_APPEND | os.O_CREAT)
+        except OSError as exc:
+            raise PyscanError(report_path, f"cannot append to the report: {exc.strerror or exc}", "io") from None
+        try:
             info = os.fstat(self.fd)
             if info.st_size and os.pread(self.fd, 1, info.st_size - 1) != b"\n":
                 os.write(self.fd, b"\n")  # a last line that is not ours: start on a fresh one
         except OSError as exc:
+            os.close(self.fd)
             raise PyscanError(report_path, f"cannot append to the report: {exc.strerror or exc}", "io") from None
 
     def append(self, record: dict[str, Any]) -> None:

@@ -88,6 +88,7 @@ def run_experiment(
         outputs = variant_paths(model, modes, folder)
         for out in outputs:  # (a command's refusal: it names the command's option)
             check_target(out, [model], replace_existing, "is the model itself", force_option="--force")
+        _check_writable(folder)
         _check_modes(model, [mode for _, mode in parsed], include, exclude)
         if importlib.util.find_spec("llama_cpp") is None:  # the engine would say so only after the writes
             raise PyscanError(None, MISSING_EXTRA, "usage")
@@ -111,6 +112,15 @@ def run_experiment(
             "outputs_identical": candidate.get("outputs_identical"),
         })  # fmt: skip
     return {key: report[key] for key in ("base", "text", "ctx", "n_chunks", "n_tokens_scored")} | {"modes": rows}
+
+
+def _check_writable(folder: str) -> None:
+    """A folder the variants cannot be written to is found now, not after the engine loaded the model."""
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        raise PyscanError(folder, f"cannot create a file in it: {exc.strerror or exc}", "io") from None
 
 
 def _check_modes(model: str, modes: Sequence[RewriteMode], include: Sequence[str], exclude: Sequence[str]) -> None:
