@@ -56,6 +56,23 @@ def test_a_batch_refuses_what_it_would_ignore(options: list[str], tinyllama: Pat
     assert result.stderr.startswith(f"pyscan: {tinyllama.parent}: {options[0]} goes with one file's report, not a")
 
 
+@pytest.mark.parametrize(
+    "options",
+    [
+        ["--html", ""], ["--plot", ""], ["--truncate", "bf16", "-o", ""], ["--jsonl", "--resume", ""],
+        ["diff", "{model}", "--html", ""], ["eval", "{model}", "--text", ""], ["eval", "{model}", "--html", ""],
+        ["experiment", "-o", ""], ["experiment", "--html", ""],
+    ],
+)  # fmt: skip
+def test_an_empty_file_name_is_an_error_not_an_option_left_out(options: list[str], tinyllama: Path) -> None:
+    # (--html "" wrote no page and exited 0: an unset $VAR in a script must not pass for "no page")
+    command = options[:1] if options[0] in ("diff", "eval", "experiment") else []
+    rest = [str(tinyllama) if o == "{model}" else o for o in options[len(command) :]]
+    result = pyscan_cli(*command, str(tinyllama), *rest)
+    assert result.returncode == 2 and result.stdout == "", result
+    assert result.stderr.count("\n") == 1 and "an empty name names no file" in result.stderr, result.stderr
+
+
 def test_human_report_groups_by_name_pattern(tinyllama: Path) -> None:
     result = pyscan_cli(str(tinyllama))
     assert result.returncode == 0 and result.stderr == ""

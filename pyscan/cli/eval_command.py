@@ -14,7 +14,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from pyscan.cli.options import ArgumentParser, HelpFormatter
+from pyscan.cli.options import ArgumentParser, HelpFormatter, file_name
 from pyscan.cli.outcome import EXIT_OK, emit, guarded
 from pyscan.errors import PyscanError
 from pyscan.small_files import NotARegularFile, read_at_most
@@ -27,7 +27,9 @@ MAX_TEXT_BYTES = 256 << 20
 
 def add_eval_options(parser: argparse.ArgumentParser) -> None:
     """The options eval and experiment share."""
-    parser.add_argument("--text", metavar="FILE", help="UTF-8 text to score (default: a sample bundled with pyscan)")
+    parser.add_argument(
+        "--text", type=file_name, metavar="FILE", help="UTF-8 text to score (default: a sample bundled with pyscan)"
+    )
     parser.add_argument("--ctx", type=int, default=512, metavar="N", help="tokens per chunk (default 512)")
     parser.add_argument("--chunks", type=int, default=None, metavar="K", help="score at most K chunks")
     parser.add_argument("--threads", type=int, default=None, metavar="N", help="engine threads (default: all cores)")
@@ -36,7 +38,9 @@ def add_eval_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--tokens", type=int, default=32, metavar="N", help="tokens per --prompt continuation")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
-    parser.add_argument("--html", metavar="R", help="also write the report as a self-contained HTML page R")
+    parser.add_argument(
+        "--html", type=file_name, metavar="R", help="also write the report as a self-contained HTML page R"
+    )
     parser.add_argument(
         "--force", action="store_true", help="let --html (experiment: and -o DIR's variants) replace existing files"
     )

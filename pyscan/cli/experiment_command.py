@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from pyscan.cli.eval_command import add_eval_options, check_options, inputs_of, read_text
-from pyscan.cli.options import ArgumentParser, HelpFormatter
+from pyscan.cli.options import ArgumentParser, HelpFormatter, file_name
 from pyscan.cli.outcome import EXIT_OK, emit, guarded
 
 
@@ -36,7 +36,9 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     parser.add_argument("--include", action="append", default=[], metavar="GLOB", help="rewrite only these tensors")
     parser.add_argument("--exclude", action="append", default=[], metavar="GLOB", help="leave these tensors unchanged")
-    parser.add_argument("-o", "--output", metavar="DIR", help="keep the variants in DIR (default: a temporary folder)")
+    parser.add_argument(
+        "-o", "--output", type=file_name, metavar="DIR", help="keep the variants in DIR (default: a temporary folder)"
+    )
     add_eval_options(parser)
     return parser
 

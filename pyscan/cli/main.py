@@ -23,6 +23,7 @@ from pyscan.cli.options import (
     add_picture_options,
     add_tensor_globs,
     check_outputs,
+    file_name,
     write_pictures,
 )
 from pyscan.cli.outcome import EXIT_ERROR, EXIT_OK, emit, guarded
@@ -96,7 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
     rewrite.add_argument(
         "--group-size", type=int, metavar="G", help="--fake-quant groups of G values along a row (the row, if longer)"
     )
-    rewrite.add_argument("-o", "--output", metavar="OUT", help="write the rewritten model to OUT")
+    rewrite.add_argument("-o", "--output", type=file_name, metavar="OUT", help="write the rewritten model to OUT")
     rewrite.add_argument("--in-place", action="store_true", help="rewrite FILE itself")
     rewrite.add_argument("--dry-run", action="store_true", help="report what would change; write nothing")
     rewrite.add_argument("--force", action="store_true", help="replace an existing OUT (or --html / --plot FILE)")
@@ -110,6 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
     batch.add_argument("--jobs", type=int, default=1, metavar="N", help="scan N files at once, in N processes")
     batch.add_argument(
         "--resume",
+        type=file_name,
         metavar="REPORT.jsonl",
         help="skip files REPORT.jsonl already holds (same size and mtime); append new records to it",
     )

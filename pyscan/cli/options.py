@@ -65,9 +65,16 @@ def add_tensor_globs(parser: argparse.ArgumentParser, verb: str) -> None:
     )
 
 
+def file_name(value: str) -> str:
+    """An option's file or folder name: an empty one (--html "") is an error, never "not given"."""
+    if not value:
+        raise argparse.ArgumentTypeError("an empty name names no file")
+    return value
+
+
 def add_picture_options(parser: argparse.ArgumentParser, page: str, image: str) -> None:
-    parser.add_argument("--html", metavar="FILE", help=f"also write {page}")
-    parser.add_argument("--plot", metavar="FILE", help=f"also write {image} as a PNG (pyscan[plot])")
+    parser.add_argument("--html", type=file_name, metavar="FILE", help=f"also write {page}")
+    parser.add_argument("--plot", type=file_name, metavar="FILE", help=f"also write {image} as a PNG (pyscan[plot])")
 
 
 def check_outputs(
