@@ -99,9 +99,6 @@ DEFAULT_TYPES = {"q_proj": Q.Q8_0, "k_proj": Q.Q4_0, "gate_proj": Q.Q8_0, "up_pr
                  "o_proj": Q.F32, "embed_tokens": Q.Q8_0, "lm_head": Q.F16, "down_proj": Q.F16}  # fmt: skip
 
 
-TRANSPOSED = {"transpose": "blk.0.ffn_down.weight", "transpose-square": "blk.0.attn_output.weight"}
-
-
 def kind(hf_name: str) -> str:
     return hf_name.split(".")[-2]
 
@@ -114,7 +111,7 @@ def convert(
 
     mistakes: "shift-twice" (+2 on blk.0.attn_norm), "no-shift" (none on blk.1.attn_norm), "no-permute"
     (blk.0.attn_q left unpermuted), "other-layer" (blk.1.attn_v holds layer 0's v_proj), "transpose"
-    (blk.0.ffn_down stored transposed), "transpose-square" (blk.0.attn_output, square, stored transposed).  Tensors
+    (blk.0.ffn_down stored transposed).  Tensors
     the name map does not know are left out (as the converter would refuse them).
     """
     gguf_arch = gguf.MODEL_ARCH.GEMMA3 if arch == "gemma3" else gguf.MODEL_ARCH.LLAMA
@@ -143,7 +140,7 @@ def convert(
             data = permute(data, N_HEAD)
         if arch == "llama" and hf_name.endswith("k_proj.weight"):
             data = permute(data, N_KV_HEAD)
-        if name in {TRANSPOSED[m] for m in mistakes if m in TRANSPOSED}:
+        if name == "blk.0.ffn_down.weight" and "transpose" in mistakes:
             data = np.ascontiguousarray(data.T)  # stored with its dimensions swapped
         qtype = Q.F32 if data.ndim == 1 else chosen.get(kind(hf_name), Q.F16)
         if qtype == Q.F32:

@@ -697,16 +697,3 @@ def test_pairs_left_out_of_the_errors_are_counted(tmp_path: Path) -> None:
     page = tmp_path / "diff.html"
     diff_cli(tmp_path / "a.gguf", tmp_path / "b.gguf", "--html", page)
     assert f"{skipped} pairs with a NaN or inf left out of the errors" in page.read_text()
-
-
-def test_a_square_tensor_stored_transposed(tmp_path: Path) -> None:
-    """Same shape, so only the values can tell: B equals numpy's A.T, not A."""
-    values = np.random.default_rng(9).normal(0, 1, (16, 16)).astype(np.float32)
-    write(tmp_path / "a.gguf", [("t", values, None)])
-    write(tmp_path / "b.gguf", [("t", values.T.copy(), None)])
-    (stored,) = gguf.GGUFReader(tmp_path / "b.gguf").tensors
-    assert np.array_equal(np.asarray(stored.data), values.T) and not np.array_equal(values.T, values)
-    code, report = diff_json(tmp_path / "a.gguf", tmp_path / "b.gguf")
-    (tensor,) = report["tensors"]
-    assert code == 1 and (tensor["status"], tensor["relations"]) == ("different", ["transposed"])
-    assert tensor["n_values_differ"] == int(np.count_nonzero(values != values.T))

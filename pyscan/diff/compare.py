@@ -48,7 +48,7 @@ import numpy as np
 from pyscan.diff.converter import expected_transform
 from pyscan.diff.pairing import Pair, pair_tensors
 from pyscan.diff.quant_error import ErrorStats
-from pyscan.diff.relations import MAX_TRANSPOSED_ELEMENTS, Relation, Transform, relate, unexplained
+from pyscan.diff.relations import MAX_TRANSPOSED_ELEMENTS, Transform, relate, unexplained
 from pyscan.diff.rows import readable
 from pyscan.diff.scaled_sums import ScaledSum, add_squared_differences
 from pyscan.diff.sides import Entry, ModelFacts, Side, SideFormat, file_side, open_side
@@ -490,8 +490,6 @@ def _relate_into(result: TensorDiff, a: Entry, b: Entry, transform: Transform, c
     """The relation and errors into result; counted: its value counts too (a mapped pair has no other)."""
     try:
         relation = relate(a, b, transform)
-        if unexplained(relation.relations, relation.note):
-            relation = _square_transposed(a, b, transform) or relation
     except NotImplementedError:  # a type gguf.quants cannot dequantize
         result.status, result.note = NOT_COMPARED, f"gguf.quants cannot dequantize {a[1].type_name} or {b[1].type_name}"
         return
@@ -503,16 +501,6 @@ def _relate_into(result: TensorDiff, a: Entry, b: Entry, transform: Transform, c
         result.errors = relation.stats
         if result.rmse is None:
             result.rmse = relation.stats.rmse
-
-
-def _square_transposed(a: Entry, b: Entry, transform: Transform) -> Relation | None:
-    """B as A transposed, for a square tensor (its shape cannot tell); None when that is no better."""
-    shape = a[1].shape
-    if transform.transposed or len(shape) != 2 or shape[0] != shape[1] or a[1].n_elements > MAX_TRANSPOSED_ELEMENTS:
-        return None
-    # heads=None: the converter permutes no tensor it transposes (converter.py)
-    relation = relate(a, b, transform._replace(transposed=True, heads=None))
-    return None if relation.relations == ["different"] else relation
 
 
 def _only(info: TensorInfo, status: TensorStatus) -> TensorDiff:
