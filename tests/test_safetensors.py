@@ -414,14 +414,21 @@ def test_malformed_header_is_one_specific_error(
         (b"", ["only 0 bytes"]),
         (b"\x02\0\0\0\0\0\0", ["only 7 bytes"]),
         (raw_file(" []"), ["JSON array, not an object"]),
+        (raw_file("\ufeff{}"), ["not valid JSON", "BOM"]),
     ],
-    ids=["empty", "7-bytes", "top-level-array"],
+    ids=["empty", "7-bytes", "top-level-array", "byte-order-mark"],
 )
-def test_errors_open_model_never_routes_here(content: bytes, words: list[str], tmp_path: Path) -> None:
-    # open_model sends a file here only when byte 8 is "{": these reach parse_safetensors directly.
+def test_a_safetensors_name_gets_a_safetensors_error(content: bytes, words: list[str], tmp_path: Path) -> None:
+    # Byte 8 is not "{": by its bytes the file is neither format, and by its name it is safetensors
+    # (a header with a byte-order mark was "not a GGUF file").
     path = tmp_path / "bad.safetensors"
     path.write_bytes(content)
-    with pytest.raises(pyscan.PyscanError) as excinfo:
-        parse_safetensors(map_file(path))
-    assert excinfo.value.path == str(path)
-    assert all(word in excinfo.value.reason for word in words), excinfo.value.reason
+    for opening in (lambda: parse_safetensors(map_file(path)), lambda: pyscan.open(path)):
+        with pytest.raises(pyscan.PyscanError) as excinfo:
+            opening()
+        assert excinfo.value.path == str(path)
+        assert all(word in excinfo.value.reason for word in words), excinfo.value.reason
+    other = tmp_path / "bad.bin"
+    other.write_bytes(content)
+    with pytest.raises(pyscan.PyscanError, match="not a GGUF file"):
+        pyscan.open(other)

@@ -25,7 +25,7 @@ class ErrorStats:
     """Sums over chunks; the figures are read once every chunk has been added."""
 
     __slots__ = ("n", "n_skipped", "err2", "ref2", "cand2", "dot", "max_abs", "histogram", "first_diff", "n_differ",
-                 "max_diff")  # fmt: skip
+                 "infinitely_apart")  # fmt: skip
 
     def __init__(self) -> None:
         self.n = 0  # finite pairs
@@ -36,15 +36,15 @@ class ErrorStats:
         self.histogram = np.zeros(HISTOGRAM_BUCKETS + 1, dtype=np.int64)
         self.first_diff: int | None = None  # flat index of the first value that differs (NaN equals NaN)
         self.n_differ = 0  # values that differ (NaN equals NaN), as compare.py counts them
-        self.max_diff = 0.0  # max |error| over those, infinities included (NaN pairs aside)
+        self.infinitely_apart = False  # an infinity against another value (not a NaN)
 
     def add(self, reference: Array, candidate: Array, start: int) -> None:
         """One chunk: flat arrays of the same length whose first element has flat index `start`."""
         x, y = reference.reshape(-1), candidate.reshape(-1)
-        if not np.array_equal(x, y):
-            self._count_differences(x, y, start)
         finite = np.isfinite(x) & np.isfinite(y)
-        if not finite.all():
+        all_finite = bool(finite.all())
+        self._count_differences(x, y, start, None if all_finite else finite)
+        if not all_finite:
             self.n_skipped += int(x.size - np.count_nonzero(finite))
             x, y = x[finite], y[finite]
         if not x.size:
@@ -66,19 +66,23 @@ class ErrorStats:
         buckets = np.minimum(error * (1 / HISTOGRAM_WIDTH), HISTOGRAM_BUCKETS).astype(np.intp)
         self.histogram += np.bincount(buckets, minlength=HISTOGRAM_BUCKETS + 1)
 
-    def _count_differences(self, x: Array, y: Array, start: int) -> None:
-        nan_x, nan_y = np.isnan(x), np.isnan(y)
-        differ = (x != y) & ~(nan_x & nan_y)
+    def _count_differences(self, x: Array, y: Array, start: int, finite: Array | None) -> None:
+        """n_differ and first_diff; finite: which pairs are finite, None when all are (the usual chunk)."""
+        differ = x != y
+        if finite is not None:  # NaN equals NaN; an infinity against anything else is infinitely apart
+            not_nan = ~np.isnan(x) & ~np.isnan(y)
+            differ &= not_nan | (np.isnan(x) != np.isnan(y))
+            self.infinitely_apart = self.infinitely_apart or bool((differ & ~finite & not_nan).any())
         n = int(np.count_nonzero(differ))
-        if not n:
-            return
-        if self.first_diff is None:
-            self.first_diff = start + int(np.argmax(differ))
-        self.n_differ += n
-        numeric = differ & ~nan_x & ~nan_y
-        if numeric.any():
-            with np.errstate(invalid="ignore", over="ignore"):
-                self.max_diff = max(self.max_diff, float(np.max(np.abs(x[numeric] - y[numeric]))))
+        if n:
+            if self.first_diff is None:
+                self.first_diff = start + int(np.argmax(differ))
+            self.n_differ += n
+
+    @property
+    def max_diff(self) -> float:
+        """max |error| over the values that differ, infinities included (NaN pairs aside)."""
+        return math.inf if self.infinitely_apart else self.max_abs
 
     @property
     def err2_total(self) -> float:

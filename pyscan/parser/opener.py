@@ -18,8 +18,10 @@ def open_model(path: str | os.PathLike[str], writable: bool = False, header_only
     those tensors, and reading them is an error): the header of a partial download.
     """
     mapping = map_file(path, writable)
-    # safetensors starts with a little-endian u64 header length, then the JSON header's "{".
-    if bytes(mapping.buffer[:4]) != MAGIC and mapping.size > 8 and mapping.buffer[8] == ord("{"):
+    # safetensors starts with a little-endian u64 header length, then the JSON header's "{"; a file
+    # named .safetensors that is not GGUF is read as one, so that its error says what is wrong there.
+    looks_like_safetensors = mapping.size > 8 and mapping.buffer[8] == ord("{")
+    if bytes(mapping.buffer[:4]) != MAGIC and (looks_like_safetensors or os.fspath(path).endswith(".safetensors")):
         from pyscan.parser.safetensors import parse_safetensors
 
         return _checked(mapping, lambda m: parse_safetensors(m, header_only))
