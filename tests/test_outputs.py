@@ -82,6 +82,73 @@ def test_stdout_appended_to_the_model_is_refused(model: Path, options: list[str]
     assert digest(model) == before
 
 
+def run_appending(
+    args: list[str], stderr_into: Path, stdout_into: Path | None = None
+) -> subprocess.CompletedProcess[bytes]:
+    """`pyscan ARGS 2>> stderr_into` (and `>> stdout_into`, else stdout piped back)."""
+    with open(stderr_into, "ab") as err, open(stdout_into or os.devnull, "ab") as out:
+        return subprocess.run(
+            [sys.executable, "-m", "pyscan", *args], stdout=out if stdout_into else subprocess.PIPE, stderr=err,
+            check=False, timeout=120, cwd=tempfile.gettempdir(),
+        )  # fmt: skip
+
+
+def refused_on_stdout(result: subprocess.CompletedProcess[bytes]) -> None:
+    assert result.returncode == 2, result
+    lines = result.stdout.decode().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("pyscan: standard error is redirected into an input"), lines
+    assert len(lines[0]) <= 1000
+
+
+@pytest.mark.parametrize(
+    "options",
+    [[], ["--json"], ["--header-only"], ["--per-tensor"], ["--no-such-option"], ["--threads", "0"], ["--help"]],
+)
+def test_stderr_appended_to_the_model_is_refused(model: Path, options: list[str]) -> None:
+    # The error line, an argparse complaint, a warning or the bar would otherwise grow the model itself.
+    before = digest(model)
+    refused_on_stdout(run_appending([str(model), *options], stderr_into=model))
+    assert digest(model) == before
+    # both streams into the model: nothing is written anywhere, the status alone says it
+    result = run_appending([str(model), *options], stderr_into=model, stdout_into=model)
+    assert result.returncode == 2 and digest(model) == before
+
+
+def test_stderr_appended_to_any_input_is_refused(model: Path, tmp_path: Path) -> None:
+    other = tmp_path / "other.gguf"
+    other.write_bytes(model.read_bytes())
+    text = tmp_path / "t.txt"
+    text.write_text("some text to score " * 50)
+    report = tmp_path / "r.jsonl"
+    report.write_text("")
+    link = tmp_path / "hard.gguf"
+    os.link(model, link)
+    cases = [
+        (["diff", str(model), str(other)], other),
+        (["diff", str(model), str(other), "--json"], model),
+        (["eval", str(model), str(other), f"--text={text}"], text),  # an option's value, spelled --opt=FILE
+        (["experiment", str(model), "--text", str(text)], text),
+        ([str(tmp_path), "--jsonl"], other),  # a file found in a folder: known only after the walk
+        ([str(model), str(other), "--resume", str(report)], report),
+        ([str(model), "--truncate", "bf16", "--dry-run"], link),  # another name of the input
+    ]
+    for args, into in cases:
+        before = into.read_bytes()
+        refused_on_stdout(run_appending(args, stderr_into=into))
+        assert into.read_bytes() == before, args
+
+
+def test_stdout_appended_to_an_input_is_refused_before_argparse(model: Path) -> None:
+    before = digest(model)
+    with open(model, "ab") as appended:  # --help would print its page into the model
+        result = subprocess.run(
+            [sys.executable, "-m", "pyscan", str(model), "--help"], stdout=appended, stderr=subprocess.PIPE,
+            text=True, check=False, timeout=60, cwd=tempfile.gettempdir(),
+        )  # fmt: skip
+    assert_refused(result, "standard output is redirected into an input")
+    assert digest(model) == before
+
+
 # ---- an output that is not a regular file --------------------------------------------------------
 
 

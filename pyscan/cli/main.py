@@ -24,6 +24,7 @@ from pyscan.cli.options import (
     add_tensor_globs,
     check_outputs,
     file_name,
+    redirect_into_named_file,
     write_pictures,
 )
 from pyscan.cli.outcome import EXIT_ERROR, EXIT_OK, emit, guarded
@@ -309,6 +310,8 @@ def print_json(document: dict[str, Any]) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     arguments = list(sys.argv[1:] if argv is None else argv)
+    if redirect_into_named_file(arguments):  # `pyscan m.gguf 2>> m.gguf`: before argparse or a bar may write
+        return EXIT_ERROR
     if arguments[:1] == ["diff"]:
         from pyscan.cli.diff_command import main_diff
 

@@ -85,7 +85,7 @@ def check_outputs(
 ) -> None:
     """Refuse, before any work, output targets that are inputs, not regular files, repeated, or exist without --force.
 
-    Also refuses a stdout redirected into one of the inputs (`pyscan m.gguf --json >> m.gguf`).
+    Also refuses a stdout or stderr redirected into one of the inputs (`pyscan m.gguf --json >> m.gguf`).
     """
     from pyscan.writer.atomic import check_target, is_same_file
 
@@ -94,14 +94,67 @@ def check_outputs(
         check_target(path, inputs, force, same_as_input, force_option="--force")
         if any(is_same_file(path, other) or path == other for other in named[:i]):
             raise PyscanError(path, "is named as two outputs of one command", "usage")
-    if stdout_is_one_of(inputs):
-        raise PyscanError(None, "standard output is redirected into an input file; refusing to write into it", "usage")
+    refusal = redirect_refusal(inputs)
+    if refusal:
+        raise PyscanError(None, refusal, "usage")
 
 
-def stdout_is_one_of(paths: Sequence[str]) -> bool:
-    """Whether standard output is redirected into one of these files (`>> model.gguf`)."""
+def redirect_refusal(inputs: Sequence[str]) -> str | None:
+    """Why pyscan must stop if stdout or stderr is redirected into one of inputs (`2>> m.gguf`), else None.
+
+    Each stream that is an input is pointed at /dev/null first, so that nothing more (an error, a
+    warning, a progress bar, Python's own last words) reaches that file.  The refusal is for the
+    caller to print on stderr; when stderr was the input it is written on stdout here instead, unless
+    stdout is an input too: then nothing is written anywhere, and the exit status alone says it.
+    """
+    out, err = stream_is_one_of(1, inputs), stream_is_one_of(2, inputs)
+    if not (out or err):
+        return None
+    refusal = f"standard {'error' if err else 'output'} is redirected into an input file; refusing to write into it"
+    for fd, into_input in ((1, out), (2, err)):
+        if into_input:
+            _silence(fd)
+    if err and not out:
+        _write_line(1, f"pyscan: {refusal}")
+    return refusal
+
+
+def redirect_into_named_file(arguments: Sequence[str]) -> bool:
+    """Whether stdout or stderr is redirected into a file the command line names (an input, --resume,
+    --text=FILE); if so the refusal is already written where it is safe (see redirect_refusal).
+
+    Run before argparse or any command may write.  A folder's files and a checkpoint's shards are
+    not on the command line: check_outputs compares the streams with those, once they are known.
+    """
+    if not (_is_regular(1) or _is_regular(2)):  # a terminal, a pipe, /dev/null: no argument to stat
+        return False
+    named, previous = [], ""
+    for word in arguments:
+        option, _, value = word.partition("=")
+        # an output is not an input: `-o link` to /proc/self/fd/1 is the link rule's to refuse
+        if not (_is_output_option(previous) or (_is_output_option(option) and value)):
+            named.append(value if word.startswith("-") and value else word)
+        previous = word
+    refusal = redirect_refusal(named)
+    if refusal is None:
+        return False
+    _write_line(2, f"pyscan: {refusal}")  # /dev/null by now, if stderr was the input
+    return True
+
+
+# The options whose value is a file pyscan writes (not --resume: it is read first, then appended to).
+OUTPUT_OPTIONS = ("--output", "--html", "--plot")
+
+
+def _is_output_option(word: str) -> bool:
+    """-o, or --output / --html / --plot, or a prefix argparse takes for one (--out)."""
+    return word == "-o" or (len(word) > 2 and word.startswith("--") and any(o.startswith(word) for o in OUTPUT_OPTIONS))
+
+
+def stream_is_one_of(fd: int, paths: Sequence[str]) -> bool:
+    """Whether file descriptor fd (1: stdout, 2: stderr) is redirected into one of these files (`>> model.gguf`)."""
     try:
-        out = os.fstat(1)
+        out = os.fstat(fd)
     except OSError:
         return False
     if not stat.S_ISREG(out.st_mode):
@@ -109,11 +162,37 @@ def stdout_is_one_of(paths: Sequence[str]) -> bool:
     for path in paths:
         try:
             info = os.stat(path)
-        except OSError:
+        except (OSError, ValueError):  # ValueError: a NUL in an argument
             continue
         if (info.st_dev, info.st_ino) == (out.st_dev, out.st_ino):
             return True
     return False
+
+
+def _is_regular(fd: int) -> bool:
+    try:
+        return stat.S_ISREG(os.fstat(fd).st_mode)
+    except OSError:
+        return False
+
+
+def _silence(fd: int) -> None:
+    """Point fd at /dev/null: whatever Python or a library writes there later reaches no input."""
+    try:
+        null = os.open(os.devnull, os.O_WRONLY)
+    except OSError:  # no /dev/null (a bare chroot): fd stays open, never closed, so no file we open becomes it
+        return
+    os.dup2(null, fd)
+    os.close(null)
+
+
+def _write_line(fd: int, line: str) -> None:
+    from pyscan.text import safe_line
+
+    try:
+        os.write(fd, (safe_line(line) + "\n").encode("utf-8", "backslashreplace"))
+    except OSError:  # nowhere else to say it: the exit status still does
+        return
 
 
 def write_pictures(args: argparse.Namespace, report: Any, gguf: Any = None, groups: Any = None) -> None:
