@@ -318,6 +318,33 @@ def bf16_bits() -> np.ndarray:
     return values.astype(ml_dtypes.bfloat16).view(np.uint16)
 
 
+def test_big_endian_bf16_gives_the_little_endian_values(tmp_path: Path) -> None:
+    # to_numpy gave a big-endian file's BF16 tensor as its raw ">u2" words, not as bfloat16 values.
+    rng = np.random.default_rng(16)
+    words = np.concatenate([bf16_bits().ravel(), rng.integers(0, 1 << 16, 3 * 37, dtype=np.uint32).astype(np.uint16)])
+    words = words[: 3 * 37].reshape(3, 37)  # NaN, infinities, -0.0, subnormals and random words
+
+    def fill(w: gguf.GGUFWriter) -> None:
+        w.add_tensor("bf16", words.copy(), raw_dtype=QT.BF16)  # copied: a big-endian writer swaps in place
+
+    got = {}
+    for endian in (gguf.GGUFEndian.LITTLE, gguf.GGUFEndian.BIG):
+        path = write_gguf(tmp_path / f"{order_name(endian)}.gguf", endian, fill)
+        # the oracle: gguf-py's reader gives the file's words; swapped to native, they are the values
+        stored = np.asarray(gguf.GGUFReader(path).tensors[0].data).ravel().view(np.dtype(
+            (">" if endian == gguf.GGUFEndian.BIG else "<") + "u2"))  # fmt: skip
+        assert np.array_equal(stored.astype(np.uint16), words.ravel())
+        f = pyscan.open(path)
+        array = f.to_numpy("bf16")
+        assert array.dtype == np.dtype(ml_dtypes.bfloat16) and array.shape == (3, 37), (endian, array.dtype)
+        assert not array.flags.writeable
+        got[endian] = array
+    expected = words.view(ml_dtypes.bfloat16)
+    for array in got.values():
+        assert np.array_equal(array.view(np.uint16), words)  # bit for bit: NaN payloads and -0.0 too
+        np.testing.assert_array_equal(array.astype(np.float32), expected.astype(np.float32))
+
+
 def quant_bytes(qtype: QT, rows: int, row_blocks: int) -> tuple[np.ndarray, tuple[int, int]]:
     block, size = gguf.GGML_QUANT_SIZES[qtype]
     data = np.random.default_rng(int(qtype)).integers(0, 256, size=(rows, row_blocks * size), dtype=np.uint8)
@@ -358,12 +385,8 @@ def test_tensor_types(tmp_path: Path, endian: gguf.GGUFEndian) -> None:
     assert (info.type_name, info.shape, info.n_elements, info.nbytes) == ("BF16", (4, 2), 8, 16)
     got = f.to_numpy(info)
     assert got.shape == (2, 4)
-    if endian == gguf.GGUFEndian.LITTLE:
-        assert got.dtype == np.dtype(ml_dtypes.bfloat16)
-        assert np.array_equal(got.view(np.uint16), bf16_bits())
-    else:  # documented: the raw big-endian words
-        assert got.dtype == np.dtype(">u2")
-        assert np.array_equal(got.astype(np.uint16), bf16_bits())
+    assert got.dtype == np.dtype(ml_dtypes.bfloat16)  # either byte order (a big-endian file: swapped)
+    assert np.array_equal(got.view(np.uint16), bf16_bits())
 
     for qtype, (data, shape) in quants.items():
         info = f.tensor(f"q.{qtype.name}")

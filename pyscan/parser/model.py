@@ -132,8 +132,9 @@ class ModelFile:
     def to_numpy(self, tensor: TensorInfo | str) -> np.ndarray[Any, Any]:
         """A zero-copy, read-only view of a plain-typed tensor, numpy shape order.
 
-        BF16 comes back as ml_dtypes.bfloat16 (a little-endian file only; a
-        big-endian BF16 tensor comes back as its raw big-endian uint16 words).
+        BF16 comes back as ml_dtypes.bfloat16, the same values from either byte order: from a file
+        in the other order than this machine's, as a read-only copy (ml_dtypes' bfloat16 has no
+        byte order but the machine's, so the words are swapped into one).
         """
         import numpy as np
 
@@ -142,17 +143,20 @@ class ModelFile:
         order = "<" if self.byte_order == "little" else ">"
         if info.type_name in PLAIN_DTYPES:
             dtype: Any = np.dtype(order + PLAIN_DTYPES[info.type_name])
-        elif info.type_name == "BF16" and not self.swap:
-            import ml_dtypes
-
-            dtype = np.dtype(ml_dtypes.bfloat16)
         elif info.type_name == "BF16":
-            dtype = np.dtype(order + "u2")
+            dtype = np.dtype(order + "u2")  # the words, in the file's order
         else:
             raise PyscanError(
                 self.path, f"tensor {quote(info.name)} of type {info.type_name} has no plain element layout", "usage"
             )
         array = np.frombuffer(self.mapping.buffer, dtype=dtype, count=info.n_elements, offset=info.offset)
+        if info.type_name == "BF16":
+            import ml_dtypes
+
+            if self.swap:  # ml_dtypes' bfloat16 knows only this machine's byte order: swap into a copy
+                array = array.astype(np.uint16)
+                array.flags.writeable = False  # read-only, as the views are: a write could not reach the file
+            array = array.view(ml_dtypes.bfloat16)
         try:
             return array.reshape(tuple(reversed(info.shape)) or ())
         except ValueError:  # e.g. [2^62, 0]: no elements, but a shape numpy cannot index
