@@ -507,6 +507,59 @@ def test_experiment_replaces_a_variant_only_with_force(tmp_path: Path) -> None:
     assert precious.read_bytes() == b"precious" and sorted(p.name for p in kept.iterdir()) == [precious.name]
 
 
+def test_experiment_names_a_variant_file_by_its_normalised_mode(tmp_path: Path) -> None:
+    # `--mode fake-quant=int4:032` named its variant ...int4g032.gguf: one mode, two names
+    model = tmp_path / "m.gguf"
+    write_tiny_llama(model)
+    kept = tmp_path / "variants"
+    kept.mkdir()
+    precious = kept / "m.0.fake-quant-int4g32.gguf"
+    precious.write_bytes(b"precious")
+    for spelling in ("fake-quant=int4:032", " Fake-Quant=INT4:32"):
+        done = pyscan_cli("experiment", str(model), "--mode", spelling, "-o", str(kept))
+        one_line_error(done, str(precious), "already exists", "--force")
+    assert precious.read_bytes() == b"precious" and sorted(p.name for p in kept.iterdir()) == [precious.name]
+
+
+def test_experiment_reports_a_mode_by_its_normalised_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The text, --json and the variants' names say int4:32 and m7, however --mode spelled them."""
+    from pyscan.cli.main import main
+    from pyscan.eval import experiment
+
+    shim = tmp_path / "shim" / "llama_cpp"  # found: the engine's check passes; the engine itself is faked below
+    shim.mkdir(parents=True)
+    (shim / "__init__.py").write_text("")
+    monkeypatch.syspath_prepend(str(shim.parent))
+
+    def fake_evaluate(request: Any, write_candidates: Any) -> dict[str, Any]:
+        write_candidates()  # the real rewrites, into the real variant files
+        candidates = [{"path": c, "ppl": 11.0, "kld_mean": 0.1, "kld_p99": 0.5, "same_top_p": 0.9}
+                      for c in request.candidates]  # fmt: skip
+        base = {"path": request.base, "ppl": 10.0}
+        return {"base": base, "text": "t", "ctx": 64, "n_chunks": 1, "n_tokens_scored": 63, "candidates": candidates}
+
+    monkeypatch.setattr(experiment, "evaluate", fake_evaluate)
+    model = tmp_path / "m.gguf"
+    write_tiny_llama(model)
+    spellings = ["fake-quant=int4:032", " Truncate=M07", "round=BF16", "fake-quant=Q8_0"]
+    expected = ["fake-quant=int4:32", "truncate=m7", "round=bf16", "fake-quant=q8_0"]
+    for json_option in ([], ["--json"]):
+        kept = tmp_path / f"variants{len(json_option)}"
+        kept.mkdir()
+        modes = [word for spelling in spellings for word in ("--mode", spelling)]
+        assert main(["experiment", str(model), *modes, "-o", str(kept), *json_option]) == 0
+        out = capsys.readouterr().out
+        if json_option:
+            assert [m["mode"] for m in json.loads(out)["modes"]] == expected
+        else:
+            rows = [line.split()[0] for line in out.splitlines() if line.split()[:1] and "=" in line.split()[0]]
+            assert rows == expected, out
+        names = [f"m.{i}.{name.replace('=', '-').replace(':', 'g')}.gguf" for i, name in enumerate(expected)]
+        assert sorted(p.name for p in kept.iterdir()) == sorted(names)
+
+
 def test_experiment_without_the_engine_writes_nothing(tmp_path: Path) -> None:
     import importlib.util
 

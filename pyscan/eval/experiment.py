@@ -47,13 +47,16 @@ def parse_kind_format(spelling: str) -> RewriteMode:
     return mode
 
 
+def mode_name(mode: RewriteMode) -> str:
+    """The one spelling of a mode, as parse_kind_format reads it: fake-quant=int4:32, never int4:032."""
+    return f"{mode.kind}={mode.target}" + (f":{mode.group_size}" if mode.group_size is not None else "")
+
+
 def variant_paths(model: str, modes: Sequence[str], folder: str) -> list[str]:
-    """Where each mode's variant goes: FOLDER/STEM.INDEX.KIND-FMT.gguf (int4:32 as int4g32)."""
+    """Where each mode's variant goes: FOLDER/STEM.INDEX.KIND-FMT.gguf, as mode_name spells it (int4:32 as int4g32)."""
     stem = os.path.splitext(os.path.basename(model))[0]
-    return [
-        os.path.join(folder, f"{stem}.{index}.{spelling.replace('=', '-').replace(':', 'g')}.gguf")
-        for index, spelling in enumerate(modes)
-    ]
+    names = [mode_name(parse_kind_format(spelling)).replace("=", "-").replace(":", "g") for spelling in modes]
+    return [os.path.join(folder, f"{stem}.{index}.{name}.gguf") for index, name in enumerate(names)]
 
 
 def run_experiment(
@@ -75,7 +78,8 @@ def run_experiment(
     from pyscan.writer import rewrite_file
     from pyscan.writer.atomic import check_target
 
-    parsed = [(spelling, parse_kind_format(spelling)) for spelling in modes]
+    # the report names each mode as mode_name spells it: the user's " Fake-Quant=INT4:032" is int4:32
+    parsed = [(mode_name(mode), mode) for mode in map(parse_kind_format, modes)]
     kept = folder is not None  # -o DIR keeps the variants; a temporary folder goes with the run
     replace_existing = force or not kept  # a fresh temporary folder holds nothing to lose
     with ExitStack() as stack:
