@@ -697,3 +697,28 @@ def test_pairs_left_out_of_the_errors_are_counted(tmp_path: Path) -> None:
     page = tmp_path / "diff.html"
     diff_cli(tmp_path / "a.gguf", tmp_path / "b.gguf", "--html", page)
     assert f"{skipped} pairs with a NaN or inf left out of the errors" in page.read_text()
+
+
+ERROR_FIGURES = ("max_abs_error", "rel_rmse", "snr_db", "cosine", "error_histogram")
+
+
+@pytest.mark.parametrize("type_b", [np.float32, np.float16])
+def test_pairs_that_are_all_skipped_have_no_error_figures(tmp_path: Path, type_b: Any) -> None:
+    """-inf against +inf, NaN against a number: every pair is left out, so no error figure is 0 or 1 (none applies)."""
+    a = np.array([-np.inf, np.inf, np.nan, 1.0] * 8, dtype=np.float32)
+    b = np.array([np.inf, -np.inf, 2.0, np.nan] * 8, dtype=type_b)
+    assert not (np.isfinite(a) & np.isfinite(b.astype(np.float32))).any()  # the premise: no finite pair
+    write(tmp_path / "a.gguf", [("t", a, None)])
+    write(tmp_path / "b.gguf", [("t", b, None)])
+    code, report = diff_json(tmp_path / "a.gguf", tmp_path / "b.gguf")
+    (tensor,) = report["tensors"]
+    assert code == 1 and tensor["relations"] == ["different"] and tensor["n_skipped"] == a.size
+    assert {key: tensor[key] for key in (*ERROR_FIGURES, "rmse")} == dict.fromkeys((*ERROR_FIGURES, "rmse")), tensor
+    text = diff_cli(tmp_path / "a.gguf", tmp_path / "b.gguf").stdout
+    (row,) = [line.split() for line in text.splitlines() if line.split()[:1] == ["t"] and "different" in line]
+    assert row[-4:] == ["-", "-", "-", "-"], text  # rel RMSE, max err, SNR dB, cosine
+    page = tmp_path / "diff.html"
+    diff_cli(tmp_path / "a.gguf", tmp_path / "b.gguf", "--html", page)
+    html = page.read_text()
+    cells = html[html.index("<h2>Relations") :].split("<tr>")[2]  # the pair's row
+    assert cells.count("<td class=\"num\">-</td>") == 4, cells

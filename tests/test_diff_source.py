@@ -479,3 +479,32 @@ def test_globs_choose_a_pair_by_either_name(tmp_path: Path) -> None:
     q_outside = {n: s for n, s in outside_block_1.items() if "attn_q" in n}
     assert q_outside and pairs("--include", "*q_proj*", "--exclude", "model.layers.1.*") == q_outside
     assert pairs("--include", "*attn_q*") == {n: s for n, s in sources.items() if "attn_q" in n}
+
+
+def norms_pair(tmp_path: Path, source: Array, stored: Array) -> dict[str, Any]:
+    """A llama checkpoint holding one F32 norm and a GGUF holding `stored` under its GGUF name (gguf-py)."""
+    (tmp_path / "hf").mkdir()
+    (tmp_path / "hf" / "config.json").write_text(json.dumps(ck.config("llama")))
+    safetensors_numpy = pytest.importorskip("safetensors.numpy")
+    safetensors_numpy.save_file({"model.norm.weight": source}, str(tmp_path / "hf" / "model.safetensors"))
+    writer = gguf.GGUFWriter(os.fspath(tmp_path / "model.gguf"), "llama")
+    writer.add_block_count(ck.N_BLOCKS)
+    writer.add_tensor("output_norm.weight", stored)
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    code, report = diff_json(tmp_path / "hf", tmp_path / "model.gguf")
+    assert code == 1 and report["architecture"] == "llama"
+    (tensor,) = report["tensors"]
+    return tensor
+
+
+def test_a_mapped_pair_with_every_pair_skipped_has_no_error_figures(tmp_path: Path) -> None:
+    """-inf against +inf and NaNs against numbers through TensorNameMap: no finite pair, so no figure applies."""
+    source = np.array([-np.inf, np.inf, np.nan, 1.0] * 16, dtype=np.float32)
+    stored = np.array([np.inf, -np.inf, 2.0, np.nan] * 16, dtype=np.float32)
+    tensor = norms_pair(tmp_path, source, stored)
+    assert tensor["relations"] == ["different"] and tensor["n_skipped"] == source.size
+    figures = ("max_abs_error", "rel_rmse", "snr_db", "cosine", "error_histogram", "rmse")
+    assert {key: tensor[key] for key in figures} == dict.fromkeys(figures), tensor

@@ -193,7 +193,8 @@ class TensorDiff:
             "cosine": json_float(e.cosine),
             "first_diff_index": e.first_diff,
             "n_skipped": e.n_skipped,
-            "error_histogram": e.histogram_dict(),
+            # no finite pair (every pair skipped): a histogram of nothing is no figure either
+            "error_histogram": e.histogram_dict() if e.n else None,
         }
 
     @property
