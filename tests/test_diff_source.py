@@ -210,7 +210,7 @@ def test_rounding_reproduced_bit_for_bit(tmp_path: Path) -> None:
 
     rng = np.random.default_rng(5)
     w = rng.normal(0, 0.05, (8, 64)).astype(np.float32)
-    (tmp_path / "hf").mkdir()
+    (tmp_path / "hf").mkdir(exist_ok=True)
     (tmp_path / "hf" / "config.json").write_text(json.dumps({**ck.config("llama"), "num_hidden_layers": 3}))
     safetensors.numpy.save_file({f"model.layers.{i}.mlp.up_proj.weight": w for i in range(3)},
                                 str(tmp_path / "hf" / "model.safetensors"))  # fmt: skip
@@ -481,9 +481,9 @@ def test_globs_choose_a_pair_by_either_name(tmp_path: Path) -> None:
     assert pairs("--include", "*attn_q*") == {n: s for n, s in sources.items() if "attn_q" in n}
 
 
-def norms_pair(tmp_path: Path, source: Array, stored: Array) -> dict[str, Any]:
+def norms_pair(tmp_path: Path, source: Array, stored: Array) -> tuple[int, dict[str, Any]]:
     """A llama checkpoint holding one F32 norm and a GGUF holding `stored` under its GGUF name (gguf-py)."""
-    (tmp_path / "hf").mkdir()
+    (tmp_path / "hf").mkdir(exist_ok=True)
     (tmp_path / "hf" / "config.json").write_text(json.dumps(ck.config("llama")))
     safetensors_numpy = pytest.importorskip("safetensors.numpy")
     safetensors_numpy.save_file({"model.norm.weight": source}, str(tmp_path / "hf" / "model.safetensors"))
@@ -495,16 +495,29 @@ def norms_pair(tmp_path: Path, source: Array, stored: Array) -> dict[str, Any]:
     writer.write_tensors_to_file()
     writer.close()
     code, report = diff_json(tmp_path / "hf", tmp_path / "model.gguf")
-    assert code == 1 and report["architecture"] == "llama"
+    assert report["architecture"] == "llama"
     (tensor,) = report["tensors"]
-    return tensor
+    return code, tensor
 
 
 def test_a_mapped_pair_with_every_pair_skipped_has_no_error_figures(tmp_path: Path) -> None:
     """-inf against +inf and NaNs against numbers through TensorNameMap: no finite pair, so no figure applies."""
     source = np.array([-np.inf, np.inf, np.nan, 1.0] * 16, dtype=np.float32)
     stored = np.array([np.inf, -np.inf, 2.0, np.nan] * 16, dtype=np.float32)
-    tensor = norms_pair(tmp_path, source, stored)
-    assert tensor["relations"] == ["different"] and tensor["n_skipped"] == source.size
+    code, tensor = norms_pair(tmp_path, source, stored)
+    assert code == 1 and tensor["relations"] == ["different"] and tensor["n_skipped"] == source.size
     figures = ("max_abs_error", "rel_rmse", "snr_db", "cosine", "error_histogram", "rmse")
     assert {key: tensor[key] for key in figures} == dict.fromkeys(figures), tensor
+
+
+def test_a_mapped_pair_of_plus_and_minus_zero_is_equal_values(tmp_path: Path) -> None:
+    """+0 against -0 through TensorNameMap: bits differ, values do not (it was "identical", exit 1 unexplained)."""
+    source = np.random.default_rng(5).normal(0, 1, 64).astype(np.float32)
+    source[[3, 40]] = 0.0
+    stored = source.copy()
+    stored[40] = -0.0
+    assert np.array_equal(source, stored) and not np.array_equal(source.view(np.uint32), stored.view(np.uint32))
+    code, tensor = norms_pair(tmp_path, source, stored)
+    assert (code, tensor["status"], tensor["relations"]) == (1, "different", ["equal-values"]), tensor
+    code, tensor = norms_pair(tmp_path, source, source)  # the control: the same bits are identical
+    assert (code, tensor["status"], tensor["relations"]) == (0, "identical", ["identical"]), tensor

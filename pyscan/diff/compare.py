@@ -478,7 +478,9 @@ def compare_pair(a: Entry, b: Entry, arch: str | None, facts: ModelFacts) -> Ten
         result.note = "transposed and too large to compare whole"
         return result
     _relate_into(result, a, b, transform, counted=arch is not None)
-    if result.relations == ["identical"]:
+    if result.relations == ["identical"] and _bits_differ(a, b):  # the relations compare values: +0 is -0 there
+        result.relations = [EQUAL_VALUES]
+    elif result.relations == ["identical"]:
         result.status = IDENTICAL
     elif transform.transposed and "transposed" not in (result.relations or ()):
         result.status = SHAPE_CHANGED  # 64x8 against 8x64, but not A transposed: reshaped, or another tensor
@@ -502,6 +504,19 @@ def _relate_into(result: TensorDiff, a: Entry, b: Entry, transform: Transform, c
         result.errors = relation.stats
         if result.rmse is None:
             result.rmse = relation.stats.rmse
+
+
+def _bits_differ(a: Entry, b: Entry) -> bool:
+    """Whether two tensors of one type and shape differ by the by-name rule (bits, NaN equal to NaN)."""
+    (file_a, ta), (file_b, tb) = a, b
+    probe = TensorDiff(tb.name, IDENTICAL, ta.type_name, tb.type_name, ta.shape, tb.shape)
+    if ta.type_name in DECODERS:
+        width = ta.nbytes // ta.n_elements if ta.nbytes and ta.n_elements else 1
+        release = _releaser(file_a, ta, file_b, tb, width)
+        _compare_values(file_a.words(ta), file_b.words(tb), DECODERS[ta.type_name], probe, release)
+    else:
+        _compare_bytes(_raw(file_a, ta), _raw(file_b, tb), probe, _releaser(file_a, ta, file_b, tb, 1))
+    return probe.status == DIFFERENT
 
 
 def _only(info: TensorInfo, status: TensorStatus) -> TensorDiff:
