@@ -308,7 +308,8 @@ def test_only_in_a_only_in_b_type_and_shape_changes(model: Path, folder: Path) -
     assert report["tensors"][-1]["name"] == "extra.weight"
     assert report["n_tensors_differ"] == 4 and report["n_values_differ"] == 0
     half, matrix = by_name(report)["half.weight"], by_name(report)["matrix.weight"]
-    assert (half["type_a"], half["type_b"], half["n_values_differ"]) == ("F16", "F32", None)
+    # F16 widened to F32 is exact: no value differs (NaNs equal NaNs), counted as within one type
+    assert (half["type_a"], half["type_b"], half["n_values_differ"]) == ("F16", "F32", 0)
     assert (matrix["shape_a"], matrix["shape_b"]) == ([33, 5], [11, 15])
     assert by_name(report)["extra.weight"]["type"] == "F32"
 
@@ -722,3 +723,49 @@ def test_pairs_that_are_all_skipped_have_no_error_figures(tmp_path: Path, type_b
     html = page.read_text()
     cells = html[html.index("<h2>Relations") :].split("<tr>")[2]  # the pair's row
     assert cells.count("<td class=\"num\">-</td>") == 4, cells
+
+
+WIDE_PAIRS = [("F32", "F16"), ("F16", "F32"), ("BF16", "F32"), ("F16", "BF16")]
+
+
+def _as_type(type_name: str, values: np.ndarray[Any, Any]) -> tuple[np.ndarray[Any, Any], Any]:
+    """float32 values stored as type_name, for GGUFWriter: (array, raw type or None)."""
+    if type_name == "BF16":
+        return values.astype(ml_dtypes.bfloat16).view(np.uint16), gguf.GGMLQuantizationType.BF16
+    return values.astype(np.float16 if type_name == "F16" else np.float32), None
+
+
+@pytest.mark.parametrize(("type_a", "type_b"), WIDE_PAIRS)
+def test_two_float_types_by_name_count_their_differing_values(tmp_path: Path, type_a: str, type_b: str) -> None:
+    """F16 against F32 by name: values counted as within one type, after widening (n_values_differ was null)."""
+    rng = np.random.default_rng(11)
+    base = rng.normal(0, 1, 96).astype(np.float16).astype(np.float32)  # exact in F16, BF16 and F32 alike
+    base[:8] = [0.0, -0.0, np.inf, -np.inf, np.nan, 1.0, 0.0, np.nan]
+    other = base.copy()
+    other[[1, 6]] = [0.0, -0.0]  # the sign of zero: differs, as within one type
+    other[[2, 3]] = [-np.inf, 2.0]
+    other[[5, 7]] = [np.nan, np.nan]  # NaN against 1.0 differs; NaN against NaN does not
+    other[50:60] += np.float32(0.25)
+    if "BF16" in (type_a, type_b):  # keep every value exact in BF16 too (8 bits of mantissa)
+        base, other = (v.astype(ml_dtypes.bfloat16).astype(np.float32) for v in (base, other))
+    (array_a, raw_a), (array_b, raw_b) = _as_type(type_a, base), _as_type(type_b, other)
+    write(tmp_path / "a.gguf", [("t", array_a, raw_a)])
+    write(tmp_path / "b.gguf", [("t", array_b, raw_b)])
+    # the oracle: gguf-py's values widened to float64; the same value with the same sign, or two NaNs
+    ra, rb = gguf.GGUFReader(tmp_path / "a.gguf"), gguf.GGUFReader(tmp_path / "b.gguf")
+    x = decode(type_a, reader_words(ra, ra.tensors[0]))
+    y = decode(type_b, reader_words(rb, rb.tensors[0]))
+    both_nan = np.isnan(x) & np.isnan(y)
+    differ = ~(((x == y) & (np.signbit(x) == np.signbit(y))) | both_nan)
+    numeric = differ & ~np.isnan(x) & ~np.isnan(y)
+    with np.errstate(invalid="ignore"):
+        want_max = float(np.max(np.abs(x[numeric] - y[numeric])))
+
+    code, report = diff_json(tmp_path / "a.gguf", tmp_path / "b.gguf")
+    (tensor,) = report["tensors"]
+    assert code == 1 and (tensor["status"], tensor["type_a"], tensor["type_b"]) == ("type_changed", type_a, type_b)
+    assert tensor["n_values_differ"] == int(np.count_nonzero(differ)) == 15, tensor
+    assert (report["n_values_differ"], json_number(report["max_abs_diff"])) == (15, want_max) == (15, math.inf)
+    text = diff_cli(tmp_path / "a.gguf", tmp_path / "b.gguf").stdout
+    assert text.splitlines()[0] == "1 tensor differs, 15 values, max |d| = inf", text
+    assert f"t     {type_a} -> {type_b}" in text

@@ -2,7 +2,8 @@
 
 Tensors are matched by name.  Common tensors of the same type and shape are
 compared by value when the type has a plain element layout (F32, F16, BF16,
-F64, I8-I64) and byte for byte otherwise (quantized blocks have no single byte
+F64, I8-I64; two float types, F16 against F32, widened to float64 first) and
+byte for byte otherwise (quantized blocks have no single byte
 order to normalize, so their bytes are the only faithful comparison).
 
 Value rule: two elements differ when their bit patterns, read in the file's
@@ -477,6 +478,8 @@ def compare_pair(a: Entry, b: Entry, arch: str | None, facts: ModelFacts) -> Ten
         result.status = NOT_COMPARED
         result.note = "transposed and too large to compare whole"
         return result
+    if arch is None and ta.shape == tb.shape and {ta.type_name, tb.type_name} <= WIDENABLE:
+        _compare_widened(a, b, result)  # F16 against F32 by name: counted as within one type
     _relate_into(result, a, b, transform, counted=arch is not None)
     if result.relations == ["identical"] and _bits_differ(a, b):  # the relations compare values: +0 is -0 there
         result.relations = [EQUAL_VALUES]
@@ -504,6 +507,32 @@ def _relate_into(result: TensorDiff, a: Entry, b: Entry, transform: Transform, c
         result.errors = relation.stats
         if result.rmse is None:
             result.rmse = relation.stats.rmse
+
+
+WIDENABLE: Final = frozenset({"F16", "BF16", "F32", "F64"})  # float64 holds each exactly
+
+
+def _compare_widened(a: Entry, b: Entry, result: TensorDiff) -> None:
+    """Two float types compared by the by-name value rule, both widened to float64.
+
+    Widening is exact and keeps the sign of zero, so the widened bits differ exactly where the
+    values do (+0 against -0 too), and NaNs stay equal whatever their payloads.
+    """
+    (file_a, ta), (file_b, tb) = a, b
+    words_a, words_b = file_a.words(ta), file_b.words(tb)
+    width_a, width_b = words_a.dtype.itemsize, words_b.dtype.itemsize
+    decode_a, decode_b = DECODERS[ta.type_name], DECODERS[tb.type_name]
+
+    def widen(wa: Array, wb: Array) -> tuple[Array, Array]:
+        with np.errstate(invalid="ignore"):  # signaling NaNs stay NaNs
+            fa = decode_a(wa.astype(f"u{width_a}", copy=False)).astype(np.float64)
+            fb = decode_b(wb.astype(f"u{width_b}", copy=False)).astype(np.float64)
+        return fa.view(np.uint64), fb.view(np.uint64)
+
+    status = result.status
+    _compare_values(words_a, words_b, DECODERS["F64"], result, _releaser(file_a, ta, file_b, tb, width_a, width_b),
+                    widen)  # fmt: skip
+    result.status = status  # the relations decide it (a type change)
 
 
 def _bits_differ(a: Entry, b: Entry) -> bool:
@@ -556,27 +585,38 @@ def _chunks(n: int, step: int) -> Iterator[slice]:
 Release = Callable[[slice], None]
 
 
-def _releaser(a: ModelFile, ta: TensorInfo, b: ModelFile, tb: TensorInfo, width: int) -> Release:
+def _releaser(
+    a: ModelFile, ta: TensorInfo, b: ModelFile, tb: TensorInfo, width: int, width_b: int | None = None
+) -> Release:
     """Drops a compared chunk's pages from both mappings, as the scanner does: the resident set stays small."""
+    wb = width if width_b is None else width_b  # B's element width, when B has another type
 
     def release(part: slice) -> None:
-        length = (part.stop - part.start) * width
-        a.mapping.release(ta.offset + part.start * width, length)
-        b.mapping.release(tb.offset + part.start * width, length)
+        n = part.stop - part.start
+        a.mapping.release(ta.offset + part.start * width, n * width)
+        b.mapping.release(tb.offset + part.start * wb, n * wb)
 
     return release
 
 
 def _compare_values(
-    wa: Array, wb: Array, decode: Callable[[Array], Array], result: TensorDiff, release: Release
+    wa: Array,
+    wb: Array,
+    decode: Callable[[Array], Array],
+    result: TensorDiff,
+    release: Release,
+    widen: Callable[[Array, Array], tuple[Array, Array]] | None = None,
 ) -> None:
+    """widen: two chunks of words -> native words of one type that decode reads (two types compared)."""
     native = np.dtype(f"u{wa.dtype.itemsize}")
     n_differ = n_nan_mismatch = n_finite = 0
     max_abs = max_rel = 0.0
     square_sum = ScaledSum()  # F64 differences of 1e200 square past float64, and of 1e-200 to zero
     for part in _chunks(wa.size, CHUNK_ELEMENTS):
-        # astype to native order: a byte-swapped twin compares equal.
-        ba, bb = wa[part].astype(native, copy=False), wb[part].astype(native, copy=False)
+        if widen is not None:
+            ba, bb = widen(wa[part], wb[part])
+        else:  # astype to native order: a byte-swapped twin compares equal.
+            ba, bb = wa[part].astype(native, copy=False), wb[part].astype(native, copy=False)
         if np.array_equal(ba, bb):  # the common case: only the finite count is needed
             n_finite += int(np.count_nonzero(np.isfinite(decode(ba))))
             release(part)

@@ -73,7 +73,8 @@ def _differing_row(t: TensorDiff) -> list[str]:
         return [t.name, t.type, f"{t.n_bytes_differ or 0:,} bytes", "-", "-", "-", "-"]
     n = t.n_values_differ or 0
     share = n / t.n_elements if t.n_elements else None
-    return [t.name, t.type, f"{n:,}", percent(share), _stat(t.max_abs_diff), _stat(t.max_rel_diff), _stat(t.rmse)]
+    types = t.type if t.type_a == t.type_b else f"{t.type_a} -> {t.type_b}"  # F16 against F32 by name
+    return [t.name, types, f"{n:,}", percent(share), _stat(t.max_abs_diff), _stat(t.max_rel_diff), _stat(t.rmse)]
 
 
 def container(model_format: str, version: int | None) -> str:

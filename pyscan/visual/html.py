@@ -195,7 +195,9 @@ def _diff_row(t: TensorDiff) -> list[str]:
     def stat(x: float | None) -> str:
         return "-" if x is None else short_float(x)
 
-    return [t.name, "different", t.type, f"{n:,}", share, stat(t.max_abs_diff), stat(t.max_rel_diff), stat(t.rmse)]
+    types = t.type if t.type_a == t.type_b else f"{t.type_a} -> {t.type_b}"  # F16 against F32 by name
+    row = [t.name, _status(t.status), types, f"{n:,}", share]
+    return row + [stat(t.max_abs_diff), stat(t.max_rel_diff), stat(t.rmse)]
 
 
 def render_diff_html(report: DiffReport) -> str:
