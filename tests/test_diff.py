@@ -430,17 +430,17 @@ def with_type_id(path: Path, name: str, type_id: int) -> bytes:
     return bytes(data)
 
 
-def test_unknown_type_is_not_compared(model: Path, folder: Path) -> None:
+def test_unknown_type_is_compared_by_its_bytes(model: Path, folder: Path) -> None:
+    """A type pyscan cannot read, the same in both files: its bytes up to the next tensor's data (or the
+    end of the file) are all that can be compared (it was "not compared", exit 1, for identical copies)."""
     unknown_a, unknown_b = folder / "unknown_a.gguf", folder / "unknown_b.gguf"
     unknown_a.write_bytes(with_type_id(model, "quant.weight", 99))  # the last tensor: nothing follows it
     unknown_b.write_bytes(unknown_a.read_bytes())
     code, report = diff_json(unknown_a, unknown_b)
-    # Its data extent is unknown, so the files cannot be vouched for as identical.
-    assert code == 1 and report["identical"] is False and report["n_tensors_differ"] == 0
-    assert {t["name"]: t["status"] for t in report["tensors"] if t["status"] != "identical"} == {
-        "quant.weight": "not_compared"
-    }
-    assert report["summary"] == "1 not compared (unknown type)"
+    assert code == 0 and report["identical"] is True and report["summary"] == "identical", report["summary"]
+    quant = by_name(report)["quant.weight"]
+    assert (quant["status"], quant["compared"], quant["n_bytes_differ"]) == ("identical", "bytes", 0)
+    assert quant["type"] == "unknown:99"
     _, report = diff_json(model, unknown_b)
     assert by_name(report)["quant.weight"]["status"] == "type_changed"
     assert (by_name(report)["quant.weight"]["type_a"], by_name(report)["quant.weight"]["type_b"]) == (
@@ -769,3 +769,30 @@ def test_two_float_types_by_name_count_their_differing_values(tmp_path: Path, ty
     text = diff_cli(tmp_path / "a.gguf", tmp_path / "b.gguf").stdout
     assert text.splitlines()[0] == "1 tensor differs, 15 values, max |d| = inf", text
     assert f"t     {type_a} -> {type_b}" in text
+
+
+def test_unknown_type_whose_bytes_differ(tmp_path: Path) -> None:
+    """Bytes that differ under an unknown type: different, counted as numpy counts gguf-py's bytes, with a note."""
+    rng = np.random.default_rng(3)
+    first, last = rng.normal(0, 1, 100).astype(np.float32), rng.normal(0, 1, 64).astype(np.float32)
+    changed = first.copy()
+    changed[[0, 7, 99]] += np.float32(1.0)
+    for name, values in (("a", first), ("b", changed)):
+        write(tmp_path / f"{name}.gguf", [("mid", values, None), ("last", last, None)])
+    ra, rb = gguf.GGUFReader(tmp_path / "a.gguf"), gguf.GGUFReader(tmp_path / "b.gguf")
+    bytes_a, bytes_b = (np.asarray(r.tensors[0].data).view(np.uint8).reshape(-1) for r in (ra, rb))
+    want = int(np.count_nonzero(bytes_a != bytes_b))  # the padding after the data is the same in both
+    for name in ("a", "b"):  # a tensor in the middle: the next tensor's offset bounds its bytes
+        (tmp_path / f"u{name}.gguf").write_bytes(with_type_id(tmp_path / f"{name}.gguf", "mid", 99))
+    code, report = diff_json(tmp_path / "ua.gguf", tmp_path / "ub.gguf")
+    mid = by_name(report)["mid"]
+    assert code == 1 and (mid["status"], mid["compared"], mid["n_bytes_differ"]) == ("different", "bytes", want)
+    note = "type unknown to pyscan: its bytes differ, its values are not comparable"
+    assert mid["n_values_differ"] is None and mid["note"] == note
+    assert by_name(report)["last"]["status"] == "identical"
+    text = diff_cli(tmp_path / "ua.gguf", tmp_path / "ub.gguf").stdout
+    assert text.splitlines()[0] == "1 tensor differs, 1 by bytes", text
+    assert f"mid: {note}" in text
+    (tmp_path / "uc.gguf").write_bytes(with_type_id(tmp_path / "b.gguf", "mid", 98))  # another unknown type
+    _, report = diff_json(tmp_path / "ua.gguf", tmp_path / "uc.gguf")
+    assert by_name(report)["mid"]["status"] == "type_changed"

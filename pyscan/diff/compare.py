@@ -91,7 +91,7 @@ ONLY_IN_A: Final = "only_in_a"
 ONLY_IN_B: Final = "only_in_b"
 TYPE_CHANGED: Final = "type_changed"
 SHAPE_CHANGED: Final = "shape_changed"
-NOT_COMPARED: Final = "not_compared"  # same unknown type id: its data extent is unknown
+NOT_COMPARED: Final = "not_compared"  # e.g. an unknown type whose bytes' extent is not in the file
 EQUAL_VALUES: Final = "equal-values"  # the relation of a "different" tensor whose bits differ and values do not
 
 
@@ -563,13 +563,38 @@ def compare_tensor(a: ModelFile, ta: TensorInfo, b: ModelFile, tb: TensorInfo) -
     else:
         result.n_elements = ta.n_elements
         if ta.nbytes is None:
-            result.status = NOT_COMPARED
+            _compare_unknown(a, ta, b, tb, result)
         elif ta.type_name in DECODERS:
             width = ta.nbytes // ta.n_elements if ta.n_elements else 1
             _compare_values(a.words(ta), b.words(tb), DECODERS[ta.type_name], result, _releaser(a, ta, b, tb, width))
         else:
             _compare_bytes(_raw(a, ta), _raw(b, tb), result, _releaser(a, ta, b, tb, 1))
     return result
+
+
+UNKNOWN_NOTE: Final = "type unknown to pyscan: its bytes differ, its values are not comparable"
+
+
+def _extent(model: ModelFile, info: TensorInfo) -> int | None:
+    """An unknown type's bytes: up to the next tensor's data, or the end of the file (padding included)."""
+    end = min((t.offset for t in model.tensors if t.offset > info.offset), default=model.size)
+    return end - info.offset if info.offset <= end <= model.size else None
+
+
+def _compare_unknown(a: ModelFile, ta: TensorInfo, b: ModelFile, tb: TensorInfo, result: TensorDiff) -> None:
+    """Two tensors of one unknown type: only their bytes can be compared, over the extent each file gives."""
+    na, nb = _extent(a, ta), _extent(b, tb)
+    if na is None or nb is None:
+        result.status = NOT_COMPARED
+        return
+    ra = np.frombuffer(a.mapping.buffer, dtype=np.uint8, count=na, offset=ta.offset)
+    rb = np.frombuffer(b.mapping.buffer, dtype=np.uint8, count=nb, offset=tb.offset)
+    if na == nb:
+        _compare_bytes(ra, rb, result, _releaser(a, ta, b, tb, 1))
+    else:  # extents of other lengths: not the same bytes (how many differ has no answer)
+        result.compared, result.status = "bytes", DIFFERENT
+    if result.status == DIFFERENT:
+        result.note = UNKNOWN_NOTE
 
 
 def _raw(gguf: ModelFile, info: TensorInfo) -> Array:
