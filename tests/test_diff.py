@@ -796,3 +796,21 @@ def test_unknown_type_whose_bytes_differ(tmp_path: Path) -> None:
     (tmp_path / "uc.gguf").write_bytes(with_type_id(tmp_path / "b.gguf", "mid", 98))  # another unknown type
     _, report = diff_json(tmp_path / "ua.gguf", tmp_path / "uc.gguf")
     assert by_name(report)["mid"]["status"] == "type_changed"
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_error_stats_count_differences_as_numpy_does(seed: int) -> None:
+    """ErrorStats' value count (NaN equals NaN) and whether an infinity stands against another value, in chunks."""
+    rng = np.random.default_rng(seed)
+    pool = np.array([np.nan, np.inf, -np.inf, 0.0, -0.0, 1.0, 2.5])
+    x, y = rng.choice(pool, 200), rng.choice(pool, 200)
+    y[:50] = x[:50]  # a first chunk with equal pairs among them, NaNs included
+    stats = ErrorStats()
+    stats.add(x[:100], y[:100], 0)
+    stats.add(x[100:], y[100:], 100)
+    same = (x == y) | (np.isnan(x) & np.isnan(y))  # +0 equals -0 here: values, not bits
+    differ = np.flatnonzero(~same)
+    apart = ~same & ~(np.isfinite(x) & np.isfinite(y)) & ~np.isnan(x) & ~np.isnan(y)
+    assert (stats.n_differ, stats.first_diff) == (differ.size, int(differ[0]))
+    skipped = int(np.count_nonzero(~np.isfinite(x) | ~np.isfinite(y)))
+    assert (stats.infinitely_apart, stats.n_skipped) == (bool(apart.any()), skipped)

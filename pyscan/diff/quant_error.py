@@ -70,9 +70,9 @@ class ErrorStats:
         """n_differ and first_diff; finite: which pairs are finite, None when all are (the usual chunk)."""
         differ = x != y
         if finite is not None:  # NaN equals NaN; an infinity against anything else is infinitely apart
-            not_nan = ~np.isnan(x) & ~np.isnan(y)
-            differ &= not_nan | (np.isnan(x) != np.isnan(y))
-            self.infinitely_apart = self.infinitely_apart or bool((differ & ~finite & not_nan).any())
+            nan_x, nan_y = np.isnan(x), np.isnan(y)  # once each: these masks are the chunk's cost
+            differ &= ~(nan_x & nan_y)  # (NaN != NaN is true)
+            self.infinitely_apart = self.infinitely_apart or bool((differ & ~finite & ~(nan_x | nan_y)).any())
         n = int(np.count_nonzero(differ))
         if n:
             if self.first_diff is None:
