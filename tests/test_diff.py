@@ -422,7 +422,11 @@ def test_globs_selecting_nothing_are_a_usage_error_not_identical(model: Path, fl
 
 def with_type_id(path: Path, name: str, type_id: int) -> bytes:
     """The file's bytes with one tensor's type id rewritten in its header entry (little-endian file)."""
-    data = bytearray(path.read_bytes())
+    return with_type_id_bytes(path.read_bytes(), name, type_id)
+
+
+def with_type_id_bytes(original: bytes, name: str, type_id: int) -> bytes:
+    data = bytearray(original)
     encoded = name.encode()
     at = data.index(struct.pack("<Q", len(encoded)) + encoded) + 8 + len(encoded)
     (n_dims,) = struct.unpack_from("<I", data, at)
@@ -796,6 +800,55 @@ def test_unknown_type_whose_bytes_differ(tmp_path: Path) -> None:
     (tmp_path / "uc.gguf").write_bytes(with_type_id(tmp_path / "b.gguf", "mid", 98))  # another unknown type
     _, report = diff_json(tmp_path / "ua.gguf", tmp_path / "uc.gguf")
     assert by_name(report)["mid"]["status"] == "type_changed"
+
+
+def test_unknown_type_under_another_alignment_is_identical(tmp_path: Path) -> None:
+    """The same unknown-type tensor in files of alignment 32 and 64: only the padding after it differs in
+    length, so it is identical (it was different, "0 bytes", for the extents' lengths)."""
+    first, last = np.ones(3, np.float32), np.arange(64, dtype=np.float32)
+    write(tmp_path / "a.gguf", [("q", first, None), ("p", last, None)])
+    writer = gguf.GGUFWriter(tmp_path / "b.gguf", "llama")
+    writer.add_custom_alignment(64)
+    writer.add_tensor("q", first)
+    writer.add_tensor("p", last)
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    offsets = [[int(t.data_offset) for t in gguf.GGUFReader(tmp_path / f"{n}.gguf").tensors] for n in "ab"]
+    assert offsets[0][1] - offsets[0][0] != offsets[1][1] - offsets[1][0]  # the extents do differ in length
+    for name in "ab":
+        (tmp_path / f"u{name}.gguf").write_bytes(with_type_id(tmp_path / f"{name}.gguf", "q", 99))
+    _, report = diff_json(tmp_path / "ua.gguf", tmp_path / "ub.gguf")
+    q = by_name(report)["q"]
+    assert (q["status"], q["compared"], q["n_bytes_differ"]) == ("identical", "bytes", 0), q
+
+
+def test_each_unknown_tensor_is_bounded_by_the_next_ones_data(tmp_path: Path) -> None:
+    """Five unknown-type tensors in a row, two changed: each is counted over its own bytes only."""
+    rng = np.random.default_rng(5)
+    sizes = (8, 100, 3, 64, 40)
+    before = [rng.normal(0, 1, n).astype(np.float32) for n in sizes]
+    after = [v.copy() for v in before]
+    after[1][[0, 50, 99]] += np.float32(1.0)
+    after[3][-1] = -after[3][-1]
+    names = [f"t{i}" for i in range(len(sizes))]
+    write(tmp_path / "a.gguf", [(n, v, None) for n, v in zip(names, before, strict=True)])
+    write(tmp_path / "b.gguf", [(n, v, None) for n, v in zip(names, after, strict=True)])
+    readers = [gguf.GGUFReader(tmp_path / f"{n}.gguf") for n in "ab"]
+    want = {
+        t.name: int(np.count_nonzero(np.asarray(t.data).view(np.uint8) != np.asarray(u.data).view(np.uint8)))
+        for t, u in zip(*(r.tensors for r in readers), strict=True)
+    }
+    assert [want[n] for n in names][::2] == [0, 0, 0] and want["t1"] > 0 and want["t3"] > 0
+    for side in "ab":
+        data = (tmp_path / f"{side}.gguf").read_bytes()
+        for name in names:
+            (tmp_path / f"u{side}.gguf").write_bytes(data := with_type_id_bytes(data, name, 99))
+    _, report = diff_json(tmp_path / "ua.gguf", tmp_path / "ub.gguf")
+    found = by_name(report)
+    assert {n: found[n]["n_bytes_differ"] for n in names} == want
+    assert [found[n]["status"] for n in names] == ["identical", "different", "identical", "different", "identical"]
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])

@@ -37,6 +37,7 @@ non-finite floats become the strings ``"inf"``, ``"-inf"`` and ``"nan"``, and
 
 from __future__ import annotations
 
+import bisect
 import math
 import os
 import re
@@ -576,23 +577,30 @@ UNKNOWN_NOTE: Final = "type unknown to pyscan: its bytes differ, its values are 
 
 
 def _extent(model: ModelFile, info: TensorInfo) -> int | None:
-    """An unknown type's bytes: up to the next tensor's data, or the end of the file (padding included)."""
-    end = min((t.offset for t in model.tensors if t.offset > info.offset), default=model.size)
+    """An unknown type's bytes: up to the next tensor's data, or the end of the file (padding included).
+
+    The parser keeps the offsets in header order non-decreasing (ggml's rule), so a bisection finds
+    the next one: a scan of every tensor per unknown one made 16,000 of them take 24 s.
+    """
+    after = bisect.bisect_right(model.tensors, info.offset, key=lambda t: t.offset)
+    end = model.tensors[after].offset if after < len(model.tensors) else model.size
     return end - info.offset if info.offset <= end <= model.size else None
 
 
 def _compare_unknown(a: ModelFile, ta: TensorInfo, b: ModelFile, tb: TensorInfo, result: TensorDiff) -> None:
-    """Two tensors of one unknown type: only their bytes can be compared, over the extent each file gives."""
+    """Two tensors of one unknown type: only their bytes can be compared, over the extents the files give.
+
+    Each extent holds the whole tensor (the next tensor's data cannot start inside it), so the shorter
+    one's length holds it in both: past that is padding, which another alignment makes longer.
+    """
     na, nb = _extent(a, ta), _extent(b, tb)
     if na is None or nb is None:
         result.status = NOT_COMPARED
         return
-    ra = np.frombuffer(a.mapping.buffer, dtype=np.uint8, count=na, offset=ta.offset)
-    rb = np.frombuffer(b.mapping.buffer, dtype=np.uint8, count=nb, offset=tb.offset)
-    if na == nb:
-        _compare_bytes(ra, rb, result, _releaser(a, ta, b, tb, 1))
-    else:  # extents of other lengths: not the same bytes (how many differ has no answer)
-        result.compared, result.status = "bytes", DIFFERENT
+    n = min(na, nb)
+    ra = np.frombuffer(a.mapping.buffer, dtype=np.uint8, count=n, offset=ta.offset)
+    rb = np.frombuffer(b.mapping.buffer, dtype=np.uint8, count=n, offset=tb.offset)
+    _compare_bytes(ra, rb, result, _releaser(a, ta, b, tb, 1))
     if result.status == DIFFERENT:
         result.note = UNKNOWN_NOTE
 
