@@ -412,6 +412,14 @@ def test_experiment_bad_mode_is_one_line(tmp_path: Path) -> None:
     one_line_error(pyscan_cli("experiment", str(model), "--mode", "squash=bf16"), "KIND=FMT")
 
 
+@pytest.mark.parametrize("size", ["\u00b2", "\u0663", "9" * 5000, "", "-3", "3.0"])
+def test_experiment_bad_group_size_is_one_line(tmp_path: Path, size: str) -> None:
+    """A superscript or Arabic-Indic digit, or 5,000 digits, was an internal error (int() refused them)."""
+    model = tmp_path / "m.gguf"
+    model.write_bytes(b"GGUF")
+    one_line_error(pyscan_cli("experiment", str(model), "--mode", f"fake-quant=int4:{size}"), "group size")
+
+
 def test_model_the_engine_refuses_is_one_line(gemma: Path, tmp_path: Path) -> None:
     need("llama_cpp")
     bad = tmp_path / "not-a-model.gguf"

@@ -246,6 +246,7 @@ def test_bad_mode_strings_are_usage_errors() -> None:
 
     for kwargs in (
         {"truncate": "m24"},
+        {"truncate": "m\u0667"},  # an Arabic-Indic 7: only ASCII digits name a mantissa width
         {"round": "fp8"},
         {"fake_quant": "int3"},
         {"truncate": "bf16", "round": "bf16"},

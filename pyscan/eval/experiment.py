@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import re
 import tempfile
 from collections.abc import Sequence
 from contextlib import ExitStack
@@ -36,7 +37,8 @@ def parse_kind_format(spelling: str) -> RewriteMode:
     group = None
     if kind == "fake-quant" and ":" in fmt:
         fmt, _, size = fmt.partition(":")
-        if not size.isdigit():
+        # ASCII digits, at most 18: isdigit() takes "²", which int() refuses, and int() refuses 5,000 digits
+        if not re.fullmatch(r"[0-9]{1,18}", size.strip()):
             raise PyscanError(None, f"--mode {spelling!r}: the group size must be a number", "usage")
         group = int(size)
     mode = parse_mode(

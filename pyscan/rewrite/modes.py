@@ -86,11 +86,11 @@ class RewriteMode(NamedTuple):
 
 def parse_target(kind: Literal["truncate", "round"], text: str) -> RewriteMode:
     target = text.strip().lower()
-    match = re.fullmatch(r"m(\d{1,2})", target)
+    match = re.fullmatch(r"m([0-9]{1,2})", target)  # ASCII: \d takes other scripts' digits
     if target in ("bf16", "fp16"):
         return RewriteMode(kind, target)
     if match and int(match.group(1)) <= 23:
-        return RewriteMode(kind, f"m{int(match.group(1))}")  # m07 and m٧ are m7: one name in reports and files
+        return RewriteMode(kind, f"m{int(match.group(1))}")  # m07 is m7: one name in reports and files
     raise PyscanError(None, f"--{kind} takes bf16, fp16 or mN with N = 0..23, not {text!r}", "usage")
 
 
