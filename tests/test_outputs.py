@@ -149,6 +149,71 @@ def test_stdout_appended_to_an_input_is_refused_before_argparse(model: Path) -> 
     assert digest(model) == before
 
 
+def test_stderr_appended_to_an_output_is_refused(model: Path, tmp_path: Path) -> None:
+    """`--html r.html 2>> r.html`: the "already exists" refusal would have grown the page it keeps."""
+    for option in ("--html", "--plot", "-o"):
+        page = tmp_path / "kept.out"
+        page.write_bytes(b"keep me")
+        extra = ["--truncate", "bf16"] if option == "-o" else []
+        for spelling in ([option, str(page)], [f"{option}={page}"] if option != "-o" else ["-o", str(page)]):
+            result = run_appending([str(model), *extra, *spelling], stderr_into=page)
+            assert result.returncode == 2, result
+            assert result.stdout.decode().startswith("pyscan: standard error is redirected into a file this command")
+            assert page.read_bytes() == b"keep me", spelling
+
+
+def test_a_subcommand_name_is_not_taken_for_a_file(model: Path, tmp_path: Path) -> None:
+    """`pyscan diff A B 2> diff` in a folder: the word diff names the subcommand, not the file stderr went to."""
+    into = tmp_path / "diff"
+    into.write_bytes(b"")
+    with open(into, "ab") as err:
+        result = subprocess.run(
+            [sys.executable, "-m", "pyscan", "diff", str(model), str(model)], stdout=subprocess.PIPE, stderr=err,
+            check=False, timeout=120, cwd=tmp_path,
+        )  # fmt: skip
+    assert result.returncode == 0 and result.stdout.decode().startswith("identical"), result
+
+
+def run_with_closed(fd: int, args: list[str]) -> subprocess.CompletedProcess[str]:
+    """`pyscan ARGS >&-` (fd 1) or `2>&-` (fd 2): the stream closed, not redirected."""
+    return subprocess.run(
+        ["sh", "-c", f'exec "$@" {fd}>&-', "sh", sys.executable, "-m", "pyscan", *args],
+        stdout=subprocess.PIPE if fd != 1 else None, stderr=subprocess.PIPE if fd != 2 else None,
+        text=True, check=False, timeout=120, cwd=tempfile.gettempdir(),
+    )  # fmt: skip
+
+
+def test_a_closed_stdout_is_refused_and_nothing_is_written(model: Path, tmp_path: Path) -> None:
+    """`pyscan m.gguf >&-` ended in a traceback (sys.stdout was None), exit 1."""
+    out = tmp_path / "out.gguf"
+    for args in ([str(model)], [str(model), "--json"], [str(model), "--truncate", "bf16", "-o", str(out)]):
+        result = run_with_closed(1, args)
+        assert_refused(result, "standard output is closed")
+        assert not out.exists() and temporaries(tmp_path) == []
+
+
+def test_a_closed_stderr_leaves_the_work_done_and_the_status(model: Path, tmp_path: Path) -> None:
+    """`pyscan m.gguf 2>&-` was an internal error (sys.stderr was None), exit 2 for a good file. Its fd is
+    reopened on /dev/null, so the output's temporary file cannot take fd 2 and receive an error line."""
+    import gguf
+    import numpy as np
+
+    result = run_with_closed(2, [str(model)])
+    assert result.returncode == 0 and result.stdout.startswith(str(model)), result
+    assert run_with_closed(2, [str(model), "--no-such-option"]).returncode == 2
+    out = tmp_path / "out.gguf"
+    result = run_with_closed(2, [str(model), "--truncate", "bf16", "-o", str(out)])
+    assert result.returncode == 0, result
+    before, after = gguf.GGUFReader(model), gguf.GGUFReader(out)
+    for a, b in zip(before.tensors, after.tensors, strict=True):
+        if a.tensor_type == gguf.GGMLQuantizationType.F32:
+            want = np.asarray(a.data).view(np.uint32) & np.uint32(0xFFFF0000)
+            np.testing.assert_array_equal(np.asarray(b.data).view(np.uint32), want)
+        else:
+            assert bytes(np.asarray(a.data).view(np.uint8)) == bytes(np.asarray(b.data).view(np.uint8))
+    assert out.stat().st_size == model.stat().st_size and temporaries(tmp_path) == []
+
+
 # ---- an output that is not a regular file --------------------------------------------------------
 
 

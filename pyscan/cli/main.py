@@ -29,6 +29,7 @@ from pyscan.cli.options import (
 )
 from pyscan.cli.outcome import EXIT_ERROR, EXIT_OK, emit, guarded
 from pyscan.cli.progress import progress_bar
+from pyscan.cli.streams import reopen_closed_streams
 from pyscan.errors import PyscanError
 from pyscan.parser import open_model
 from pyscan.rewrite import select_targets
@@ -335,6 +336,11 @@ def entry() -> NoReturn:
     Freeing every module at exit costs ~5 ms, a tenth of pyscan's fixed cost on a small
     file, and buys nothing: by now every file is closed and OUT is renamed into place.
     """
+    if 1 in reopen_closed_streams():  # `pyscan m.gguf >&-`: a report with nowhere to go
+        if not redirect_into_named_file(sys.argv[1:]):  # `>&- 2>> m.gguf`: not even this line goes there
+            print("pyscan: standard output is closed; redirect it to /dev/null to discard the report", file=sys.stderr)
+        sys.stderr.flush()
+        os._exit(EXIT_ERROR)
     code = main()
     try:
         sys.stdout.flush()

@@ -99,46 +99,63 @@ def check_outputs(
         raise PyscanError(None, refusal, "usage")
 
 
-def redirect_refusal(inputs: Sequence[str]) -> str | None:
-    """Why pyscan must stop if stdout or stderr is redirected into one of inputs (`2>> m.gguf`), else None.
+def redirect_refusal(inputs: Sequence[str], outputs: Sequence[str] = ()) -> str | None:
+    """Why pyscan must stop if stdout or stderr is redirected into one of inputs (`2>> m.gguf`) or of
+    outputs (`--html r.html 2>> r.html`: a refusal would grow the file it promises to keep), else None.
 
-    Each stream that is an input is pointed at /dev/null first, so that nothing more (an error, a
+    Each stream that is such a file is pointed at /dev/null first, so that nothing more (an error, a
     warning, a progress bar, Python's own last words) reaches that file.  The refusal is for the
-    caller to print on stderr; when stderr was the input it is written on stdout here instead, unless
-    stdout is an input too: then nothing is written anywhere, and the exit status alone says it.
+    caller to print on stderr; when stderr was the file it is written on stdout here instead, unless
+    stdout is one too: then nothing is written anywhere, and the exit status alone says it.
     """
-    out, err = stream_is_one_of(1, inputs), stream_is_one_of(2, inputs)
+    # An output is compared as named, not through a link: `-o link` to /proc/self/fd/1 is the link rule's.
+    out_in, err_in = stream_is_one_of(1, inputs), stream_is_one_of(2, inputs)
+    out = out_in or stream_is_one_of(1, outputs, follow=False)
+    err = err_in or stream_is_one_of(2, outputs, follow=False)
     if not (out or err):
         return None
-    refusal = f"standard {'error' if err else 'output'} is redirected into an input file; refusing to write into it"
-    for fd, into_input in ((1, out), (2, err)):
-        if into_input:
+    into = "an input file" if (err_in if err else out_in) else "a file this command writes"
+    refusal = f"standard {'error' if err else 'output'} is redirected into {into}; refusing to write into it"
+    for fd, into_file in ((1, out), (2, err)):
+        if into_file:
             _silence(fd)
     if err and not out:
         _write_line(1, f"pyscan: {refusal}")
     return refusal
 
 
+SUBCOMMANDS = ("diff", "eval", "experiment")
+
+
 def redirect_into_named_file(arguments: Sequence[str]) -> bool:
     """Whether stdout or stderr is redirected into a file the command line names (an input, --resume,
-    --text=FILE); if so the refusal is already written where it is safe (see redirect_refusal).
+    --text=FILE, an -o / --html / --plot target); if so the refusal is already written where it is
+    safe (see redirect_refusal).
 
-    Run before argparse or any command may write.  A folder's files and a checkpoint's shards are
-    not on the command line: check_outputs compares the streams with those, once they are known.
+    Run before argparse or any command may write, so it cannot know which words are files: every
+    word but the subcommand's name is compared (one that only shares a name with the redirect
+    target, `--include t 2> t`, is refused too).  A folder's files and a checkpoint's shards are not
+    on the command line: check_outputs compares the streams with those, once they are known.
     """
     if not (_is_regular(1) or _is_regular(2)):  # a terminal, a pipe, /dev/null: no argument to stat
         return False
-    named, previous = [], ""
-    for word in arguments:
+    words = arguments[1:] if arguments[:1] and arguments[0] in SUBCOMMANDS else arguments
+    named: list[str] = []
+    outputs: list[str] = []
+    previous = ""
+    for word in words:
         option, _, value = word.partition("=")
-        # an output is not an input: `-o link` to /proc/self/fd/1 is the link rule's to refuse
-        if not (_is_output_option(previous) or (_is_output_option(option) and value)):
+        if _is_output_option(previous):
+            outputs.append(word)
+        elif _is_output_option(option) and value:
+            outputs.append(value)
+        else:
             named.append(value if word.startswith("-") and value else word)
         previous = word
-    refusal = redirect_refusal(named)
+    refusal = redirect_refusal(named, outputs)
     if refusal is None:
         return False
-    _write_line(2, f"pyscan: {refusal}")  # /dev/null by now, if stderr was the input
+    _write_line(2, f"pyscan: {refusal}")  # /dev/null by now, if stderr was the file
     return True
 
 
@@ -151,8 +168,10 @@ def _is_output_option(word: str) -> bool:
     return word == "-o" or (len(word) > 2 and word.startswith("--") and any(o.startswith(word) for o in OUTPUT_OPTIONS))
 
 
-def stream_is_one_of(fd: int, paths: Sequence[str]) -> bool:
-    """Whether file descriptor fd (1: stdout, 2: stderr) is redirected into one of these files (`>> model.gguf`)."""
+def stream_is_one_of(fd: int, paths: Sequence[str], follow: bool = True) -> bool:
+    """Whether file descriptor fd (1: stdout, 2: stderr) is redirected into one of these files (`>> model.gguf`).
+
+    follow=False compares a symbolic link itself, never the file it points to."""
     try:
         out = os.fstat(fd)
     except OSError:
@@ -161,7 +180,7 @@ def stream_is_one_of(fd: int, paths: Sequence[str]) -> bool:
         return False
     for path in paths:
         try:
-            info = os.stat(path)
+            info = os.stat(path, follow_symlinks=follow)
         except (OSError, ValueError):  # ValueError: a NUL in an argument
             continue
         if (info.st_dev, info.st_ino) == (out.st_dev, out.st_ino):
