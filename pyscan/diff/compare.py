@@ -50,7 +50,7 @@ import numpy as np
 from pyscan.diff.converter import expected_transform
 from pyscan.diff.pairing import Pair, pair_tensors
 from pyscan.diff.quant_error import ErrorStats
-from pyscan.diff.relations import MAX_TRANSPOSED_ELEMENTS, Transform, relate, unexplained
+from pyscan.diff.relations import MAX_TRANSPOSED_ELEMENTS, Observer, Transform, relate, unexplained
 from pyscan.diff.rows import readable
 from pyscan.diff.scaled_sums import ScaledSum, add_squared_differences
 from pyscan.diff.sides import Entry, ModelFacts, Side, SideFormat, file_side, open_side
@@ -479,9 +479,15 @@ def compare_pair(a: Entry, b: Entry, arch: str | None, facts: ModelFacts) -> Ten
         result.status = NOT_COMPARED
         result.note = "transposed and too large to compare whole"
         return result
-    if arch is None and ta.shape == tb.shape and {ta.type_name, tb.type_name} <= WIDENABLE:
-        _compare_widened(a, b, result)  # F16 against F32 by name: counted as within one type
-    _relate_into(result, a, b, transform, counted=arch is not None)
+    # F16 against F32 by name: counted as within one type, from the values relate reads anyway
+    widened = (
+        _ValueTally(DECODERS["F64"])
+        if arch is None and ta.shape == tb.shape and {ta.type_name, tb.type_name} <= WIDENABLE
+        else None
+    )
+    _relate_into(result, a, b, transform, counted=arch is not None, observe=widened.add_widened if widened else None)
+    if widened is not None:
+        _widened_into(widened, result)
     if result.relations == ["identical"] and _bits_differ(a, b):  # the relations compare values: +0 is -0 there
         result.relations = [EQUAL_VALUES]
     elif result.relations == ["identical"]:
@@ -493,10 +499,12 @@ def compare_pair(a: Entry, b: Entry, arch: str | None, facts: ModelFacts) -> Ten
     return result
 
 
-def _relate_into(result: TensorDiff, a: Entry, b: Entry, transform: Transform, counted: bool = False) -> None:
+def _relate_into(
+    result: TensorDiff, a: Entry, b: Entry, transform: Transform, counted: bool = False, observe: Observer | None = None
+) -> None:
     """The relation and errors into result; counted: its value counts too (a mapped pair has no other)."""
     try:
-        relation = relate(a, b, transform)
+        relation = relate(a, b, transform, observe)
     except NotImplementedError:  # a type gguf.quants cannot dequantize
         result.status, result.note = NOT_COMPARED, f"gguf.quants cannot dequantize {a[1].type_name} or {b[1].type_name}"
         return
@@ -513,27 +521,18 @@ def _relate_into(result: TensorDiff, a: Entry, b: Entry, transform: Transform, c
 WIDENABLE: Final = frozenset({"F16", "BF16", "F32", "F64"})  # float64 holds each exactly
 
 
-def _compare_widened(a: Entry, b: Entry, result: TensorDiff) -> None:
-    """Two float types compared by the by-name value rule, both widened to float64.
+def _widened_into(tally: _ValueTally, result: TensorDiff) -> None:
+    """Two float types' values, widened to float64, counted by the by-name value rule.
 
     Widening is exact and keeps the sign of zero, so the widened bits differ exactly where the
-    values do (+0 against -0 too), and NaNs stay equal whatever their payloads.
+    values do (+0 against -0 too), and NaNs stay equal whatever their payloads.  The status stays
+    the relations' (a type change); the RMSE is the relations' where no pair of values is finite.
     """
-    (file_a, ta), (file_b, tb) = a, b
-    words_a, words_b = file_a.words(ta), file_b.words(tb)
-    width_a, width_b = words_a.dtype.itemsize, words_b.dtype.itemsize
-    decode_a, decode_b = DECODERS[ta.type_name], DECODERS[tb.type_name]
-
-    def widen(wa: Array, wb: Array) -> tuple[Array, Array]:
-        with np.errstate(invalid="ignore"):  # signaling NaNs stay NaNs
-            fa = decode_a(wa.astype(f"u{width_a}", copy=False)).astype(np.float64)
-            fb = decode_b(wb.astype(f"u{width_b}", copy=False)).astype(np.float64)
-        return fa.view(np.uint64), fb.view(np.uint64)
-
-    status = result.status
-    _compare_values(words_a, words_b, DECODERS["F64"], result, _releaser(file_a, ta, file_b, tb, width_a, width_b),
-                    widen)  # fmt: skip
-    result.status = status  # the relations decide it (a type change)
+    status, rmse = result.status, result.rmse
+    tally.into(result)
+    result.status = status
+    if result.rmse is None:
+        result.rmse = rmse
 
 
 def _bits_differ(a: Entry, b: Entry) -> bool:
@@ -618,68 +617,76 @@ def _chunks(n: int, step: int) -> Iterator[slice]:
 Release = Callable[[slice], None]
 
 
-def _releaser(
-    a: ModelFile, ta: TensorInfo, b: ModelFile, tb: TensorInfo, width: int, width_b: int | None = None
-) -> Release:
+def _releaser(a: ModelFile, ta: TensorInfo, b: ModelFile, tb: TensorInfo, width: int) -> Release:
     """Drops a compared chunk's pages from both mappings, as the scanner does: the resident set stays small."""
-    wb = width if width_b is None else width_b  # B's element width, when B has another type
 
     def release(part: slice) -> None:
         n = part.stop - part.start
         a.mapping.release(ta.offset + part.start * width, n * width)
-        b.mapping.release(tb.offset + part.start * wb, n * wb)
+        b.mapping.release(tb.offset + part.start * width, n * width)
 
     return release
 
 
 def _compare_values(
-    wa: Array,
-    wb: Array,
-    decode: Callable[[Array], Array],
-    result: TensorDiff,
-    release: Release,
-    widen: Callable[[Array, Array], tuple[Array, Array]] | None = None,
+    wa: Array, wb: Array, decode: Callable[[Array], Array], result: TensorDiff, release: Release
 ) -> None:
-    """widen: two chunks of words -> native words of one type that decode reads (two types compared)."""
     native = np.dtype(f"u{wa.dtype.itemsize}")
-    n_differ = n_nan_mismatch = n_finite = 0
-    max_abs = max_rel = 0.0
-    square_sum = ScaledSum()  # F64 differences of 1e200 square past float64, and of 1e-200 to zero
+    tally = _ValueTally(decode)
     for part in _chunks(wa.size, CHUNK_ELEMENTS):
-        if widen is not None:
-            ba, bb = widen(wa[part], wb[part])
-        else:  # astype to native order: a byte-swapped twin compares equal.
-            ba, bb = wa[part].astype(native, copy=False), wb[part].astype(native, copy=False)
+        # astype to native order: a byte-swapped twin compares equal.
+        tally.add(wa[part].astype(native, copy=False), wb[part].astype(native, copy=False))
+        release(part)
+    tally.into(result)
+
+
+class _ValueTally:
+    """The by-name value rule and its statistics, summed over chunks of native-order words of one type."""
+
+    __slots__ = ("decode", "n_differ", "n_nan_mismatch", "n_finite", "max_abs", "max_rel", "square_sum")
+
+    def __init__(self, decode: Callable[[Array], Array]) -> None:
+        self.decode = decode
+        self.n_differ = self.n_nan_mismatch = self.n_finite = 0
+        self.max_abs = self.max_rel = 0.0
+        self.square_sum = ScaledSum()  # F64 differences of 1e200 square past float64, and of 1e-200 to zero
+
+    def add(self, ba: Array, bb: Array) -> None:
+        decode = self.decode
         if np.array_equal(ba, bb):  # the common case: only the finite count is needed
-            n_finite += int(np.count_nonzero(np.isfinite(decode(ba))))
-            release(part)
-            continue
+            self.n_finite += int(np.count_nonzero(np.isfinite(decode(ba))))
+            return
         # "invalid" fires on casting signaling NaNs and on inf - inf: both expected here.
         with np.errstate(invalid="ignore", over="ignore"):
-            fa, fb = decode(ba).astype(np.float64), decode(bb).astype(np.float64)
+            fa, fb = decode(ba).astype(np.float64, copy=False), decode(bb).astype(np.float64, copy=False)
             delta = np.abs(fa - fb)  # NaN only where a NaN is involved or at equal infinities
         nan_a, nan_b = np.isnan(fa), np.isnan(fb)
         differ = (ba != bb) & ~(nan_a & nan_b)
-        n_differ += int(np.count_nonzero(differ))
-        n_nan_mismatch += int(np.count_nonzero(nan_a != nan_b))
+        self.n_differ += int(np.count_nonzero(differ))
+        self.n_nan_mismatch += int(np.count_nonzero(nan_a != nan_b))
         finite = np.isfinite(fa) & np.isfinite(fb)
-        n_finite += int(np.count_nonzero(finite))
+        self.n_finite += int(np.count_nonzero(finite))
         if finite.any():
-            add_squared_differences(square_sum, fa[finite], fb[finite], lambda e: float(np.sum(np.square(e))))
+            add_squared_differences(self.square_sum, fa[finite], fb[finite], lambda e: float(np.sum(np.square(e))))
         numeric = differ & ~nan_a & ~nan_b
         if numeric.any():
-            max_abs = max(max_abs, float(delta[numeric].max()))
+            self.max_abs = max(self.max_abs, float(delta[numeric].max()))
         relative = numeric & np.isfinite(fa) & (fa != 0)
         if relative.any():
             with np.errstate(over="ignore"):
-                max_rel = max(max_rel, float((delta[relative] / np.abs(fa[relative])).max()))
-        release(part)
-    result.compared = "values"
-    result.n_values_differ, result.n_nan_mismatch = n_differ, n_nan_mismatch
-    result.max_abs_diff, result.max_rel_diff = max_abs, max_rel
-    result.rmse = square_sum.root_mean(n_finite) if n_finite else None
-    if n_differ:
-        result.status = DIFFERENT
+                self.max_rel = max(self.max_rel, float((delta[relative] / np.abs(fa[relative])).max()))
+
+    def add_widened(self, fa: Array, fb: Array) -> None:
+        """Two chunks of float64 values (two float types widened exactly: the sign of zero kept)."""
+        self.add(fa.reshape(-1).view(np.uint64), fb.reshape(-1).view(np.uint64))
+
+    def into(self, result: TensorDiff) -> None:
+        result.compared = "values"
+        result.n_values_differ, result.n_nan_mismatch = self.n_differ, self.n_nan_mismatch
+        result.max_abs_diff, result.max_rel_diff = self.max_abs, self.max_rel
+        result.rmse = self.square_sum.root_mean(self.n_finite) if self.n_finite else None
+        if self.n_differ:
+            result.status = DIFFERENT
 
 
 def _compare_bytes(ra: Array, rb: Array, result: TensorDiff, release: Release) -> None:

@@ -19,6 +19,7 @@ chunk by row chunk, against it:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -139,14 +140,21 @@ class _Track:
 
     @property
     def matches(self) -> str | None:
-        """"exact", the rounding that reproduces B, or None."""
+        """ "exact", the rounding that reproduces B, or None."""
         if self.exact:
             return "exact"
         return next((how for how, ok in self.rounded.items() if ok), None)
 
 
-def relate(a: Entry, b: Entry, transform: Transform) -> Relation:
-    """Compare B with A put through transform; both tensors readable and of matching shapes."""
+Observer = Callable[[Array, Array], None]  # rows of A and of B as read, before any transform
+
+
+def relate(a: Entry, b: Entry, transform: Transform, observe: Observer | None = None) -> Relation:
+    """Compare B with A put through transform; both tensors readable and of matching shapes.
+
+    observe, given, sees every chunk of rows of both sides as read (float64), so a caller that
+    needs more of the same values reads the tensors once, not twice; not with a transposed pair.
+    """
     (file_a, ta), (file_b, tb) = a, b
     # (an integer B has no rounding to try: its values are compared as they are)
     candidates = () if is_quantized(tb) else CANDIDATES.get(tb.type_name, ())
@@ -185,6 +193,8 @@ def relate(a: Entry, b: Entry, transform: Transform) -> Relation:
         for first in range(0, total, step):
             count = min(step, total - first)
             source, actual = rows(file_a, ta, first, count), rows(file_b, tb, first, count)
+            if observe is not None:
+                observe(source, actual)
             for track, t in [(main, transform), *mistakes]:
                 track.add(expected(source, t), actual, first * length)
     return _verdict(ta.type_name, tb, transform, main, mistakes)
