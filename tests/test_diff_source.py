@@ -521,3 +521,67 @@ def test_a_mapped_pair_of_plus_and_minus_zero_is_equal_values(tmp_path: Path) ->
     assert (code, tensor["status"], tensor["relations"]) == (1, "different", ["equal-values"]), tensor
     code, tensor = norms_pair(tmp_path, source, source)  # the control: the same bits are identical
     assert (code, tensor["status"], tensor["relations"]) == (0, "identical", ["identical"]), tensor
+
+
+def gpt2_pair(tmp_path: Path, stored: dict[str, tuple[Array, Any]]) -> dict[str, Any]:
+    """A GPT-2-style checkpoint (Conv1D weights stored [in, out]) and a GGUF holding `stored` (GGUF name ->
+    (F32 array, GGML type)), written with gguf-py; the diff's tensors by GGUF name."""
+    (tmp_path / "hf").mkdir(exist_ok=True)
+    rng = np.random.default_rng(9)
+    source = {
+        "h.0.attn.c_attn.weight": rng.normal(0, 0.05, (64, 192)).astype(np.float32),
+        "h.0.attn.c_proj.weight": rng.normal(0, 0.05, (64, 64)).astype(np.float32),  # square: in = out
+        "h.0.mlp.c_fc.weight": rng.normal(0, 0.05, (64, 256)).astype(np.float32),
+    }
+    config = {"architectures": ["GPT2LMHeadModel"], "model_type": "gpt2", "n_layer": 1, "n_head": 4, "n_embd": 64}
+    (tmp_path / "hf" / "config.json").write_text(json.dumps(config))
+    safetensors_numpy = pytest.importorskip("safetensors.numpy")
+    safetensors_numpy.save_file(source, str(tmp_path / "hf" / "model.safetensors"))
+    writer = gguf.GGUFWriter(os.fspath(tmp_path / "model.gguf"), "gpt2")
+    writer.add_block_count(1)
+    for name, (make, qtype) in stored.items():
+        data = make(source)
+        writer.add_tensor(name, data.astype(np.float16) if qtype == Q.F16 else data)
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    code, report = diff_json(tmp_path / "hf", tmp_path / "model.gguf")
+    assert report["architecture"] == "gpt2" and code == 1
+    return {t["name"]: t for t in report["tensors"]}
+
+
+def test_a_square_tensor_stored_transposed_is_recognized(tmp_path: Path) -> None:
+    """llama.cpp's converter transposes GPT-2's Conv1D weights; the square attn.c_proj's shape cannot show it,
+    so it read as "different" (unexplained) while its non-square siblings were "transposed"."""
+    proj, qkv = "h.0.attn.c_proj.weight", "h.0.attn.c_attn.weight"
+    tensors = gpt2_pair(tmp_path, {
+        "blk.0.attn_qkv.weight": (lambda s: np.ascontiguousarray(s[qkv].T), Q.F32),
+        "blk.0.attn_output.weight": (lambda s: np.ascontiguousarray(s[proj].T), Q.F32),
+        "blk.0.ffn_up.weight": (lambda s: np.ascontiguousarray(s["h.0.mlp.c_fc.weight"].T), Q.F16),
+    })  # fmt: skip
+    assert tensors["blk.0.attn_qkv.weight"]["relations"] == ["transposed"]
+    square = tensors["blk.0.attn_output.weight"]
+    assert (square["status"], square["relations"], square["note"]) == ("different", ["transposed"], None), square
+    qkv_figures = tensors["blk.0.attn_qkv.weight"]
+    assert (square["n_values_differ"], square["first_diff_index"], square["rmse"]) == (0, None, 0.0), square
+    assert (qkv_figures["n_values_differ"], qkv_figures["first_diff_index"], qkv_figures["rmse"]) == (0, None, 0.0)
+    up = tensors["blk.0.ffn_up.weight"]
+    assert (up["relations"], up["how"]) == (["rounded", "transposed"], "round-to-nearest-even to F16"), up
+
+
+def test_a_square_tensor_neither_as_stored_nor_transposed_stays_different(tmp_path: Path) -> None:
+    """The control: a square tensor that is not the source either way is "different", with numpy's errors
+    against the source as stored (not against its transpose); and a square one stored as is stays exact."""
+    proj = "h.0.attn.c_proj.weight"
+    noise = np.random.default_rng(1).normal(0, 0.05, (64, 64)).astype(np.float32)
+    tensors = gpt2_pair(tmp_path, {
+        "blk.0.attn_output.weight": (lambda s: np.ascontiguousarray(s[proj].T) + noise, Q.F32),
+        "blk.0.attn_qkv.weight": (lambda s: np.ascontiguousarray(s[proj]), Q.F32),  # another shape: by name only
+    })  # fmt: skip
+    square = tensors["blk.0.attn_output.weight"]
+    assert square["relations"] == ["different"], square
+    safetensors_numpy = pytest.importorskip("safetensors.numpy")
+    source = safetensors_numpy.load_file(str(tmp_path / "hf" / "model.safetensors"))[proj].astype(np.float64)
+    stored = gguf_values(tmp_path / "model.gguf")["blk.0.attn_output.weight"][1]
+    assert json_float(square["max_abs_error"]) == float(np.max(np.abs(stored - source)))

@@ -50,7 +50,7 @@ import numpy as np
 from pyscan.diff.converter import expected_transform
 from pyscan.diff.pairing import Pair, pair_tensors
 from pyscan.diff.quant_error import ErrorStats
-from pyscan.diff.relations import MAX_TRANSPOSED_ELEMENTS, Observer, Transform, relate, unexplained
+from pyscan.diff.relations import MAX_TRANSPOSED_ELEMENTS, Observer, Relation, Transform, relate, unexplained
 from pyscan.diff.rows import readable
 from pyscan.diff.scaled_sums import ScaledSum, add_squared_differences
 from pyscan.diff.sides import Entry, ModelFacts, Side, SideFormat, file_side, open_side
@@ -488,6 +488,8 @@ def compare_pair(a: Entry, b: Entry, arch: str | None, facts: ModelFacts) -> Ten
     _relate_into(result, a, b, transform, counted=arch is not None, observe=widened.add_widened if widened else None)
     if widened is not None:
         _widened_into(widened, result)
+    if arch is not None and unexplained(result.relations or [], result.note):
+        _transposed_instead(result, a, b, transform)
     if result.relations == ["identical"] and _bits_differ(a, b):  # the relations compare values: +0 is -0 there
         result.relations = [EQUAL_VALUES]
     elif result.relations == ["identical"]:
@@ -508,6 +510,27 @@ def _relate_into(
     except NotImplementedError:  # a type gguf.quants cannot dequantize
         result.status, result.note = NOT_COMPARED, f"gguf.quants cannot dequantize {a[1].type_name} or {b[1].type_name}"
         return
+    _take_relation(result, relation, counted)
+
+
+def _transposed_instead(result: TensorDiff, a: Entry, b: Entry, transform: Transform) -> None:
+    """A square matrix the relations cannot explain, tried transposed: its shape cannot say so.
+
+    llama.cpp's converter transposes GPT-2's (and Jais's) Conv1D weights; their shapes show it, except
+    attn.c_proj's, which is n_embd x n_embd.  Tried only for an unexplained pair, and within the bound
+    every transposed pair has (it is compared whole).
+    """
+    ta, tb = a[1], b[1]
+    square = len(ta.shape) == 2 and ta.shape[0] == ta.shape[1] and ta.shape == tb.shape
+    if not square or ta.n_elements > MAX_TRANSPOSED_ELEMENTS:
+        return
+    relation = relate(a, b, transform._replace(transposed=True, heads=None))  # (the first relate read both)
+    if relation.relations != ["different"]:
+        result.rmse = None  # the untransposed comparison's
+        _take_relation(result, relation, counted=True)
+
+
+def _take_relation(result: TensorDiff, relation: Relation, counted: bool) -> None:
     result.relations, result.how, result.shift = relation.relations, relation.how, relation.shift
     result.note = relation.note
     if counted:  # against A put through the converter's transforms

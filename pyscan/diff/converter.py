@@ -3,7 +3,8 @@
 Only what the converter does is expected (anything else is a difference): Gemma-family
 ``*norm.weight`` tensors get +1 (GemmaModel, Gemma2Model, Gemma3Model); llama-family
 ``q_proj`` / ``k_proj`` weights and biases are permuted per head (LlamaModel.permute, K with the
-KV head count); a 2-D tensor stored with its dimensions swapped is transposed.
+KV head count); a 2-D tensor stored with its dimensions swapped is transposed (a square one is
+tried transposed in compare.py when nothing else explains it: its shape cannot say).
 """
 
 from __future__ import annotations
