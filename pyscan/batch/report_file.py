@@ -23,6 +23,7 @@ import warnings
 from collections.abc import Sequence
 from typing import Any
 
+from pyscan import json_text
 from pyscan.batch.discover import MODEL_SUFFIXES
 from pyscan.batch.records import file_identity
 from pyscan.errors import PyscanError
@@ -169,7 +170,7 @@ class ReportAppender:
             raise PyscanError(report_path, f"cannot append to the report: {exc.strerror or exc}", "io") from None
 
     def append(self, record: dict[str, Any]) -> None:
-        data = (json.dumps(record) + "\n").encode()
+        data = (json_text.dumps(record) + "\n").encode()
         before = os.fstat(self.fd).st_size
         try:
             written = os.write(self.fd, data)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import sys
 from typing import Any
 
+from pyscan import json_text
 from pyscan.batch.discover import discover_all
 from pyscan.batch.records import BatchResult, file_identity
 from pyscan.batch.report_file import ReportAppender, already_done, check_report_path, load_finished
@@ -45,7 +45,7 @@ def run_batch(args: argparse.Namespace) -> int:
     def record(result: BatchResult) -> None:
         if report_file is not None:
             report_file.append(result.to_dict())  # one whole line, flushed, even if the job is killed next
-        emit(json.dumps(result.to_dict()) if args.jsonl else _summary_line(result))
+        emit(json_text.dumps(result.to_dict()) if args.jsonl else _summary_line(result))
         sys.stdout.flush()
         if not result.ok:
             failed.append(result)

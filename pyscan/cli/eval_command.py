@@ -137,9 +137,9 @@ def run(args: argparse.Namespace) -> int:
 
         write_page(args.html, eval_page(report), inputs, args.force)
     if args.json:
-        import json
+        from pyscan import json_text
 
-        emit(json.dumps(report))
+        emit(json_text.dumps(report))
     else:
         from pyscan.eval.render import render_eval
 

@@ -91,9 +91,9 @@ def run(args: argparse.Namespace) -> int:
 
         write_page(args.html, experiment_page(report), inputs, args.force)
     if args.json:
-        import json
+        from pyscan import json_text
 
-        emit(json.dumps(report))
+        emit(json_text.dumps(report))
     else:
         emit(render(report))
     return EXIT_OK

@@ -303,10 +303,10 @@ def report(path: str, args: argparse.Namespace) -> int:
 
 
 def print_json(document: dict[str, Any]) -> None:
-    import json  # only --json needs it: keep it out of every other start-up
+    from pyscan import json_text  # only --json needs json: keep it out of every other start-up
 
     # dumps, not dump: json.dump always takes the pure-Python encoder (11 s for 200,000 tensors).
-    emit(json.dumps(document, check_circular=False))  # a tree of our own making: no cycle to look for
+    emit(json_text.dumps(document))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -55,6 +55,7 @@ from pyscan.diff.rows import readable
 from pyscan.diff.scaled_sums import ScaledSum, add_squared_differences
 from pyscan.diff.sides import Entry, ModelFacts, Side, SideFormat, file_side, open_side
 from pyscan.diff.summary import relations_summary
+from pyscan.json_text import json_float
 from pyscan.parser.metadata import MetadataArray, MetadataEntry, ValueType
 from pyscan.parser.model import ModelFile, TensorInfo
 from pyscan.selection import chooses, nothing_selected
@@ -94,13 +95,6 @@ TYPE_CHANGED: Final = "type_changed"
 SHAPE_CHANGED: Final = "shape_changed"
 NOT_COMPARED: Final = "not_compared"  # e.g. an unknown type whose bytes' extent is not in the file
 EQUAL_VALUES: Final = "equal-values"  # the relation of a "different" tensor whose bits differ and values do not
-
-
-def json_float(x: float | None) -> float | str | None:
-    """A float strict JSON can carry: non-finite values as "inf", "-inf", "nan"."""
-    if x is None or math.isfinite(x):
-        return x
-    return "nan" if math.isnan(x) else ("inf" if x > 0 else "-inf")
 
 
 def short_float(x: float) -> str:

@@ -115,7 +115,7 @@ def summarize(base: TokenMeasures, candidate: TokenMeasures, measures: PairMeasu
     ratio = nll_q - nll_b
     percentiles = np.percentile(kld, [50, 90, 95, 99, 99.9])
     return {
-        "ppl": math.exp(float(nll_q.mean())),
+        "ppl": _exp(float(nll_q.mean())),
         "ln_ppl_ratio": float(ratio.mean()),
         "ln_ppl_ratio_uncertainty": uncertainty(ratio),
         "kld_mean": float(kld.mean()),
@@ -133,4 +133,12 @@ def summarize(base: TokenMeasures, candidate: TokenMeasures, measures: PairMeasu
 
 
 def perplexity(measures: TokenMeasures) -> float:
-    return math.exp(float(measures.nll_all().mean()))
+    return _exp(float(measures.nll_all().mean()))
+
+
+def _exp(x: float) -> float:
+    """e**x, inf past float64's range, where math.exp raises (a mean NLL over ~709.8: a broken model)."""
+    try:
+        return math.exp(x)
+    except OverflowError:
+        return math.inf
