@@ -450,3 +450,57 @@ def test_leftovers_of_another_target_are_not_touched(model: Path, tmp_path: Path
     result = cli(str(model), "--truncate", "bf16", "-o", str(tmp_path / "out.gguf"))
     assert result.returncode == 0 and "removed" not in result.stderr
     assert other.read_bytes() == b"not ours"
+
+
+# An input named like a leftover of the target (a copy, a restored backup) is the user's file, not ours.
+
+
+def low_halves_all_zero(path: Path) -> bool:
+    """Whether every F32 tensor of path holds bf16 values only (read by the gguf package, not pyscan)."""
+    import gguf
+    import numpy as np
+
+    tensors = [t for t in gguf.GGUFReader(path).tensors if t.tensor_type == gguf.GGMLQuantizationType.F32]
+    return bool(tensors) and all(not np.any(np.asarray(t.data).view(np.uint32) & 0xFFFF) for t in tensors)
+
+
+@pytest.mark.parametrize("spelling", ["same", "hardlink"])
+def test_an_input_named_like_a_leftover_of_the_output_is_kept(model: Path, tmp_path: Path, spelling: str) -> None:
+    out = tmp_path / "out.gguf"
+    lookalike = tmp_path / ".out.gguf.0123456789ab.pyscan-tmp"
+    os.link(model, lookalike)  # no lock held on it: it looks like a dead run's
+    before = digest(model)
+    source = lookalike if spelling == "same" else model
+    result = cli(str(source), "--truncate", "bf16", "-o", str(out))
+    assert result.returncode == 0, result.stderr
+    assert "removed" not in result.stderr and "input" in result.stderr, result.stderr
+    assert lookalike.exists() and digest(lookalike) == before and digest(model) == before
+    assert low_halves_all_zero(out)
+
+
+def test_an_input_named_like_a_leftover_of_the_page_is_kept(model: Path, tmp_path: Path) -> None:
+    page = tmp_path / "r.html"
+    lookalike = tmp_path / ".r.html.0123456789ab.pyscan-tmp"
+    lookalike.write_bytes(model.read_bytes())
+    before = digest(lookalike)
+    result = cli("diff", str(model), str(lookalike), "--html", str(page))
+    assert result.returncode == 0, result.stderr
+    assert "removed" not in result.stderr, result.stderr
+    assert lookalike.exists() and digest(lookalike) == before
+    assert page.read_text(encoding="utf-8").lstrip().lower().startswith("<!doctype html")
+
+
+def test_rewrite_file_keeps_an_input_named_like_a_leftover(model: Path, tmp_path: Path) -> None:
+    import warnings
+
+    import pyscan
+
+    out = tmp_path / "out.gguf"
+    lookalike = tmp_path / ".out.gguf.0123456789ab.pyscan-tmp"
+    lookalike.write_bytes(model.read_bytes())
+    before = digest(lookalike)
+    with warnings.catch_warnings(record=True):
+        warnings.simplefilter("always")
+        pyscan.rewrite_file(lookalike, pyscan.parse_mode(truncate="bf16"), output=out)
+    assert lookalike.exists() and digest(lookalike) == before
+    assert low_halves_all_zero(out)

@@ -143,7 +143,7 @@ def write_page(path: str, text: str, inputs: Sequence[str], force: bool) -> None
     from pyscan.writer.atomic import AtomicFile, check_target
 
     check_target(path, inputs, force, force_option="--force")
-    with AtomicFile(path, force) as out:
+    with AtomicFile(path, force, inputs=inputs) as out:
         try:
             with open(out.fd, "w", encoding="utf-8", closefd=False) as handle:
                 handle.write(text)

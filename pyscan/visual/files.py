@@ -23,7 +23,7 @@ def write_atomically(
     """Call write(temporary path) beside path, then publish it as path (see pyscan.writer.atomic)."""
     target = os.fspath(path)
     check_target(target, inputs, force)
-    with AtomicFile(target, force) as out:
+    with AtomicFile(target, force, inputs=inputs) as out:
         try:
             write(out.temporary)
         except OSError as e:

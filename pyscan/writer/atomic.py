@@ -16,7 +16,8 @@ written.  Only once it is complete and checked is it renamed to the target: with
 rename, so a target that another process created meanwhile is never replaced; force replaces only
 the file that was there when the write began, unchanged, and refuses one that took its place.  A
 temporary file that a killed run left behind is unlocked: a later write to the same target removes
-it and says so; one that is still locked belongs to a live process and is only mentioned.
+it and says so; one that is still locked belongs to a live process, and one that is an input of the
+command (by any path or link) is the user's file: both are only mentioned, never removed.
 """
 
 from __future__ import annotations
@@ -98,14 +99,21 @@ class AtomicFile:
 
     __slots__ = ("target", "force", "fd", "temporary", "folder", "_published", "_replaces")
 
-    def __init__(self, target: str | os.PathLike[str], force: bool = False) -> None:
+    def __init__(
+        self,
+        target: str | os.PathLike[str],
+        force: bool = False,
+        *,
+        inputs: Sequence[str | os.PathLike[str]],
+    ) -> None:
+        """inputs: the files the command reads; a leftover-looking file that is one of them is kept."""
         self.target = os.fspath(target)
         self.force = force
         # The file force may replace: the one there now.  One that appears, or takes its place, while
         # we write belongs to someone else and is left alone.
         self._replaces = _identity(self.target) if force else None
         self.folder = os.path.dirname(os.path.abspath(self.target))
-        remove_leftovers(self.target)
+        remove_leftovers(self.target, inputs)
         self.fd, self.temporary = _create_temporary(self.folder, self.target)
         self._published = False
 
@@ -214,15 +222,30 @@ def leftovers(target: str) -> Iterator[str]:
                 yield os.path.join(folder, name)
 
 
-def remove_leftovers(target: str) -> None:
-    """Remove the temporary files that killed writes to target left behind; mention those still being written."""
+def remove_leftovers(target: str, inputs: Sequence[str | os.PathLike[str]] = ()) -> None:
+    """Remove the temporary files that killed writes to target left behind; mention those still being
+    written, and those that are one of inputs (a model may be named like a leftover)."""
+    kept: set[tuple[int, int]] = set()  # (st_dev, st_ino) of each input, links followed
+    for given in inputs:
+        with contextlib.suppress(OSError):
+            info = os.stat(given)
+            kept.add((info.st_dev, info.st_ino))
     for path in leftovers(target):
         try:
             fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOFOLLOW)
         except OSError:
             continue
         try:
-            if not stat.S_ISREG(os.fstat(fd).st_mode):
+            info = os.fstat(fd)
+            if not stat.S_ISREG(info.st_mode):
+                continue
+            if (info.st_dev, info.st_ino) in kept:
+                warnings.warn(
+                    f"{quote(path)} is named like a leftover of a write to {quote(target)}, but it is an input "
+                    "of this command; left alone",
+                    PyscanWarning,
+                    stacklevel=2,
+                )
                 continue
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -130,7 +130,7 @@ def _write_copy(
 ) -> list[TensorChange]:
     from pyscan.writer.atomic import AtomicFile
 
-    with AtomicFile(output, force) as out:
+    with AtomicFile(output, force, inputs=[gguf.path]) as out:
         try:
             # No ftruncate to the final size first: on ext4, filling a sparse file is 2-3x slower.
             _copy_unchanged(gguf, targets, out.fd, output, durable)
