@@ -117,6 +117,20 @@ def test_discover_walks_folders_for_models_only(folder: Path, tmp_path: Path) ->
     assert isinstance(report, pyscan.FileReport) and report.tensor_types == {"Q4_K": 135, "F32": 45, "Q6_K": 21}
 
 
+def test_one_file_named_three_ways_is_scanned_once(tmp_path: Path) -> None:
+    models = tmp_path / "models"
+    models.mkdir()
+    write_tinyllama_like(models / "only.gguf")
+    result = subprocess.run(
+        [sys.executable, "-m", "pyscan", "--jsonl", "models", "./models", str(models), "models/only.gguf"],
+        capture_output=True, text=True, check=False, timeout=300, cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert len(lines) == 1 and json.loads(lines[0])["path"] == os.path.join("models", "only.gguf")
+    assert "1 file scanned" in result.stderr
+
+
 @pytest.fixture(scope="module")
 def dask_scheduler(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real scheduler and two worker processes, listening on 127.0.0.1 only."""

@@ -13,7 +13,8 @@ def discover(paths: Iterable[str | os.PathLike[str]]) -> list[str]:
 
     A path that does not exist is kept, so that it gets an error record of its own
     instead of vanishing from the job.  Within a folder, files come in sorted order.
-    Folders that cannot be read are left out: see discover_all.
+    A file found under several spellings or links is listed once, as first found (by its resolved
+    path).  Folders that cannot be read are left out: see discover_all.
     """
     return discover_all(paths)[0]
 
@@ -34,4 +35,9 @@ def discover_all(paths: Iterable[str | os.PathLike[str]]) -> tuple[list[str], li
         for folder, subfolders, files in os.walk(path, onerror=note):
             subfolders.sort()
             found += [os.path.join(folder, name) for name in sorted(files) if name.endswith(MODEL_SUFFIXES)]
-    return list(dict.fromkeys(found)), unreadable  # a file named twice is scanned once
+    # A file named twice (models ./models $PWD/models, a link) is scanned once, under its first
+    # spelling: matched on the resolved path, as --resume matches records.
+    first: dict[str, str] = {}
+    for path in found:
+        first.setdefault(os.path.realpath(path), path)
+    return list(first.values()), unreadable
