@@ -131,6 +131,24 @@ def test_one_file_named_three_ways_is_scanned_once(tmp_path: Path) -> None:
     assert "1 file scanned" in result.stderr
 
 
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_scan_many_searches_folders_as_the_command_line_does(tmp_path: Path, jobs: int) -> None:
+    models = tmp_path / "models"
+    (models / "sub").mkdir(parents=True)
+    write_tinyllama_like(models / "a.gguf")
+    write_mixed(models / "sub" / "b.gguf")
+    (models / "notes.txt").write_text("not a model")
+    expected = {str(models / "a.gguf"), str(models / "sub" / "b.gguf")}
+    command_line = cli(str(models), "--jsonl")
+    assert command_line.returncode == 0, command_line.stderr
+    assert set(records(command_line.stdout)) == expected
+    got = {r.path: r for r in pyscan.scan_many([str(models)], jobs=jobs)}
+    assert set(got) == expected and all(r.ok for r in got.values()), got
+    assert {p: r.to_dict()["n_tensors"] for p, r in got.items()} == {
+        p: r["n_tensors"] for p, r in records(command_line.stdout).items()
+    }
+
+
 @pytest.fixture(scope="module")
 def dask_scheduler(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real scheduler and two worker processes, listening on 127.0.0.1 only."""

@@ -11,6 +11,7 @@ from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
+from pyscan.batch.discover import discover_all
 from pyscan.batch.records import BatchResult, file_identity
 from pyscan.errors import PyscanError
 from pyscan.parallel import available_cores
@@ -33,6 +34,11 @@ def scan_one(
     return BatchResult(path, size, mtime_ns, report=report)
 
 
+def unreadable_folder(folder: str, reason: str) -> BatchResult:
+    """The error record of a folder that could not be searched (see discover_all)."""
+    return BatchResult(folder, None, None, error=f"cannot read this folder: {reason}", error_kind="io")
+
+
 def scan_many(
     paths: Sequence[str],
     jobs: int = 1,
@@ -43,14 +49,32 @@ def scan_many(
 ) -> Generator[BatchResult, None, None]:
     """Scan every path and yield each result as soon as it is ready (not in path order).
 
+    Folders are searched as the command line searches them (pyscan.batch.discover): their *.gguf and
+    *.safetensors files, recursively, each file once; a folder that cannot be read gives an error
+    record, and one that holds no model gives none.
     jobs > 1 runs that many processes here; client (a dask.distributed Client) runs
     one task per file on its cluster instead, whose workers must see the same paths.
     Threads per file default to the cores divided among the jobs.  Closing the iterator
     early (an error, Ctrl-C, SIGTERM) stops and reaps every worker process before it returns.
     """
-    include_t, exclude_t = globs(include), globs(exclude)
     if isinstance(paths, (str, os.PathLike)):  # one path, not a sequence of one-character paths
         paths = [os.fspath(paths)]
+    files, unreadable = discover_all(paths)
+    for folder, reason in unreadable:
+        yield unreadable_folder(folder, reason)
+    yield from scan_files(files, jobs, client, include, exclude, threads)
+
+
+def scan_files(
+    paths: Sequence[str],
+    jobs: int = 1,
+    client: Any = None,
+    include: Sequence[str] = (),
+    exclude: Sequence[str] = (),
+    threads: int | None = None,
+) -> Generator[BatchResult, None, None]:
+    """scan_many for paths already discovered (the command line's): each is scanned as a file."""
+    include_t, exclude_t = globs(include), globs(exclude)
     if client is not None:
         yield from _on_dask(client, paths, include_t, exclude_t, threads)
         return

@@ -11,7 +11,7 @@ from pyscan import json_text
 from pyscan.batch.discover import discover_all
 from pyscan.batch.records import BatchResult, file_identity
 from pyscan.batch.report_file import ReportAppender, already_done, check_report_path, load_finished
-from pyscan.batch.runner import connect, scan_many
+from pyscan.batch.runner import connect, scan_files, unreadable_folder
 from pyscan.cli.options import check_outputs
 from pyscan.cli.outcome import EXIT_DIFFERENT as EXIT_SOME_FAILED
 from pyscan.cli.outcome import EXIT_OK, emit
@@ -52,9 +52,9 @@ def run_batch(args: argparse.Namespace) -> int:
 
     try:
         for folder, reason in unreadable:
-            record(BatchResult(folder, None, None, error=f"cannot read this folder: {reason}", error_kind="io"))
+            record(unreadable_folder(folder, reason))
         with _files_bar(todo, args) as advance, contextlib.closing(
-            scan_many(todo, jobs=args.jobs, client=client, include=args.include, exclude=args.exclude,
+            scan_files(todo, jobs=args.jobs, client=client, include=args.include, exclude=args.exclude,
                       threads=args.threads)
         ) as results:  # fmt: skip
             for result in results:
