@@ -504,3 +504,25 @@ def test_rewrite_file_keeps_an_input_named_like_a_leftover(model: Path, tmp_path
         pyscan.rewrite_file(lookalike, pyscan.parse_mode(truncate="bf16"), output=out)
     assert lookalike.exists() and digest(lookalike) == before
     assert low_halves_all_zero(out)
+
+
+def test_a_checkpoint_shard_named_like_a_leftover_of_the_page_is_kept(tmp_path: Path) -> None:
+    import json
+    import shutil
+
+    import checkpoints as ck
+
+    folder = tmp_path / "hf"
+    ck.write_checkpoint(folder, "llama", shards=2)
+    old, lookalike = "model-00002-of-00002.safetensors", ".r.html.0123456789ab.pyscan-tmp"
+    (folder / old).rename(folder / lookalike)
+    index = folder / "model.safetensors.index.json"
+    weight_map = json.loads(index.read_text())["weight_map"]
+    index.write_text(json.dumps({"weight_map": {k: lookalike if v == old else v for k, v in weight_map.items()}}))
+    shutil.copytree(folder, tmp_path / "copy")
+    before = digest(folder / lookalike)
+    result = cli("diff", str(folder), str(tmp_path / "copy"), "--html", str(folder / "r.html"))
+    assert result.returncode == 0, result.stderr
+    assert "removed" not in result.stderr, result.stderr
+    assert (folder / lookalike).exists() and digest(folder / lookalike) == before
+    assert (folder / "r.html").exists()

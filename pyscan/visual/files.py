@@ -54,5 +54,9 @@ def write_html(
 
 
 def report_inputs(report: FileReport | DiffReport) -> list[str]:
-    """The files a report was made from: a picture of it may not replace them."""
-    return [report.path_a, report.path_b] if isinstance(report, DiffReport) else [report.path]
+    """The files a report was made from, a checkpoint folder's files included: a picture of it may not
+    replace them, nor remove one that is named like its leftover."""
+    from pyscan.parser.checkpoint import checkpoint_files, is_checkpoint
+
+    paths = [report.path_a, report.path_b] if isinstance(report, DiffReport) else [report.path]
+    return [name for path in paths for name in ([path, *checkpoint_files(path)] if is_checkpoint(path) else [path])]
