@@ -34,7 +34,7 @@ extern "C" {
  *   F32         low16_zero            low 16 bits zero: exactly representable in BF16
  *               fp16_exact            non-NaN and exactly representable in FP16
  *               low16_zero_minus_one  non-NaN w with fl(w - 1.0f) BF16-exact
- *   F16         bf16_exact            non-NaN and exactly representable in BF16
+ *   F16         bf16_exact            widened to F32, low 16 bits zero (as F32; NaNs too)
  *   BF16        fp16_exact            non-NaN and exactly representable in FP16
  */
 typedef struct pyscan_counts {

@@ -121,7 +121,7 @@ static inline __attribute__((always_inline)) void f32_special_vector(vec u, stru
     l->fp16 = _mm256_add_epi32(l->fp16, _mm256_and_si256(apart, _mm256_cmpeq_epi32(fp16_round_trip(u, 0), u)));
 }
 
-/* The F16 magnitude a < 0x7C00 is BF16-exact iff (a & m) == 0, m = 7 / 3 / 1 / 0 (see rules.h). */
+/* The F16 magnitude a is BF16-exact iff (a & m) == 0, m = 7 / 3 / 1 / 0 (see rules.h; NaNs too). */
 static inline __attribute__((always_inline)) void f16_vector(vec h, struct half_lanes *l)
 {
     const vec a = _mm256_and_si256(h, set16(0x7FFF)), zero = vzero();
@@ -133,7 +133,7 @@ static inline __attribute__((always_inline)) void f16_vector(vec h, struct half_
     vec m = _mm256_or_si256(_mm256_and_si256(_mm256_cmpgt_epi16(a, set16(0x03FF)), set16(4)),
                             _mm256_or_si256(_mm256_and_si256(_mm256_cmpgt_epi16(a, set16(0x01FF)), set16(2)),
                                             _mm256_and_si256(_mm256_cmpgt_epi16(a, set16(0x00FF)), set16(1))));
-    l->exact = _mm256_sub_epi16(l->exact, _mm256_andnot_si256(is_nan, _mm256_cmpeq_epi16(_mm256_and_si256(a, m), zero)));
+    l->exact = _mm256_sub_epi16(l->exact, _mm256_cmpeq_epi16(_mm256_and_si256(a, m), zero));
 }
 
 /*

@@ -108,7 +108,7 @@ static inline __attribute__((always_inline)) void f32_special_vector(vec u, stru
     l->fp16 = _mm512_mask_sub_epi32(l->fp16, counted, l->fp16, set32(1));
 }
 
-/* The F16 magnitude a < 0x7C00 is BF16-exact iff (a & m) == 0, m = 7 / 3 / 1 / 0 (see rules.h). */
+/* The F16 magnitude a is BF16-exact iff (a & m) == 0, m = 7 / 3 / 1 / 0 (see rules.h; NaNs too). */
 static inline __attribute__((always_inline)) void f16_vector(vec h, struct half_lanes *l)
 {
     const vec a = _mm512_and_si512(h, set16(0x7FFF));
@@ -120,7 +120,7 @@ static inline __attribute__((always_inline)) void f16_vector(vec h, struct half_
     vec m = _mm512_maskz_mov_epi16(_mm512_cmpgt_epu16_mask(a, set16(0x00FF)), set16(1));
     m = _mm512_mask_mov_epi16(m, _mm512_cmpgt_epu16_mask(a, set16(0x01FF)), set16(3));
     m = _mm512_mask_mov_epi16(m, _mm512_cmpgt_epu16_mask(a, set16(0x03FF)), set16(7));
-    l->exact = count16(l->exact, _mm512_mask_testn_epi16_mask((__mmask32)~is_nan, a, m));
+    l->exact = count16(l->exact, _mm512_testn_epi16_mask(a, m));
 }
 
 /* BF16 -> FP16 exactness: the mask 2^(110 - e) - 1 from a byte table, as in avx2.c. */

@@ -77,7 +77,7 @@ static inline __attribute__((always_inline)) void f32_special_vector(vec u, stru
     l->minus_one = vaddq_u32(l->minus_one, vandq_u32(is_nan, vceqzq_u32(vandq_u32(d, set32(0xFFFF)))));
 }
 
-/* The F16 magnitude a < 0x7C00 is BF16-exact iff (a & m) == 0, m = 7 / 3 / 1 / 0 (see rules.h). */
+/* The F16 magnitude a is BF16-exact iff (a & m) == 0, m = 7 / 3 / 1 / 0 (see rules.h; NaNs too). */
 static inline __attribute__((always_inline)) void f16_vector(vec h, struct half_lanes *l)
 {
     const uint16x8_t a = vandq_u16(h16(h), vdupq_n_u16(0x7FFF));
@@ -89,7 +89,7 @@ static inline __attribute__((always_inline)) void f16_vector(vec h, struct half_
     uint16x8_t m = vorrq_u16(vandq_u16(vcgtq_u16(a, vdupq_n_u16(0x03FF)), vdupq_n_u16(4)),
                              vorrq_u16(vandq_u16(vcgtq_u16(a, vdupq_n_u16(0x01FF)), vdupq_n_u16(2)),
                                        vandq_u16(vcgtq_u16(a, vdupq_n_u16(0x00FF)), vdupq_n_u16(1))));
-    l->exact = w32(vsubq_u16(h16(l->exact), vbicq_u16(vceqzq_u16(vandq_u16(a, m)), is_nan)));
+    l->exact = w32(vsubq_u16(h16(l->exact), vceqzq_u16(vandq_u16(a, m))));
 }
 
 /* BF16 -> FP16 exactness: low 110 - e bits zero for e in 103..110, with a variable shift. */

@@ -81,16 +81,18 @@ static inline void pyscan_count_f32_one(uint32_t u, pyscan_counts *c)
 }
 
 /*
- * Is the non-NaN F16 with magnitude bits a exactly representable in BF16?
- * BF16 keeps 7 explicit mantissa bits and F16's whole exponent range, so an
- * F16 normal needs its low 3 mantissa bits zero.  An F16 subnormal k * 2^-24
+ * Is the F16 with magnitude bits a exactly representable in BF16, i.e. does
+ * its exact F32 widening have zero low 16 bits (F32's rule)?  BF16 keeps 7
+ * explicit mantissa bits and F16's whole exponent range, so an F16 normal,
+ * an infinity or a NaN (whose payload widens to m << 13) needs its low 3
+ * mantissa bits zero.  An F16 subnormal k * 2^-24
  * becomes a BF16 normal with 8 significant bits: k < 256 always fits,
  * k < 512 needs bit 0 clear, k < 1024 needs bits 0-1 clear.
  */
 static inline int pyscan_f16_bf16_exact(uint32_t a)
 {
     if (a >= 0x0400u)
-        return (a & 7u) == 0 || a == 0x7C00u;
+        return (a & 7u) == 0;
     if (a < 256u)
         return 1;
     return a < 512u ? (a & 1u) == 0 : (a & 3u) == 0;
@@ -123,7 +125,7 @@ static inline void pyscan_count_f16_one(uint32_t h, pyscan_counts *c)
     c->inf += a == 0x7C00u;
     c->zero += a == 0;
     c->subnormal += a - 1u < 0x03FFu;
-    c->bf16_exact += a <= 0x7C00u && pyscan_f16_bf16_exact(a);
+    c->bf16_exact += pyscan_f16_bf16_exact(a);
 }
 
 /* One BF16 element into the counts. */

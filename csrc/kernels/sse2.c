@@ -123,7 +123,7 @@ static inline __attribute__((always_inline)) void f32_special_vector(vec u, stru
     l->minus_one = _mm_add_epi32(l->minus_one, _mm_and_si128(is_nan, _mm_cmpeq_epi32(_mm_and_si128(d, set32(0xFFFF)), zero)));
 }
 
-/* The F16 magnitude a < 0x7C00 is BF16-exact iff (a & m) == 0, m = 7 / 3 / 1 / 0 (see rules.h). */
+/* The F16 magnitude a is BF16-exact iff (a & m) == 0, m = 7 / 3 / 1 / 0 (see rules.h; NaNs too). */
 static inline __attribute__((always_inline)) void f16_vector(vec h, struct half_lanes *l)
 {
     const vec a = _mm_and_si128(h, set16(0x7FFF)), zero = vzero();
@@ -135,7 +135,7 @@ static inline __attribute__((always_inline)) void f16_vector(vec h, struct half_
     vec m = _mm_or_si128(_mm_and_si128(_mm_cmpgt_epi16(a, set16(0x03FF)), set16(4)),
                          _mm_or_si128(_mm_and_si128(_mm_cmpgt_epi16(a, set16(0x01FF)), set16(2)),
                                       _mm_and_si128(_mm_cmpgt_epi16(a, set16(0x00FF)), set16(1))));
-    l->exact = _mm_sub_epi16(l->exact, _mm_andnot_si128(is_nan, _mm_cmpeq_epi16(_mm_and_si128(a, m), zero)));
+    l->exact = _mm_sub_epi16(l->exact, _mm_cmpeq_epi16(_mm_and_si128(a, m), zero));
 }
 
 /*

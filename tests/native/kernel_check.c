@@ -452,8 +452,10 @@ static void oracle_f16(uint32_t h, pyscan_counts *c)
     double a = v < 0 ? -v : v;
     c->words += 1;
     c->nan += is_nan;
-    if (is_nan)
+    if (is_nan) { /* widened to F32 the payload moves up 13 bits: BF16 holds it iff none reaches the low 16 */
+        c->bf16_exact += (((h & 1023u) << 13) & 0xFFFFu) == 0;
         return;
+    }
     c->inf += a > DBL_MAX;
     c->zero += a == 0.0;
     c->subnormal += a != 0.0 && a < 6.103515625e-05; /* 2^-14 */
