@@ -302,6 +302,36 @@ def test_folder_without_config_or_weights(tmp_path: Path) -> None:
     assert result.returncode == 2 and "model.safetensors" in result.stderr and len(result.stderr.splitlines()) == 1
 
 
+NULL_CONFIGS = {
+    "architectures null": {"architectures": None},
+    "all optional fields null": {"architectures": None, "model_type": None, "text_config": None},
+}
+
+
+@pytest.mark.parametrize("case", sorted(NULL_CONFIGS))
+def test_null_config_fields_read_as_absent(tmp_path: Path, case: str) -> None:
+    """transformers' to_dict writes null for unset fields: the diff runs as if they were absent."""
+    source = ck.write_checkpoint(tmp_path / "hf", "llama")
+    (tmp_path / "hf" / "config.json").write_text(json.dumps({**ck.config("llama"), **NULL_CONFIGS[case]}))
+    written = ck.convert(source, "llama", tmp_path / "model.gguf")
+    code, report = diff_json(tmp_path / "hf", tmp_path / "model.gguf")
+    assert code == 1 and report["architecture"] == "llama"
+    got = {t["name"]: (t["source"], t["relations"], t["how"]) for t in report["tensors"]}
+    assert got == {name: (hf_name, *expected_relation("llama", hf_name, source[hf_name], qtype))
+                   for name, (hf_name, qtype, _) in written.items()}  # fmt: skip
+
+
+def test_null_text_config_fields_do_not_hide_the_top_level_ones(tmp_path: Path) -> None:
+    from pyscan.parser.checkpoint import read_config
+
+    path = tmp_path / "config.json"
+    text = {"model_type": None, "num_hidden_layers": None, "num_attention_heads": 8, "num_key_value_heads": None}
+    path.write_text(json.dumps({**ck.config("llama"), "text_config": text}))
+    config = read_config(str(path))
+    assert (config.model_type, config.architectures) == ("llama", ("LlamaForCausalLM",))
+    assert (config.n_blocks, config.n_head, config.n_kv_head) == (ck.N_BLOCKS, 8, ck.N_KV_HEAD)
+
+
 def test_html_page_has_a_column_per_relation(tmp_path: Path) -> None:
     source = ck.write_checkpoint(tmp_path / "hf", "gemma3")
     ck.convert(source, "gemma3", tmp_path / "bad.gguf", frozenset({"shift-twice"}))

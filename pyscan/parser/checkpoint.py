@@ -149,8 +149,11 @@ def read_config(path: str) -> CheckpointConfig:
     if not isinstance(raw, dict):
         raise PyscanError(path, "is not a JSON object")
     # Multimodal configs (Gemma 3 4B and up) keep the language model's numbers in text_config.
+    # A null field is an absent one (transformers' to_dict writes null for unset fields).
     text = raw.get("text_config")
-    fields: dict[str, Any] = {**raw, **text} if isinstance(text, dict) else raw
+    fields: dict[str, Any] = {k: v for k, v in raw.items() if v is not None}
+    if isinstance(text, dict):
+        fields.update((k, v) for k, v in text.items() if v is not None)
 
     def count(key: str) -> int | None:
         value = fields.get(key)
@@ -163,7 +166,9 @@ def read_config(path: str) -> CheckpointConfig:
     model_type = fields.get("model_type")
     if model_type is not None and not isinstance(model_type, str):
         raise PyscanError(path, f"model_type is {_short(model_type)}, not a string")
-    architectures = raw.get("architectures", [])
+    architectures = raw.get("architectures")
+    if architectures is None:
+        architectures = []
     if not isinstance(architectures, list) or not all(isinstance(a, str) for a in architectures):
         raise PyscanError(path, f"architectures is {_short(architectures)}, not a list of strings")
     n_head = count("num_attention_heads")
