@@ -906,3 +906,60 @@ def test_error_stats_count_differences_as_numpy_does(seed: int) -> None:
     assert (stats.n_differ, stats.first_diff) == (differ.size, int(differ[0]))
     skipped = int(np.count_nonzero(~np.isfinite(x) | ~np.isfinite(y)))
     assert (stats.infinitely_apart, stats.n_skipped) == (bool(apart.any()), skipped)
+
+
+def finite_errors(reference: np.ndarray[Any, Any], candidate: np.ndarray[Any, Any]) -> dict[str, Any]:
+    """The error figures over the pairs where both values are finite, by numpy; scaled by the
+    largest error so that near-float64-max errors square without overflow."""
+    x, y = reference.reshape(-1).astype(np.float64), candidate.reshape(-1).astype(np.float64)
+    finite = np.isfinite(x) & np.isfinite(y)
+    x, y = x[finite], y[finite]
+    err = np.abs(y - x)
+    scale, ref_scale = float(err.max()), float(np.abs(x).max())
+    rmse = scale * math.sqrt(float(np.mean((err / scale) ** 2)))
+    return {"n_skipped": int(np.count_nonzero(~finite)), "max_abs_error": scale, "rmse": rmse,
+            "rel_rmse": rmse / (ref_scale * math.sqrt(float(np.mean((x / ref_scale) ** 2)))),
+            "above": int(np.count_nonzero(err >= 0.03))}  # fmt: skip
+
+
+def assert_finite_errors(got: dict[str, Any], want: dict[str, Any]) -> None:
+    assert got["n_skipped"] == want["n_skipped"] and got["error_histogram"]["above"] == want["above"], got
+    for key in ("max_abs_error", "rmse", "rel_rmse"):
+        assert json_number(got[key]) == pytest.approx(want[key], rel=1e-12), key
+
+
+def test_inf_and_nan_scales_and_huge_errors_give_no_numpy_warnings(tmp_path: Path) -> None:
+    """A Q8_0 block whose F16 scale is inf (a value of 1e7) or NaN dequantizes to NaN/inf, and
+    near-float64-max errors overflow the histogram's scaling: counted and reported, never a bare
+    'pyscan: warning: invalid value encountered in multiply' on stderr."""
+    q8 = gguf.GGMLQuantizationType.Q8_0
+    rng = np.random.default_rng(3)
+    values = rng.normal(0, 1, (3, 32)).astype(np.float32)
+    values[0, 0] = 1e7  # 1e7 / 127 is past F16: an inf scale
+    all_inf = np.full((1, 32), 1e7, np.float32)
+    with np.errstate(over="ignore", invalid="ignore"):  # gguf-py's own casts and products
+        quantized, quantized_all = gguf.quants.quantize(values, q8).copy(), gguf.quants.quantize(all_inf, q8)
+        quantized.reshape(-1, 34)[2, :2] = np.frombuffer(np.float16(np.nan).tobytes(), np.uint8)  # a NaN scale
+        dequantized = gguf.quants.dequantize(quantized, q8)
+    write(tmp_path / "a.gguf", [("w", values, None), ("all", all_inf, None)])
+    write(tmp_path / "b.gguf", [("w", quantized, q8), ("all", quantized_all, q8)])
+    assert not np.isfinite(dequantized[0]).all() and np.isnan(dequantized[2]).all()  # the oracle sees it too
+
+    result = diff_cli(tmp_path / "a.gguf", tmp_path / "b.gguf", "--json")
+    assert (result.returncode, result.stderr) == (1, "")
+    tensors = by_name(json.loads(result.stdout))
+    assert_finite_errors(tensors["w"], finite_errors(values, dequantized))
+    every = tensors["all"]  # every pair skipped: the figures are null
+    assert every["n_skipped"] == 32 and every["rmse"] is None and every["error_histogram"] is None
+
+    top = float(np.finfo(np.float32).max)
+    a = np.where(np.arange(32) % 2, top, -top).reshape(1, 32).astype(np.float32)
+    b = -np.linspace(1e307, 1.7e308, 32).reshape(1, 32)  # errors near float64's max
+    write(tmp_path / "f32.gguf", [("w", a, None)])
+    write(tmp_path / "f64.gguf", [("w", b, None)])
+    result = diff_cli(tmp_path / "f32.gguf", tmp_path / "f64.gguf", "--json")
+    assert (result.returncode, result.stderr) == (1, "")
+    (tensor,) = json.loads(result.stdout)["tensors"]
+    want = finite_errors(a, b)
+    assert_finite_errors(tensor, want)
+    assert tensor["n_values_differ"] == 32 and json_number(tensor["max_abs_diff"]) == want["max_abs_error"]

@@ -62,8 +62,9 @@ class ErrorStats:
         self.cand2.add(dot(ys, ys), 2 * ey)
         self.dot.add(dot(xs, ys), ex + ey)
         self.max_abs = max(self.max_abs, float(error.max()))
-        # clipped before the cast: a huge error must not wrap around
-        buckets = np.minimum(error * (1 / HISTOGRAM_WIDTH), HISTOGRAM_BUCKETS).astype(np.intp)
+        # clipped before the cast: a huge error must not wrap around (one past float64 / width is inf)
+        with np.errstate(over="ignore"):
+            buckets = np.minimum(error * (1 / HISTOGRAM_WIDTH), HISTOGRAM_BUCKETS).astype(np.intp)
         self.histogram += np.bincount(buckets, minlength=HISTOGRAM_BUCKETS + 1)
 
     def _count_differences(self, x: Array, y: Array, start: int, finite: Array | None) -> None:

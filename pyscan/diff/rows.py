@@ -67,7 +67,9 @@ def rows(model: ModelFile, info: TensorInfo, first: int, count: int) -> Array:
     row_bytes = length // block.block_elements * block.block_bytes
     start = info.offset + first * row_bytes
     raw = np.frombuffer(model.mapping.buffer, dtype=np.uint8, count=count * row_bytes, offset=start)
-    values = gguf.quants.dequantize(raw.reshape(count, row_bytes), _quant_type(info))
+    # an inf or NaN scale gives NaN/inf values (counted as skipped), not numpy warnings
+    with np.errstate(over="ignore", invalid="ignore"):
+        values = gguf.quants.dequantize(raw.reshape(count, row_bytes), _quant_type(info))
     _release(model, start, count * row_bytes)
     return np.asarray(values, dtype=np.float64).reshape(count, length)
 
