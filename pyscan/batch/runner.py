@@ -11,6 +11,7 @@ from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
+from pyscan import arguments
 from pyscan.batch.discover import discover_all
 from pyscan.batch.records import BatchResult, file_identity
 from pyscan.errors import PyscanError
@@ -56,9 +57,19 @@ def scan_many(
     one task per file on its cluster instead, whose workers must see the same paths.
     Threads per file default to the cores divided among the jobs.  Closing the iterator
     early (an error, Ctrl-C, SIGTERM) stops and reaps every worker process before it returns.
+    A jobs or threads of the wrong type or out of range raises TypeError or ValueError at the call.
     """
+    jobs, threads = arguments.count("jobs", jobs), arguments.threads(threads)
+    include, exclude = globs(include), globs(exclude)  # (checked here too, not at the first result)
     if isinstance(paths, (str, os.PathLike)):  # one path, not a sequence of one-character paths
         paths = [os.fspath(paths)]
+    return _search_and_scan(paths, jobs, client, include, exclude, threads)
+
+
+def _search_and_scan(
+    paths: Sequence[str], jobs: int, client: Any, include: Sequence[str], exclude: Sequence[str],
+    threads: int | None,
+) -> Generator[BatchResult, None, None]:  # fmt: skip
     files, unreadable = discover_all(paths)
     for folder, reason in unreadable:
         yield unreadable_folder(folder, reason)
@@ -73,7 +84,7 @@ def scan_files(
     exclude: Sequence[str] = (),
     threads: int | None = None,
 ) -> Generator[BatchResult, None, None]:
-    """scan_many for paths already discovered (the command line's): each is scanned as a file."""
+    """scan_many for paths already discovered and arguments already checked (the command line's)."""
     include_t, exclude_t = globs(include), globs(exclude)
     if client is not None:
         yield from _on_dask(client, paths, include_t, exclude_t, threads)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from typing import Any, Literal, NamedTuple
 
-from pyscan import native
+from pyscan import arguments, native
 from pyscan.errors import PyscanError
 from pyscan.rewrite.blocks import BLOCK_FORMATS
 
@@ -97,7 +97,12 @@ def parse_target(kind: Literal["truncate", "round"], text: str) -> RewriteMode:
 def parse_mode(
     truncate: str | None = None, round: str | None = None, fake_quant: str | None = None, group_size: int | None = None
 ) -> RewriteMode:
-    """The one mode asked for (``parse_mode(truncate="bf16")``); PyscanError for none, a bad or a conflicting one."""
+    """The one mode asked for (``parse_mode(truncate="bf16")``); PyscanError for none, a bad or a conflicting one;
+    TypeError for an argument of the wrong type (a group_size that is not an int)."""
+    for name, value in (("truncate", truncate), ("round", round), ("fake_quant", fake_quant)):
+        arguments.text(name, value)
+    if group_size is not None:  # its range is checked below, as the command line's --group-size
+        group_size = arguments.integer("group_size", group_size)
     mode = optional_mode(truncate, round, fake_quant, group_size)
     if mode is None:
         raise PyscanError(

@@ -12,7 +12,7 @@ import os
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from pyscan import native
+from pyscan import arguments, native
 from pyscan.parallel import capped_threads, map_threaded
 from pyscan.parser.model import ModelFile, TensorInfo
 from pyscan.parser.opener import open_model
@@ -44,7 +44,9 @@ def scan(
     threads: int | None = None,
     progress: Progress | None = None,
 ) -> FileReport:
-    """Parse and scan one GGUF file.  Raises PyscanError for an invalid file."""
+    """Parse and scan one GGUF file.  Raises PyscanError for an invalid file; TypeError or
+    ValueError for a threads of the wrong type or out of range."""
+    threads = arguments.threads(threads)
     with open_model(path) as gguf:
         return scan_file(gguf, include, exclude, threads, progress)
 

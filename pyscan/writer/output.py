@@ -26,7 +26,7 @@ import errno
 import os
 from collections.abc import Callable, Sequence
 
-from pyscan import native
+from pyscan import arguments, native
 from pyscan.errors import FileShrankError, PyscanError
 from pyscan.parser.model import ModelFile, TensorInfo
 from pyscan.parser.opener import open_model
@@ -55,6 +55,7 @@ def rewrite_file(
     progress, if given, is called with the bytes of each rewritten chunk; the total is
     4 * (elements of the chosen F32 tensors), see select_targets.
     """
+    threads = arguments.threads(threads)
     if output is not None and in_place:
         raise PyscanError(None, "choose either -o OUT or --in-place", "usage")
     with open_model(path, writable=in_place) as model:

@@ -1,0 +1,39 @@
+"""Checks of the library's numeric arguments, with the command line's limits.
+
+A wrong type is a TypeError (a bool is not a count here), a value out of range a ValueError;
+the message names the argument.
+"""
+
+from __future__ import annotations
+
+import operator
+
+MAX_THREADS = 1024  # as the command line's --threads (pyscan/cli/main.py)
+
+
+def integer(name: str, value: object) -> int:
+    """value as an int: an int or what has __index__ (numpy's integers), not a bool or a float."""
+    if isinstance(value, bool) or not hasattr(type(value), "__index__"):
+        raise TypeError(f"{name} must be an int, not {type(value).__name__}")
+    return operator.index(value)  # type: ignore[arg-type]
+
+
+def count(name: str, value: object, low: int = 1, high: int | None = None) -> int:
+    """value as an int in [low, high] (high None: no upper limit)."""
+    number = integer(name, value)
+    if number < low or (high is not None and number > high):
+        limits = f"at least {low}" if high is None else f"between {low} and {high}"
+        raise ValueError(f"{name} must be {limits}, not {number}")
+    return number
+
+
+def threads(value: object) -> int | None:
+    """A threads= argument: None (all cores) or 1..MAX_THREADS."""
+    return None if value is None else count("threads", value, 1, MAX_THREADS)
+
+
+def text(name: str, value: object) -> str | None:
+    """An optional string argument."""
+    if value is not None and not isinstance(value, str):
+        raise TypeError(f"{name} must be a string, not {type(value).__name__}")
+    return value
