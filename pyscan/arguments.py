@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import operator
 
-MAX_THREADS = 1024  # as the command line's --threads (pyscan/cli/main.py)
+MAX_THREADS = 1024  # --threads and threads=: more is a typo, not a plan (threads are capped at the cores)
 
 
 def integer(name: str, value: object) -> int:

@@ -3,6 +3,7 @@ is a TypeError (a bool is not a count), a value out of range a ValueError, each 
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -68,7 +69,9 @@ def test_limits_are_the_command_lines(model: Path) -> None:
             with pytest.raises(ValueError):
                 pyscan.scan_many([str(model)], jobs=value)
         else:
-            assert [r.error for r in pyscan.scan_many([str(model)] * 2, jobs=value)] == [None, None]
+            twin = model.with_name("twin.gguf")  # another file: one file named twice is scanned once
+            shutil.copyfile(model, twin)
+            assert [r.error for r in pyscan.scan_many([str(model), str(twin)], jobs=value)] == [None, None]
 
 
 @pytest.mark.parametrize("value", [1.0, 8.0, True, "8", None])

@@ -14,6 +14,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from pyscan.arguments import MAX_THREADS
 from pyscan.cli.options import ArgumentParser, HelpFormatter, file_name
 from pyscan.cli.outcome import EXIT_OK, emit, guarded
 from pyscan.errors import PyscanError
@@ -92,8 +93,8 @@ def check_options(args: argparse.Namespace, inputs: Sequence[str]) -> None:
     native.current_isa()  # a bad PYSCAN_ISA is a usage error, as for every command
     if args.chunks is not None and args.chunks < 1:
         raise PyscanError(None, "--chunks must be at least 1", "usage")
-    if args.threads is not None and not 1 <= args.threads <= 1024:
-        raise PyscanError(None, "--threads must be between 1 and 1024", "usage")
+    if args.threads is not None and not 1 <= args.threads <= MAX_THREADS:
+        raise PyscanError(None, f"--threads must be between 1 and {MAX_THREADS}", "usage")
     if not 1 <= args.tokens <= 4096:
         raise PyscanError(None, "--tokens must be between 1 and 4096", "usage")
     for prompt in args.prompt:

@@ -16,6 +16,7 @@ from typing import Any, NoReturn
 
 import pyscan
 from pyscan import native
+from pyscan.arguments import MAX_THREADS
 from pyscan.cli.gc_pause import paused_gc
 from pyscan.cli.options import (
     ArgumentParser,
@@ -36,8 +37,6 @@ from pyscan.rewrite import select_targets
 from pyscan.rewrite.modes import RewriteMode, optional_mode
 from pyscan.scan.groups import group_tensors
 from pyscan.scan.scanner import scan_file, scanned_bytes
-
-MAX_THREADS = 1024  # more is a typo, not a plan: --threads is capped at the cores and chunks anyway
 
 EPILOG = """\
 examples:
