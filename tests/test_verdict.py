@@ -103,6 +103,7 @@ def test_the_kind_and_its_counts(tmp_path: Path, explanations: tuple[str, ...]) 
         "truncate_bf16_changed": sum(int(np.count_nonzero(truncated(a).view(np.uint32) != a.view(np.uint32)))
                                      for a in arrays),  # fmt: skip
         "plus_one_max_abs_error": expected_error,
+        "fp16_inexact": sum(int(np.count_nonzero(a.astype(np.float16).astype(np.float32) != a)) for a in arrays),
     }
 
 
@@ -189,3 +190,44 @@ def test_real_gemma_verdict() -> None:
     assert got["truncate_bf16_changed"] == sum(int(np.count_nonzero(x.view(np.uint32) & 0xFFFF)) for x in f32)
     text = verdict(report)
     assert text.startswith("None of the 109 F32 tensors is BF16-exact") and f"max |error| {error!r}." in text
+
+
+def test_round_fp16_is_promised_only_where_it_changes_nothing(tmp_path: Path) -> None:
+    """An FP16-exact tensor beside a BF16-exact one of values FP16 cannot hold: the verdict said "--round fp16
+    would change nothing" while the rewrite changed half the values; it now counts them, as numpy does."""
+    halves = fp16_values(1000)
+    huge = bf16_values(1000, 1e10)  # BF16 values far beyond FP16's 65504
+    write(tmp_path / "m.gguf", [("a.weight", halves, None), ("b.weight", huge, None)])
+    report = pyscan.scan(tmp_path / "m.gguf")
+    both = np.concatenate([halves, huge])
+    with np.errstate(over="ignore"):
+        want = int(np.count_nonzero(both.astype(np.float16).astype(np.float32) != both))
+    got = report.to_dict()["verdict"]
+    assert (got["kind"], got["fp16_inexact"], want) == ("fp16-exact", want, 1000), got
+    text = verdict(report)
+    assert "--round fp16 would change 1,000 values of the BF16-exact tensor, which FP16 cannot hold;" in text, text
+    assert "would change nothing" not in text
+    assert pyscan.rewrite_file(tmp_path / "m.gguf", pyscan.parse_mode(round="fp16")).changed == want
+
+
+def test_nan_payloads_qualify_the_round_fp16_promise(tmp_path: Path) -> None:
+    x = fp16_values(64)
+    x[5] = np.uint32(0x7FC00001).view(np.float32)  # a NaN whose low payload bits --round fp16 drops
+    write(tmp_path / "m.gguf", [("a.weight", x, None)])
+    report = pyscan.scan(tmp_path / "m.gguf")
+    assert report.to_dict()["verdict"]["fp16_inexact"] == 0
+    assert "--round fp16 would change no number (of its 1 NaN, those with low payload bits would lose them);" in (
+        verdict(report)
+    )
+    clean = fp16_values(64)
+    write(tmp_path / "c.gguf", [("a.weight", clean, None)])
+    assert "--round fp16 would change nothing;" in verdict(pyscan.scan(tmp_path / "c.gguf"))
+
+
+def test_quiet_nans_are_not_said_to_be_made_quiet(tmp_path: Path) -> None:
+    write(tmp_path / "n.gguf", [("a.weight", np.full(100, np.nan, dtype=np.float32), None)])  # quiet NaNs
+    text = verdict(pyscan.scan(tmp_path / "n.gguf"))
+    assert text == (
+        "The F32 tensor is already BF16-exact: --truncate bf16 would change nothing "
+        "(of its 100 NaNs, a signaling one would only be made quiet)."
+    ), text

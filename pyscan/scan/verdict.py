@@ -66,6 +66,9 @@ class Verdict(NamedTuple):
     # The largest |error| --truncate bf16 makes on the bf16-plus-one tensors; None when there are none
     # or when they were not read (a report made without its file).
     plus_one_max_abs_error: float | None = None
+    # Non-NaN F32 values that are no FP16 value: --round fp16 changes each (and NaNs whose low 13 bits
+    # are not zero, which no count records).
+    fp16_inexact: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         """The --json form: the fields under their own names."""
@@ -84,7 +87,7 @@ def _kind(n_float: int, by: dict[str, int]) -> str:
 def classify(tensors: Iterable[TensorCounts], plus_one_error: float | None = None) -> Verdict:
     """The verdict of these tensor records (one pass: a file may hold 200,000 tensors)."""
     by = dict.fromkeys(EXPLANATIONS, 0)
-    n_float = n_f32 = values = nan = changes = 0
+    n_float = n_f32 = values = nan = changes = fp16_inexact = 0
     for t in tensors:  # the counts read directly: a method call per count cost ~0.2 s on 200,000 tensors
         counts = t.counts
         if counts is None:  # only F32, F16 and BF16 tensors are ever scanned
@@ -97,9 +100,10 @@ def classify(tensors: Iterable[TensorCounts], plus_one_error: float | None = Non
         values += n
         nan += counts["nan"]
         changes += n - counts["low16_zero"]
+        fp16_inexact += n - counts["nan"] - counts["fp16_exact"]
         by[explain(n, counts)] += 1
     error = plus_one_error if by["bf16-plus-one"] else None
-    return Verdict(_kind(n_float, by), n_float, n_f32, values, by, nan, changes, error)
+    return Verdict(_kind(n_float, by), n_float, n_f32, values, by, nan, changes, error, fp16_inexact)
 
 
 def truncation_error(model: ModelFile, tensors: Sequence[TensorCounts]) -> float | None:
@@ -159,7 +163,8 @@ def sentence(v: Verdict) -> str:
         only = " (only F16 and BF16 ones, which it does not touch)" if v.float_tensors else ""
         return f"No F32 tensors were scanned{only}: --truncate bf16 would change nothing."
     if v.kind == "bf16-exact":
-        note = f" (its {_plural(v.nan, 'NaN')} would only be made quiet)" if v.nan else ""
+        # (a NaN's quiet bit is set: of these NaNs, a signaling one would be made quiet, a quiet one kept)
+        note = f" (of its {_plural(v.nan, 'NaN')}, a signaling one would only be made quiet)" if v.nan else ""
         all_of = "The F32 tensor is" if v.f32_tensors == 1 else f"All {v.f32_tensors:,} F32 tensors are"
         return f"{all_of} already BF16-exact: --truncate bf16 would change nothing{note}."
     by = v.tensors
@@ -180,7 +185,7 @@ def sentence(v: Verdict) -> str:
         them = "it" if inexact == 1 else "them"
         return (
             f"{_not_exact(inexact, v.f32_tensors)}, but every value in {them} is an FP16 value: FP16 weights "
-            f"stored as F32. --round fp16 would change nothing; --truncate bf16 would change {share}."
+            f"stored as F32. {_round_fp16(v)}; --truncate bf16 would change {share}."
         )
     parts = [f"{by['bf16-plus-one']:,} BF16 + 1 (BF16 weights stored as w + 1)" if by["bf16-plus-one"] else "",
              f"{by['fp16-exact']:,} FP16-exact" if by["fp16-exact"] else ""]  # fmt: skip
@@ -192,6 +197,19 @@ def sentence(v: Verdict) -> str:
     which = "The F32 tensor carries" if v.f32_tensors == 1 else (
         f"{full:,} of the {v.f32_tensors:,} F32 tensors {'carries' if full == 1 else 'carry'}")  # fmt: skip
     return f"{which} more than BF16 or FP16 precision{others}: --truncate bf16 would change {share}."
+
+
+def _round_fp16(v: Verdict) -> str:
+    """What --round fp16 would do to a file whose F32 tensors are all BF16- or FP16-exact."""
+    if v.fp16_inexact:  # BF16 values FP16 cannot hold (below 2^-24, beyond 65504, or with 9+ bits)
+        return (
+            f"--round fp16 would change {_plural(v.fp16_inexact, 'value')} of the BF16-exact "
+            f"{'tensor' if v.tensors['bf16-exact'] == 1 else 'tensors'}, which FP16 cannot hold"
+        )
+    if v.nan:  # a NaN keeps its top 10 payload bits only
+        nans = _plural(v.nan, "NaN")
+        return f"--round fp16 would change no number (of its {nans}, those with low payload bits would lose them)"
+    return "--round fp16 would change nothing"
 
 
 def verdict(report: Any) -> str:
