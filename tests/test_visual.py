@@ -20,7 +20,8 @@ from typing import Any
 import gguf
 import numpy as np
 import pytest
-from gguf_bytes import Tensor, build_bytes
+from cli_runner import pyscan_cli
+from gguf_bytes import F32, STRING, Tensor, build_bytes, kv
 from models import write
 
 import pyscan
@@ -658,3 +659,18 @@ def test_a_file_name_that_is_not_utf8_reaches_the_page_and_the_png(tmp_path: Pat
         assert done.returncode in (0, 1) and done.stderr == b"", done.stderr
         assert "bad\\udcff.gguf" in page.read_bytes().decode("utf-8")
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_refused_plot_publishes_no_page(tmp_path: Path) -> None:
+    """--html with a --plot that is refused (over 20,000 tensors: no map) published the page and exited 2."""
+    one = np.float32(1.5).tobytes()
+    tensors = [Tensor(f"blk.{i}.w", [1], F32, data=one) for i in range(20_001)]
+    model = tmp_path / "many.gguf"
+    model.write_bytes(build_bytes([kv("general.architecture", STRING, "llama")], tensors))
+    page, png = tmp_path / "r.html", tmp_path / "r.png"
+    result = pyscan_cli(str(model), "--html", str(page), "--plot", str(png), "-q")
+    assert result.returncode == 2 and "too many for a map" in result.stderr, result.stderr
+    assert len(result.stderr.splitlines()) == 1
+    assert not page.exists() and not png.exists()
+    assert not [p.name for p in tmp_path.iterdir() if p.name.endswith(".pyscan-tmp")]
+    assert pyscan_cli(str(model), "--html", str(page), "-q").returncode == 0 and page.exists()  # alone: written

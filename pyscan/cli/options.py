@@ -219,7 +219,10 @@ def write_pictures(args: argparse.Namespace, report: Any, gguf: Any = None, grou
     if not (args.html or args.plot):
         return
     from pyscan.visual import write_html, write_png  # numpy and friends: only when asked for
+    from pyscan.visual.plot import check_png
 
+    if args.plot:  # a map refused (too many tensors, no matplotlib) must not leave the page published
+        check_png(report, args.plot)
     if args.html:
         write_html(args.html, report, gguf, force=args.force, groups=groups)
     if args.plot:

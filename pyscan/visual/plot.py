@@ -8,6 +8,7 @@ must not be read as mathtext (an error, or a formula).
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from typing import TYPE_CHECKING
 
@@ -107,15 +108,22 @@ def render_figure(heatmap: Heatmap, title: str) -> Figure:
     return fig
 
 
+def check_png(report: FileReport | DiffReport, path: str | os.PathLike[str]) -> None:
+    """Raise the PyscanError write_png would: before anything is written (--html with --plot publishes neither)."""
+    if importlib.util.find_spec("matplotlib") is None:
+        raise PyscanError(None, "--plot needs matplotlib: pip install 'pyscan[plot]'", "usage")
+    too_many = too_many_for_a_map(len(report.tensors))
+    if too_many is not None:
+        raise PyscanError(os.fspath(path), f"no map drawn: {too_many}", "usage")
+
+
 def write_png(report: FileReport | DiffReport, path: str | os.PathLike[str], force: bool = False) -> None:
     """Write the precision map (or a diff's difference map) to path as a PNG, atomically."""
+    check_png(report, path)
     try:
         from matplotlib.backends.backend_agg import FigureCanvasAgg
     except ImportError:
         raise PyscanError(None, "--plot needs matplotlib: pip install 'pyscan[plot]'", "usage") from None
-    too_many = too_many_for_a_map(len(report.tensors))
-    if too_many is not None:
-        raise PyscanError(os.fspath(path), f"no map drawn: {too_many}", "usage")
     if isinstance(report, DiffReport):
         heatmap, title = diff_heatmap(report), f"pyscan diff: {report.summary}"
     else:
