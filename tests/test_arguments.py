@@ -93,3 +93,38 @@ def test_group_size_numpy_integer_is_an_int(model: Path, tmp_path: Path) -> None
 def test_mode_names_must_be_strings(name: str) -> None:
     with pytest.raises(TypeError, match=rf"^{name} must be a string, not int"):
         pyscan.parse_mode(**{name: 16})
+
+
+WRONG_REWRITE_ARGUMENTS = [
+    ("mode", "truncate bf16"),
+    ("mode", ("truncate", "bf16")),
+    ("in_place", "no"),
+    ("in_place", 1),
+    ("force", "yes"),
+    ("durable", 1),
+    ("include", 5),
+    ("exclude", [b"w"]),
+    ("output", 5),
+    ("progress", "print"),
+]
+
+
+@pytest.mark.parametrize(("name", "value"), WRONG_REWRITE_ARGUMENTS)
+@pytest.mark.parametrize("in_place", [False, True])
+def test_rewrite_file_arguments_of_the_wrong_type(model: Path, name: str, value: Any, in_place: bool) -> None:
+    """TypeError naming the argument, at the call: the file is not opened (in place: not written)."""
+    given: dict[str, Any] = {"mode": pyscan.parse_mode(truncate="bf16"), "in_place": in_place, name: value}
+    before, stamp = model.read_bytes(), model.stat().st_mtime_ns
+    with pytest.raises(TypeError, match=rf"^{name} must be "):
+        pyscan.rewrite_file(model, **given)
+    assert model.read_bytes() == before and model.stat().st_mtime_ns == stamp
+
+
+def test_rewrite_file_path_of_the_wrong_type() -> None:
+    with pytest.raises(TypeError, match=r"^path must be a str or an os.PathLike, not int"):
+        pyscan.rewrite_file(3, pyscan.parse_mode(truncate="bf16"))  # type: ignore[arg-type]  # not fd 3
+
+
+def test_rewrite_file_one_glob_string_still_works(model: Path) -> None:
+    report = pyscan.rewrite_file(model, pyscan.parse_mode(truncate="bf16"), include="w", exclude=["x*"])
+    assert report.dry_run

@@ -55,7 +55,16 @@ def rewrite_file(
     progress, if given, is called with the bytes of each rewritten chunk; the total is
     4 * (elements of the chosen F32 tensors), see select_targets.
     """
+    # every argument is checked before the file is opened (a wrong type: TypeError, naming it)
+    path = arguments.path("path", path)
+    if not isinstance(mode, RewriteMode):
+        raise TypeError(f"mode must be a pyscan.RewriteMode (see pyscan.parse_mode), not {type(mode).__name__}")
+    output = None if output is None else arguments.path("output", output)
+    in_place, force = arguments.flag("in_place", in_place), arguments.flag("force", force)
+    durable = arguments.flag("durable", durable)
+    include, exclude = arguments.patterns("include", include), arguments.patterns("exclude", exclude)
     threads = arguments.threads(threads)
+    arguments.callback("progress", progress)
     if output is not None and in_place:
         raise PyscanError(None, "choose either -o OUT or --in-place", "usage")
     with open_model(path, writable=in_place) as model:
