@@ -10,9 +10,10 @@ import tempfile
 from pathlib import Path
 
 import gguf
+import numpy as np
 import pytest
 from cli_runner import pyscan_cli
-from models import write_mixed
+from models import write, write_mixed
 
 from pyscan.demo import write_tinyllama_like
 
@@ -261,6 +262,34 @@ def test_usage_errors_are_one_line(args: list[str]) -> None:
     result = pyscan_cli(*args)
     assert result.returncode == 2 and len(result.stderr.splitlines()) == 1, result.stderr
     assert "error:" in result.stderr and "--help)" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("options", "usage"),
+    [(["-q", "diff"], "pyscan diff A B [options]"), (["--json", "diff"], "pyscan diff A B [options]"),
+     (["--threads", "1", "eval"], "pyscan eval BASE CANDIDATE... [options]"),
+     (["-q", "experiment"], "pyscan experiment MODEL [options]")],
+)  # fmt: skip
+def test_a_subcommand_after_an_option_is_refused(tinyllama: Path, options: list[str], usage: str) -> None:
+    """`pyscan -q diff A A` scanned "diff" as a file and exited 1, diff's "different"; now a usage error."""
+    result = pyscan_cli(*options, str(tinyllama), str(tinyllama))
+    assert result.returncode == 2 and result.stdout == "", result
+    assert result.stderr.splitlines() == [f"pyscan: {options[-1]}: a subcommand comes first: {usage}"]
+
+
+def test_a_file_named_like_a_subcommand_is_still_scanned(tmp_path: Path) -> None:
+    write(tmp_path / "diff", [("w", np.arange(64, dtype=np.float32).reshape(2, 32), None)])
+
+    def in_its_folder(*words: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "pyscan", *words], capture_output=True, text=True, check=False,
+                              cwd=tmp_path)  # fmt: skip
+
+    assert in_its_folder("-q", "diff").returncode == 0
+    result = in_its_folder("--json", "diff")
+    assert result.returncode == 0 and json.loads(result.stdout)["n_tensors"] == 1, result
+    # an option's value is not a file name: `--include diff` takes the word, the file comes next
+    result = pyscan_cli("--include", "w*", "--exclude", "diff", str(tmp_path / "diff"))
+    assert result.returncode == 0, result
 
 
 def test_help_names_diff_and_repeats_no_section() -> None:

@@ -25,6 +25,7 @@ from pyscan.cli.options import (
     add_tensor_globs,
     check_outputs,
     file_name,
+    misplaced_subcommand,
     redirect_into_named_file,
     write_pictures,
 )
@@ -325,6 +326,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return main_experiment(arguments[1:])
     parser = build_parser()
+    misplaced = misplaced_subcommand(parser, arguments)
+    if misplaced is not None:  # `pyscan -q diff A B` would scan "diff" as a file, and exit 1 as "different"
+        print(f"pyscan: {misplaced}", file=sys.stderr)
+        return EXIT_ERROR
     args = parser.parse_args(arguments)
     return guarded(lambda: run(args, parser))
 

@@ -125,6 +125,24 @@ def redirect_refusal(inputs: Sequence[str], outputs: Sequence[str] = ()) -> str 
 
 
 SUBCOMMANDS = ("diff", "eval", "experiment")
+SUBCOMMAND_OPERANDS = {"diff": "A B", "eval": "BASE CANDIDATE...", "experiment": "MODEL"}
+
+
+def misplaced_subcommand(parser: argparse.ArgumentParser, arguments: Sequence[str]) -> str | None:
+    """The refusal for a subcommand named after an option (`pyscan -q diff A B`), else None.
+
+    The scan's parser says which words are files (`--include diff`: a value, not a file); only the
+    first file counts, and a file of that name that exists is scanned (`pyscan -q diff` with ./diff).
+    """
+    if not any(word in SUBCOMMANDS for word in arguments[1:]):  # the common case: no second parse
+        return None
+    paths = parser.parse_known_args(arguments)[0].paths
+    first = paths[0] if paths else None
+    if first not in SUBCOMMANDS or os.path.lexists(first):
+        return None
+    if "--" in arguments[: arguments.index(first)]:  # `pyscan -q -- diff`: a file name by request
+        return None
+    return f"{first}: a subcommand comes first: pyscan {first} {SUBCOMMAND_OPERANDS[first]} [options]"
 
 
 def redirect_into_named_file(arguments: Sequence[str]) -> bool:
