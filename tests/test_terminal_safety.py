@@ -77,6 +77,33 @@ def test_diff_and_batch_lines_are_escaped(tmp_path: Path) -> None:
     assert_terminal_safe(result)
 
 
+RAW = ("\x1b", "\x07", "\r", "\u202e")  # what a page must not hold raw: `cat page.html` runs them, U+202E reverses text
+
+
+def test_pages_escape_names_as_the_text_report_does(tmp_path: Path) -> None:
+    a, b = evil_model(tmp_path / "a.gguf"), evil_model(tmp_path / "b.gguf", scale=0.5)
+    scan_page, diff_page = tmp_path / "scan.html", tmp_path / "diff.html"
+    assert cli(str(a), "--html", str(scan_page), "-q").returncode == 0
+    assert cli("diff", str(a), str(b), "--html", str(diff_page)).returncode == 1
+    for page in (scan_page, diff_page):
+        text = page.read_text()
+        assert not [ch for ch in RAW if ch in text], page.name
+        assert "forged line" not in "".join(line for line in text.splitlines() if line.startswith("forged"))
+        assert "\\x1b[2J" in text and "\\u202e" in text  # shown, escaped, not dropped
+    assert "\\x1b[31mred\\x1b[0m\\r\\nVerdict: fake (llama\\x1b[5m)" in scan_page.read_text()  # the model line
+
+
+def test_plot_labels_are_escaped(tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    import pyscan
+    from pyscan.visual.cells import scan_heatmap
+    from pyscan.visual.plot import render_figure
+
+    figure = render_figure(scan_heatmap(pyscan.scan(str(evil_model(tmp_path / "a.gguf")))), "t")
+    labels = [t.get_text() for ax in figure.axes for t in [*ax.get_xticklabels(), *ax.get_yticklabels()]]
+    assert any("\\x1b" in label for label in labels) and not [ch for ch in RAW if ch in "".join(labels)]
+
+
 def test_error_lines_are_escaped(tmp_path: Path) -> None:
     bad = tmp_path / "bad.gguf"
     bad.write_bytes(

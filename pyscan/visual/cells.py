@@ -24,6 +24,7 @@ from pyscan.diff.compare import (
 from pyscan.formatting import PRECISION_COLUMNS, percent, shape_text
 from pyscan.scan.groups import TensorGroup, name_pattern
 from pyscan.scan.report import FileReport, TensorReport
+from pyscan.text import printable
 from pyscan.visual import colors
 from pyscan.visual.grid import Grid, build_grid
 
@@ -69,7 +70,7 @@ def short_percent(fraction: float) -> str:
 
 
 def _names(items: Sequence[T], name: Callable[[T], str]) -> list[str]:
-    names = [name(t) for t in items[:MAX_TOOLTIP_NAMES]]
+    names = [printable(name(t)) for t in items[:MAX_TOOLTIP_NAMES]]  # a name's newline is no tooltip line
     if len(items) > MAX_TOOLTIP_NAMES:
         names.append(f"... and {len(items) - MAX_TOOLTIP_NAMES:,} more")
     return names
@@ -229,7 +230,7 @@ def _share(t: TensorDiff) -> float:
 
 def _diff_cell(tensors: list[TensorDiff]) -> Cell:
     key = min((_style_key(t) for t in tensors), key=list(DIFF_STYLES).index)
-    lines = [line for t in tensors[:MAX_TOOLTIP_NAMES] for line in (t.name, "  " + _diff_line(t))]
+    lines = [line for t in tensors[:MAX_TOOLTIP_NAMES] for line in (printable(t.name), "  " + _diff_line(t))]
     if len(tensors) > MAX_TOOLTIP_NAMES:
         lines.append(f"... and {len(tensors) - MAX_TOOLTIP_NAMES:,} more")
     if key != DIFFERENT:

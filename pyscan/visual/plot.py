@@ -51,7 +51,9 @@ def _draw_cells(ax: Axes, heatmap: Heatmap) -> None:
     ax.set_xlim(0, max(1, len(grid.columns)))  # an empty map (no tensors) still gets a valid axis
     ax.set_ylim(max(1, len(grid.rows)), 0)  # first row on top, as on the page
     ax.set_xticks([c + 0.5 for c in range(len(grid.columns))])
-    ax.set_xticklabels([c[:MAX_LABEL] for c in grid.columns], rotation=45, ha="left", fontsize=7, parse_math=False)
+    ax.set_xticklabels(
+        [printable(c)[:MAX_LABEL] for c in grid.columns], rotation=45, ha="left", fontsize=7, parse_math=False
+    )
     ax.xaxis.tick_top()
     ax.set_yticks([r + 0.5 for r in range(len(grid.rows))])
     ax.set_yticklabels([_row_label(r) for r in grid.rows], fontsize=7, parse_math=False)
@@ -87,7 +89,7 @@ def _draw_legend(fig: Figure, heatmap: Heatmap, bottom: float) -> None:
 
 
 def _row_label(row: str) -> str:
-    return "non-layer" if row == NON_LAYER else row[:MAX_LABEL]
+    return "non-layer" if row == NON_LAYER else printable(row)[:MAX_LABEL]  # escaped as on the page
 
 
 def render_figure(heatmap: Heatmap, title: str) -> Figure:

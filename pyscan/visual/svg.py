@@ -11,6 +11,7 @@ import html
 import math
 from collections.abc import Sequence
 
+from pyscan.text import printable
 from pyscan.visual.cells import Heatmap
 from pyscan.visual.colors import text_color
 from pyscan.visual.grid import NON_LAYER
@@ -24,12 +25,14 @@ EMPTY = "#c9ced4"  # the outline of a slot with no tensor: unlike any fill
 
 
 def esc(text: object) -> str:
-    """For a page: HTML-escaped, and the undecodable bytes of a file name (lone surrogates, which no
-    UTF-8 page can hold: writing it failed) shown as the text report shows them, \\udcff."""
-    shown = str(text)
-    if not shown.isascii():  # (the common case skips the round trip: a page may hold 200,000 names)
-        shown = shown.encode("utf-8", "backslashreplace").decode("utf-8")
-    return html.escape(shown, quote=True)
+    """For a page: control characters escaped as the text report escapes them (pyscan.text.printable:
+    ESC, newlines, bidi overrides, lone surrogates, ...), then HTML-escaped."""
+    return html.escape(printable(str(text)), quote=True)
+
+
+def esc_lines(text: str) -> str:
+    """esc for a tooltip: its newlines are kept, each line escaped (names' own newlines were escaped in cells)."""
+    return "\n".join(map(esc, text.split("\n")))
 
 
 def cut(text: str, limit: int) -> str:
@@ -42,8 +45,8 @@ def _num(x: float) -> str:
 
 def heatmap_svg(heatmap: Heatmap, caption: str) -> str:
     grid = heatmap.grid
-    row_labels = ["non-layer" if r == NON_LAYER else cut(r, MAX_LABEL) for r in grid.rows]
-    col_labels = [cut(c, MAX_LABEL) for c in grid.columns]
+    row_labels = ["non-layer" if r == NON_LAYER else cut(printable(r), MAX_LABEL) for r in grid.rows]
+    col_labels = [cut(printable(c), MAX_LABEL) for c in grid.columns]  # escaped before cut and measured
     label_w = 12 + CHAR_W * max((len(s) for s in row_labels), default=4)
     # Column labels are drawn at -45 degrees: they need height and spill right by the same amount.
     header_h = 14 + CHAR_W * max((len(s) for s in col_labels), default=4) * math.sqrt(0.5)
@@ -89,7 +92,7 @@ def heatmap_svg(heatmap: Heatmap, caption: str) -> str:
                     )
                 continue
             out.append(
-                f'<g class="cell"><title>{esc(cell.tooltip)}</title>'
+                f'<g class="cell"><title>{esc_lines(cell.tooltip)}</title>'
                 f'<rect x="{left}" width="{CELL_W}" height="{CELL_H}" rx="2" fill="{esc(cell.fill)}"/>'
                 f'<text x="{_num(x_of(c) + CELL_W / 2)}" y="{CELL_H - 5}" text-anchor="middle" '
                 f'fill="{text_color(cell.fill)}">{esc(cut(cell.label, MAX_CELL_LABEL))}</text></g>'
