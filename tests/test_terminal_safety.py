@@ -104,6 +104,25 @@ def test_plot_labels_are_escaped(tmp_path: Path) -> None:
     assert any("\\x1b" in label for label in labels) and not [ch for ch in RAW if ch in "".join(labels)]
 
 
+@pytest.mark.parametrize("architecture", ["llama", "arch\n" * 1000])
+def test_a_long_model_name_is_one_cut_line(tmp_path: Path, architecture: str) -> None:
+    words = np.zeros(64, dtype="<f4").tobytes()
+    name = "\x1b[2J" + "name\n" * 1000  # 5,004 characters
+    model = tmp_path / "long.gguf"
+    model.write_bytes(
+        gb.build_bytes(
+            [gb.kv("general.architecture", gb.STRING, architecture), gb.kv("general.name", gb.STRING, name)],
+            [Tensor("ok.weight", [64], gb.F32, data=words)],
+        )
+    )
+    result = cli(str(model))
+    assert result.returncode == 0, result.stderr
+    assert_terminal_safe(result)
+    [line] = [line for line in result.stdout.splitlines() if line.startswith("  model: ")]
+    assert line.startswith("  model: \\x1b[2Jname\\nname") and "… (6,007 characters)" in line  # escaped length
+    assert len(line) <= 320 * (1 if architecture == "llama" else 2), len(line)  # 256 per string; was 5,030
+
+
 def test_error_lines_are_escaped(tmp_path: Path) -> None:
     bad = tmp_path / "bad.gguf"
     bad.write_bytes(

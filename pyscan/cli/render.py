@@ -6,12 +6,21 @@ import os
 import sys
 import textwrap
 
-from pyscan.formatting import PRECISION_COLUMNS, human_size, percent, plural, shape_text, table, terminal_text
+from pyscan.formatting import (
+    CELL_LIMIT,
+    PRECISION_COLUMNS,
+    human_size,
+    percent,
+    plural,
+    shape_text,
+    table,
+    terminal_text,
+)
 from pyscan.rewrite.engine import RewriteReport
 from pyscan.scan.groups import TensorGroup, group_tensors
 from pyscan.scan.report import FileReport, TensorReport
 from pyscan.scan.verdict import verdict
-from pyscan.text import printable
+from pyscan.text import printable, shorten
 
 NOT_A_TERMINAL_WIDTH = 100  # a report piped to a file or a pager is still read by people
 MIN_WIDTH = 40
@@ -39,6 +48,11 @@ def paragraph(text: str, width: int, first: str = "") -> list[str]:
     return textwrap.wrap(printable(first + text), width=width, break_long_words=False, break_on_hyphens=False)
 
 
+def _from_file(text: str | None) -> str:
+    """A string from the file on a header line: escaped, and cut as table cells are."""
+    return shorten(printable(text or "?"), CELL_LIMIT)
+
+
 def render(
     report: FileReport,
     per_tensor: bool = False,
@@ -61,7 +75,7 @@ def render(
         + f"{human_size(report.size)}, {plural(report.n_tensors, 'tensor')}, {plural(report.n_kv, 'metadata key')}"
     )
     if report.architecture or report.model_name:
-        out.append(f"  model: {report.model_name or '?'} (architecture {report.architecture or '?'})")
+        out.append(f"  model: {_from_file(report.model_name)} (architecture {_from_file(report.architecture)})")
     timing = f" in {elapsed * 1000:.1f} ms" if elapsed is not None else ""
     out.append(f"  scanned {plural(len(report.scanned()), 'float tensor')} with the {report.kernel} kernel{timing}")
 
