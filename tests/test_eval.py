@@ -668,7 +668,8 @@ def test_names_reach_the_terminal_and_the_page_escaped(gemma: Path, tmp_path: Pa
     assert "\x1b" not in done.stdout and "\x07" not in done.stdout and "\udcff" not in done.stdout
     assert "e\\x1b[31mRED\\x07.gguf" in done.stdout and "t\\x1b]0;title\\x07\\udcff.txt" in done.stdout
     html = page.read_bytes().decode("utf-8")  # (it was an internal error: a lone surrogate is no UTF-8)
-    assert "title\x07\\udcff.txt" in html  # the byte shown as the text report shows it
+    assert "\x1b" not in html and "\x07" not in html  # the page escapes control characters as the report does
+    assert "t\\x1b]0;title\\x07\\udcff.txt" in html  # and the byte 0xFF too
 
 
 def test_a_prompt_that_cannot_be_generated_is_refused_before_scoring(gemma: Path, tmp_path: Path) -> None:
