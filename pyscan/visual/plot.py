@@ -110,10 +110,13 @@ def render_figure(heatmap: Heatmap, title: str) -> Figure:
     return fig
 
 
+NO_MATPLOTLIB = "--plot needs matplotlib: pip install 'pyscan[plot]'"
+
+
 def check_png(report: FileReport | DiffReport, path: str | os.PathLike[str]) -> None:
     """Raise the PyscanError write_png would: before anything is written (--html with --plot publishes neither)."""
     if importlib.util.find_spec("matplotlib") is None:
-        raise PyscanError(None, "--plot needs matplotlib: pip install 'pyscan[plot]'", "usage")
+        raise PyscanError(None, NO_MATPLOTLIB, "usage")
     too_many = too_many_for_a_map(len(report.tensors))
     if too_many is not None:
         raise PyscanError(os.fspath(path), f"no map drawn: {too_many}", "usage")
@@ -124,8 +127,8 @@ def write_png(report: FileReport | DiffReport, path: str | os.PathLike[str], for
     check_png(report, path)
     try:
         from matplotlib.backends.backend_agg import FigureCanvasAgg
-    except ImportError:
-        raise PyscanError(None, "--plot needs matplotlib: pip install 'pyscan[plot]'", "usage") from None
+    except ImportError:  # found by check_png, yet broken
+        raise PyscanError(None, NO_MATPLOTLIB, "usage") from None
     if isinstance(report, DiffReport):
         heatmap, title = diff_heatmap(report), f"pyscan diff: {report.summary}"
     else:
